@@ -1,0 +1,315 @@
+"""Audio input: turn a file or uploaded bytes into 16 kHz mono float32 samples, or say why not.
+
+`load_audio` is the one way SER Lab reads audio (corpus extraction, the CLI and the app all use
+it). It decodes WAV/FLAC/OGG/MP3 (and AIFF, AU, CAF, W64, RF64) with libsndfile through
+`soundfile` (MP3 needs libsndfile >= 1.1, i.e. soundfile >= 0.12, which bundles it), mixes to
+mono, resamples to 16 kHz with soxr (HQ) and cuts at `max_seconds` (the paper cuts utterances at
+14 s). libsndfile only reads: nothing is ever written next to the input, and nothing is handed to
+an external program, so a hostile file cannot make the loader hang on a subprocess.
+
+Every way audio can be unusable raises a specific `ser_lab.errors.AudioError` whose message names
+the file (or "uploaded bytes") and what was found. The checks, in order:
+
+1. `TooLargeAudioError`: more than `max_bytes` (file size or len(bytes)); nothing is decoded.
+2. `EmptyAudioError`: zero bytes.
+3. `UnreadableAudioError`: missing file, not audio, corrupt, truncated WAV, a container outside
+   `SUPPORTED_FORMATS`, or an absurd header (sample rate / channel count). Any decoder exception
+   becomes this error; nothing else escapes (a Hypothesis test feeds arbitrary bytes).
+4. `TooLongAudioError`: declared duration (from the header, before decoding) > `max_input_seconds`.
+5. `EmptyAudioError`: a valid header with no samples.
+6. `InvalidSamplesError`: NaN or infinite samples (possible in float WAVs).
+7. `TooShortAudioError`: less than `min_seconds` of signal.
+8. `SilentAudioError`: after removing the mean (so pure DC counts as silent), the peak absolute
+   value is below `SILENCE_PEAK` = 1e-4 of full scale (-80 dBFS). That is below one 16-bit step
+   (3.05e-5 is the step, so a 16-bit file of +-1 LSB dither is silent) and far below any speech.
+
+Integer PCM (unsigned 8-bit, 16, 24, 32) decodes to [-1, 1); float files keep their values
+(libsndfile does not rescale them; values beyond +-1 are kept, not clipped, since the features
+are log-compressed and normalised afterwards).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import struct
+from dataclasses import dataclass
+from io import BytesIO
+from pathlib import Path
+
+import numpy as np
+
+from ser_lab.errors import (
+    ConfigError,
+    EmptyAudioError,
+    InvalidSamplesError,
+    SilentAudioError,
+    TooLargeAudioError,
+    TooLongAudioError,
+    TooShortAudioError,
+    UnreadableAudioError,
+)
+
+SAMPLE_RATE = 16000
+MAX_SECONDS = 14.0
+MIN_SECONDS = 0.5
+# Peak |x - mean(x)| below this (full scale = 1.0) counts as silence: -80 dBFS.
+SILENCE_PEAK = 1e-4
+# Containers we accept (libsndfile major format names). Others libsndfile could parse (MAT5, SD2,
+# XI, ...) are refused: nobody records speech in them and their parsers are a needless risk.
+SUPPORTED_FORMATS = frozenset(
+    {"WAV", "WAVEX", "RF64", "W64", "FLAC", "OGG", "MP3", "AIFF", "AU", "CAF"}
+)
+# Sanity limits on what a header may claim; a corrupt header beyond them is "unreadable".
+MIN_SAMPLE_RATE = 1000
+MAX_SAMPLE_RATE = 768000
+MAX_CHANNELS = 64
+# A WAV whose data chunk claims more than this many bytes beyond the end of the file is truncated.
+_WAV_TRUNCATION_SLACK = 64
+_BLOCK_FRAMES = 65536
+_HEADER_PEEK = 65536
+
+Source = str | Path | bytes
+
+
+@dataclass
+class Clip:
+    """Decoded audio, ready for feature extraction."""
+
+    samples: np.ndarray  # (n,) float32 mono at `sample_rate`
+    sample_rate: int  # always SAMPLE_RATE
+    duration: float  # seconds, after the cut at max_seconds
+    truncated: bool  # True when the input was longer than max_seconds and was cut
+    original_sample_rate: int
+    original_channels: int
+    original_duration: float  # seconds, of the whole input (header value when cut)
+    format: str = ""  # container as libsndfile names it ("WAV", "FLAC", "MP3", ...)
+
+
+def load_audio(
+    source: Source,
+    *,
+    max_seconds: float = MAX_SECONDS,
+    min_seconds: float = MIN_SECONDS,
+    max_bytes: int | None = None,
+    max_input_seconds: float | None = None,
+) -> Clip:
+    """Decode `source` (a path or the bytes of an uploaded file) to a 16 kHz mono `Clip`.
+
+    Raises a subclass of `AudioError` for unusable audio (see the module docstring) and
+    `ConfigError` for inconsistent limits.
+    """
+    _check_limits(max_seconds, min_seconds, max_bytes, max_input_seconds)
+    name, size = _describe(source)
+    if max_bytes is not None and size > max_bytes:
+        raise TooLargeAudioError(
+            f"{name}: {size} bytes is more than the limit of {max_bytes} bytes"
+        )
+    if size == 0:
+        raise EmptyAudioError(f"{name}: the file is empty (0 bytes)")
+    _check_wav_not_truncated(source, name, size)
+
+    mono, info = _decode(source, name, max_seconds, max_input_seconds)
+    sr = info["sample_rate"]
+    if mono.size == 0:
+        raise EmptyAudioError(f"{name}: the audio holds no samples")
+    if not np.isfinite(mono).all():
+        bad = int(np.count_nonzero(~np.isfinite(mono)))
+        raise InvalidSamplesError(f"{name}: {bad} sample(s) are NaN or infinite")
+    seconds = mono.size / sr
+    if seconds < min_seconds:
+        raise TooShortAudioError(
+            f"{name}: {seconds:.3f} s of audio is shorter than the minimum of {min_seconds} s"
+        )
+    _check_not_silent(mono, name)
+
+    samples = _resample(mono, sr)
+    max_samples = round(max_seconds * SAMPLE_RATE)
+    samples = np.ascontiguousarray(samples[:max_samples], dtype=np.float32)
+    return Clip(
+        samples=samples,
+        sample_rate=SAMPLE_RATE,
+        duration=samples.size / SAMPLE_RATE,
+        truncated=info["truncated"],
+        original_sample_rate=sr,
+        original_channels=info["channels"],
+        original_duration=info["original_duration"],
+        format=info["format"],
+    )
+
+
+def audio_fingerprint(source: Source) -> str:
+    """SHA-256 (hex) of the file's bytes: the content key of the feature cache."""
+    h = hashlib.sha256()
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        h.update(source)
+        return h.hexdigest()
+    name, _ = _describe(source)
+    try:
+        with open(source, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    except OSError as exc:
+        raise UnreadableAudioError(f"{name}: cannot read the file ({exc.strerror or exc})") from exc
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _check_limits(
+    max_seconds: float, min_seconds: float, max_bytes: int | None, max_input_seconds: float | None
+) -> None:
+    if not max_seconds > 0:
+        raise ConfigError(f"max_seconds must be > 0, got {max_seconds}")
+    if not 0 <= min_seconds <= max_seconds:
+        raise ConfigError(
+            f"min_seconds must be in [0, max_seconds={max_seconds}], got {min_seconds}"
+        )
+    if max_bytes is not None and max_bytes < 0:
+        raise ConfigError(f"max_bytes must be >= 0, got {max_bytes}")
+    if max_input_seconds is not None and not max_input_seconds > 0:
+        raise ConfigError(f"max_input_seconds must be > 0, got {max_input_seconds}")
+
+
+def _describe(source: Source) -> tuple[str, int]:
+    """A name for messages and the size in bytes; a missing path is unreadable."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return "uploaded bytes", len(source)
+    if not isinstance(source, (str, Path)):
+        raise TypeError(f"audio source must be a path or bytes, got {type(source).__name__}")
+    name = f"'{source}'"
+    try:
+        st = os.stat(source)
+    except FileNotFoundError as exc:
+        raise UnreadableAudioError(f"{name}: no such file") from exc
+    except OSError as exc:
+        raise UnreadableAudioError(f"{name}: cannot read the file ({exc.strerror or exc})") from exc
+    if not os.path.isfile(source):
+        raise UnreadableAudioError(f"{name}: not a regular file")
+    return name, st.st_size
+
+
+def _check_wav_not_truncated(source: Source, name: str, size: int) -> None:
+    """Refuse a RIFF/WAVE file whose data chunk claims more bytes than the file holds.
+
+    libsndfile quietly shortens such files to what is there; a cut-off upload or copy should be
+    reported instead. Sizes 0 and 0xFFFFFFFF (streaming writers that never fixed the header)
+    are accepted.
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        head = bytes(source[:_HEADER_PEEK])
+    else:
+        try:
+            with open(source, "rb") as f:
+                head = f.read(_HEADER_PEEK)
+        except OSError as exc:
+            raise UnreadableAudioError(f"{name}: cannot read the file ({exc})") from exc
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return
+    pos = 12
+    while pos + 8 <= len(head):
+        chunk_id = head[pos : pos + 4]
+        (chunk_size,) = struct.unpack("<I", head[pos + 4 : pos + 8])
+        if chunk_id == b"data":
+            available = size - (pos + 8)
+            if chunk_size not in (0, 0xFFFFFFFF) and chunk_size - available > _WAV_TRUNCATION_SLACK:
+                raise UnreadableAudioError(
+                    f"{name}: truncated WAV: the header declares {chunk_size} bytes of audio but "
+                    f"the file holds only {max(available, 0)}"
+                )
+            return
+        pos += 8 + chunk_size + (chunk_size & 1)
+
+
+def _decode(
+    source: Source, name: str, max_seconds: float, max_input_seconds: float | None
+) -> tuple[np.ndarray, dict]:
+    """Read at most `max_seconds` of audio, mixed to mono, at the file's own rate.
+
+    Reads block by block and mixes each block at once, so memory stays at one mono buffer
+    however many channels or however long the file claims to be.
+    """
+    import soundfile as sf
+
+    is_bytes = isinstance(source, (bytes, bytearray, memoryview))
+    handle = BytesIO(bytes(source)) if is_bytes else str(source)
+    try:
+        with sf.SoundFile(handle) as f:
+            fmt, sr, channels, frames = f.format, int(f.samplerate), int(f.channels), int(f.frames)
+            _check_header(name, fmt, sr, channels)
+            declared = frames / sr if frames > 0 else None
+            too_long = max_input_seconds is not None and (declared or 0.0) > max_input_seconds
+            if too_long:
+                raise TooLongAudioError(
+                    f"{name}: {declared:.1f} s is longer than the limit of {max_input_seconds} s"
+                )
+            limit = math.ceil(max_seconds * sr)
+            mono = np.empty(min(frames, limit) if frames > 0 else 0, dtype=np.float32)
+            n = 0
+            while n < limit:
+                block = f.read(min(_BLOCK_FRAMES, limit - n), dtype="float32", always_2d=True)
+                if block.shape[0] == 0:
+                    break
+                mixed = block.mean(axis=1, dtype=np.float32) if channels > 1 else block[:, 0]
+                if n + mixed.size > mono.size:
+                    mono = np.resize(mono, max(n + mixed.size, 2 * mono.size))
+                mono[n : n + mixed.size] = mixed
+                n += mixed.size
+            truncated = n >= limit and f.read(1, dtype="float32").shape[0] > 0
+    except (TooLongAudioError, UnreadableAudioError):
+        raise
+    except Exception as exc:  # any decoder failure: corrupt, not audio, unsupported codec
+        raise UnreadableAudioError(f"{name}: not readable as audio ({_short(exc)})") from exc
+    mono = mono[:n]
+    # When cut, the header says how long the whole input is (a lower bound if it does not).
+    original = max(declared or 0.0, n / sr) if truncated else n / sr
+    info = {
+        "format": fmt,
+        "sample_rate": sr,
+        "channels": channels,
+        "truncated": bool(truncated),
+        "original_duration": original,
+    }
+    return mono, info
+
+
+def _check_header(name: str, fmt: str, sr: int, channels: int) -> None:
+    if fmt not in SUPPORTED_FORMATS:
+        raise UnreadableAudioError(
+            f"{name}: unsupported container {fmt!r} "
+            f"(supported: {', '.join(sorted(SUPPORTED_FORMATS))})"
+        )
+    if not MIN_SAMPLE_RATE <= sr <= MAX_SAMPLE_RATE:
+        raise UnreadableAudioError(
+            f"{name}: sample rate {sr} Hz is outside {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz"
+        )
+    if not 1 <= channels <= MAX_CHANNELS:
+        raise UnreadableAudioError(f"{name}: {channels} channels (at most {MAX_CHANNELS} allowed)")
+
+
+def _check_not_silent(mono: np.ndarray, name: str) -> None:
+    centred_peak = float(np.max(np.abs(mono - mono.mean(dtype=np.float64))))
+    if centred_peak < SILENCE_PEAK:
+        raise SilentAudioError(
+            f"{name}: the signal is silent or constant (peak {centred_peak:.2e} around its mean, "
+            f"threshold {SILENCE_PEAK:g} of full scale)"
+        )
+
+
+def _resample(mono: np.ndarray, sr: int) -> np.ndarray:
+    """Resample to SAMPLE_RATE with soxr (high quality, a few ms for 14 s of audio)."""
+    if sr == SAMPLE_RATE:
+        return mono
+    import soxr
+
+    return soxr.resample(mono, sr, SAMPLE_RATE, quality="HQ")
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    # libsndfile messages start with "Error opening <object ...>: "; keep the reason only.
+    if ": " in text and text.startswith("Error opening"):
+        text = text.split(": ", 1)[1]
+    return text[:200]

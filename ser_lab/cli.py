@@ -1,0 +1,317 @@
+"""The command line: `python -m ser_lab <command> ...`.
+
+Every command is a thin wrapper over the library (the app calls the same functions). Errors a
+user can cause are printed as one line, `error: ...`, with exit status 2 — never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from ser_lab.errors import SerLabError
+
+
+class ProgressBar:
+    """A one-line text progress bar on stderr (no dependency; redraws at most 10 times a second)."""
+
+    def __init__(self, label: str, stream=None) -> None:
+        self.label, self.stream = label, stream or sys.stderr
+        self.start = time.time()
+        self.last = 0.0
+
+    def update(self, done: float, total: float, extra: str = "") -> None:
+        now = time.time()
+        if now - self.last < 0.1 and done < total:
+            return
+        self.last = now
+        frac = done / total if total else 1.0
+        elapsed = now - self.start
+        eta = elapsed / frac - elapsed if frac > 0 else 0.0
+        bar = "#" * int(30 * frac) + "-" * (30 - int(30 * frac))
+        self.stream.write(
+            f"\r{self.label} [{bar}] {100 * frac:5.1f}% {elapsed:6.0f}s elapsed, ETA {eta:5.0f}s {extra}"
+        )
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.write("\n")
+        self.stream.flush()
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def corpus_options(args: argparse.Namespace) -> dict:
+    options = {}
+    if getattr(args, "size", None):
+        options["size"] = args.size
+    if getattr(args, "improvised_only", False):
+        options["improvised_only"] = True
+    return options
+
+
+def cmd_data_describe(args: argparse.Namespace) -> int:
+    from ser_lab.corpora import describe, load_corpus
+
+    manifest = load_corpus(args.corpus, args.root, classes=args.classes, **corpus_options(args))
+    print(describe(manifest))
+    return 0
+
+
+def cmd_data_features(args: argparse.Namespace) -> int:
+    from ser_lab.corpora import load_corpus
+    from ser_lab.features import FeatureCache, FeatureConfig, extract_corpus
+
+    manifest = load_corpus(args.corpus, args.root, classes=args.classes, **corpus_options(args))
+    bar = ProgressBar(f"features ({args.features})")
+    t0 = time.time()
+    result = extract_corpus(
+        manifest, FeatureConfig(kind=args.features), cache=FeatureCache(),
+        workers=args.workers, progress=lambda d, t: bar.update(d, t),
+    )
+    bar.close()
+    frames = sum(len(f) for f in result.features)
+    print(
+        f"{len(result.features)} utterances, {frames} frames, {time.time() - t0:.1f} s; "
+        f"{len(result.manifest.problems)} problems"
+    )
+    for p in result.manifest.problems[:20]:
+        print(f"  {p.path}: {p.reason}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def train_config_from_args(args: argparse.Namespace):
+    from ser_lab.trainer import TrainConfig
+
+    return TrainConfig(
+        corpus=args.corpus,
+        root=str(Path(args.root).resolve()) if args.root else None,
+        corpus_options=corpus_options(args),
+        classes=args.classes,
+        features=args.features,
+        lam=args.lam,
+        alpha=args.alpha,
+        epochs=args.epochs,
+        n_folds=args.folds,
+        folds=args.fold,
+        protocol=args.protocol,
+        seed=args.seed,
+        device=args.device,
+        snapshot_every=args.snapshot_every,
+        workers=args.workers,
+        sweep_id=args.sweep_id,
+        demo=args.demo,
+    ).validate()
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from ser_lab.runs import RunStore
+    from ser_lab.trainer import Interrupted, new_run, train_run
+
+    store = RunStore(Path(args.store) if args.store else None)
+    if args.resume:
+        run = store.get(args.resume)
+    else:
+        run = new_run(train_config_from_args(args), store, name=args.name)
+    print(f"run {run.run_id} in {run.dir}", flush=True)
+    feature_bar = ProgressBar("features")
+    bars: dict = {}
+
+    def on_features(done: int, total: int) -> None:
+        feature_bar.update(done, total)
+
+    def on_progress(event: dict) -> None:
+        bar = bars.setdefault("train", ProgressBar("training"))
+        epochs = run_epochs(run)
+        frac = 1.0 if event.get("epoch_done") else event["batch"] / event["n_batches"]
+        done = event["fold_pos"] * epochs + event["epoch"] - 1 + frac
+        extra = f"fold {event['fold']} epoch {event['epoch']}/{epochs}"
+        if event.get("epoch_done"):
+            m = event["metrics"]
+            bars["last"] = f"{extra} loss {m['total_loss']:.3f} val UA {100 * m['val_UA']:.1f}%"
+        bar.update(done, event["total_epochs"], bars.get("last", extra))
+
+    with run.lock():
+        try:
+            results = train_run(run, progress=on_progress, feature_progress=on_features)
+        except Interrupted:
+            print(f"\ninterrupted: resume with  python -m ser_lab train --resume {run.run_id}")
+            return 130
+        finally:
+            if "train" in bars:
+                bars["train"].close()
+    print(format_results(results))
+    return 0
+
+
+def run_epochs(run) -> int:
+    return int(run.config["train"]["epochs"])
+
+
+def format_results(results: dict) -> str:
+    """The final UA/WA table: one row per fold, then mean ± std and pooled."""
+    labels = results["labels"]
+    head = f"{'fold':>6} {'UA %':>7} {'WA %':>7} " + " ".join(f"{name[:7]:>7}" for name in labels)
+    lines = [head, "-" * len(head)]
+    for r in results["folds"]:
+        recalls = " ".join(f"{100 * r['recall'].get(n, float('nan')):7.1f}" for n in labels)
+        lines.append(f"{r['fold']:>6} {100 * r['UA']:7.2f} {100 * r['WA']:7.2f} {recalls}")
+    m, p = results["mean"], results["pooled"]
+    lines.append("-" * len(head))
+    lines.append(
+        f"{'mean':>6} {100 * m['UA']:7.2f} {100 * m['WA']:7.2f}   (std UA {100 * m['UA_std']:.2f}, WA {100 * m['WA_std']:.2f})"
+    )
+    recalls = " ".join(f"{100 * p['recall'].get(n, float('nan')):7.1f}" for n in labels)
+    lines.append(f"{'pooled':>6} {100 * p['UA']:7.2f} {100 * p['WA']:7.2f} {recalls}")
+    return "\n".join(lines)
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from ser_lab.runs import RunStore
+
+    summaries = RunStore(Path(args.store) if args.store else None).list()
+    if args.json:
+        print(json.dumps([s.__dict__ for s in summaries], default=str, indent=1))
+        return 0
+    if not summaries:
+        print("no runs yet: python -m ser_lab train --corpus synthetic --epochs 3 --folds 2")
+        return 0
+    print(f"{'run id':<44} {'state':<11} {'corpus':<10} {'feat':<5} {'λ':>5} {'α':>4} {'UA %':>6} {'WA %':>6}")
+    for s in summaries:
+        ua = f"{100 * s.UA:6.2f}" if s.UA is not None else "     -"
+        wa = f"{100 * s.WA:6.2f}" if s.WA is not None else "     -"
+        lam = f"{s.lam:5.2f}" if s.lam is not None else "    -"
+        alpha = f"{s.alpha:4.2f}" if s.alpha is not None else "   -"
+        state = s.state + (f" {100 * (s.progress or 0):.0f}%" if s.state == "running" else "")
+        print(f"{s.run_id:<44} {state:<11} {str(s.corpus):<10} {str(s.features):<5} {lam} {alpha} {ua} {wa}")
+        if s.problem or s.error:
+            print(f"{'':<44} ! {s.problem or s.error}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from ser_lab.evaluate import rescore_run
+    from ser_lab.runs import RunStore
+
+    run = RunStore(Path(args.store) if args.store else None).get(args.run)
+    print(format_results(rescore_run(run, device=args.device)))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from ser_lab.inference import Predictor
+    from ser_lab.runs import RunStore
+
+    run = RunStore(Path(args.store) if args.store else None).get(args.run)
+    predictor = Predictor.from_run(run, fold=args.fold, device=args.device)
+    status = 0
+    for clip in args.clips:
+        try:
+            result = predictor.predict(clip, with_projection=False, with_neighbours=False)
+        except SerLabError as exc:
+            print(f"{clip}: error: {exc}")
+            status = 2
+            continue
+        print(f"{clip}: {result.predicted}" + (" (cut at 14 s)" if result.truncated else ""))
+        for name, p, d in zip(result.label_names, result.probabilities, result.center_distances):
+            print(f"  {name:<10} p={p:6.3f}  distance to center {d:7.3f}")
+    return status
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from ser_lab.analysis import compare_runs, format_compare_table
+    from ser_lab.runs import RunStore
+
+    store = RunStore(Path(args.store) if args.store else None)
+    comparison = compare_runs(store.get(args.run_a), store.get(args.run_b))
+    print(format_compare_table(comparison))
+    return 0
+
+
+# ----------------------------------------------------------------------------- parser
+
+
+def add_corpus_args(p: argparse.ArgumentParser) -> None:
+    from ser_lab.corpora import CORPORA
+
+    p.add_argument("--corpus", default="synthetic", choices=CORPORA, help="corpus adapter (default: built-in synthetic)")
+    p.add_argument("--root", default=None, help="corpus folder (not needed for synthetic)")
+    p.add_argument("--classes", default="paper", choices=("paper", "all"), help="4 paper classes or all")
+    p.add_argument("--size", default=None, help="synthetic corpus size: default, small, tiny")
+    p.add_argument("--improvised-only", action="store_true", help="IEMOCAP: improvised sessions only")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m ser_lab", description="SER Lab command line")
+    parser.add_argument("--store", default=None, help="run store folder (default: ./checkpoints or $SER_LAB_CHECKPOINTS)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="corpus tools").add_subparsers(dest="data_command", required=True)
+    p = data.add_parser("describe", help="counts per class and speaker, and problems found")
+    add_corpus_args(p)
+    p.set_defaults(func=cmd_data_describe)
+    p = data.add_parser("features", help="fill the feature cache (progress bar)")
+    add_corpus_args(p)
+    p.add_argument("--features", default="mel", choices=("mel", "stft"))
+    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    p.set_defaults(func=cmd_data_features)
+
+    p = sub.add_parser("train", help="train the CNN-BiGRU (with center loss when --lam > 0)")
+    add_corpus_args(p)
+    p.add_argument("--features", default="mel", choices=("mel", "stft"))
+    p.add_argument("--lam", "--lambda", dest="lam", type=float, default=0.0, help="center loss weight λ (0 = baseline)")
+    p.add_argument("--alpha", type=float, default=0.5, help="center update rate α in [0, 1]")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--folds", type=int, default=5, help="number of folds")
+    p.add_argument("--fold", type=int, action="append", default=None, help="train only this fold (repeatable)")
+    p.add_argument("--protocol", default="speaker", choices=("paper", "speaker", "session"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    p.add_argument("--name", default=None, help="human-readable run name")
+    p.add_argument("--snapshot-every", type=int, default=0, help="save z snapshots every N epochs")
+    p.add_argument("--workers", type=int, default=None, help="feature extraction processes")
+    p.add_argument("--sweep-id", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--demo", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--resume", default=None, metavar="RUN", help="continue a queued or interrupted run")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("runs", help="list runs")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("eval", help="re-score a finished run from its saved models")
+    p.add_argument("run")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("predict", help="class probabilities and center distances for clips")
+    p.add_argument("run")
+    p.add_argument("clips", nargs="+")
+    p.add_argument("--fold", type=int, default=0)
+    p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"))
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("compare", help="accuracy and discriminability of two runs")
+    p.add_argument("run_a")
+    p.add_argument("run_b")
+    p.set_defaults(func=cmd_compare)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except SerLabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,631 @@
+"""Training: the paper's recipe, one fold at a time, into a run folder.
+
+Read top to bottom, this is the recipe:
+  1. load the corpus manifest and its features (from the feature cache after the first pass);
+  2. split it into folds (speaker-independent by default; the paper's stratified protocol and
+     IEMOCAP's leave-one-session-out are options); each fold has train / validation / test;
+  3. per fold: normalise with statistics of the training part only; train the CNN-BiGRU with
+     Adam (lr 3e-4, batch 32) on L = L_s + lambda * L_c, updating the centers after every batch;
+     after every epoch score the validation part and keep the weights of the best validation UA
+     (the test fold is never used to choose anything);
+  4. score the best weights on the test fold, save model, centers and embeddings;
+  5. pool the folds into results.json.
+
+Choices the paper leaves open: the fixed number of epochs (config), model selection on the
+validation UA of a speaker-disjoint validation part of the training part, inverse-frequency
+class weights, log spectrograms normalised per frequency bin, center initialisation from the
+first batch mean (see losses.py). Batches group utterances of similar length (bucketing) so
+little compute is spent on padding; the model masks padding, so results do not depend on it.
+
+A run can be stopped (SIGTERM / Ctrl-C: marked interrupted) or killed (the lock is released by
+the OS; the listing shows it interrupted) and resumed from its last completed epoch: after each
+epoch the fold's full training state is written atomically to fold_k/last.pt.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+
+import numpy as np
+import torch
+
+from ser_lab.errors import ConfigError
+from ser_lab.features import FeatureConfig, NormStats
+from ser_lab.losses import CenterLoss, class_weights, weighted_cross_entropy
+from ser_lab.metrics import scores, scores_from_confusion
+from ser_lab.model import CnnBiGru, ModelConfig, min_frames
+
+PROTOCOLS = ("paper", "speaker", "session")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+@dataclass
+class TrainConfig:
+    corpus: str = "synthetic"
+    root: str | None = None  # corpus folder (None: the built-in synthetic corpus)
+    corpus_options: dict = field(default_factory=dict)  # e.g. {"size": "small"} or {"improvised_only": True}
+    classes: str = "paper"  # "paper" = neutral/angry/happy/sad, "all" = the corpus's own classes
+    features: str = "mel"  # "mel" (128 bands) or "stft" (513 bins)
+    lam: float = 0.0  # lambda, weight of the center loss; 0 = softmax-only baseline
+    alpha: float = 0.5  # center update rate
+    epochs: int = 30
+    n_folds: int = 5
+    folds: list[int] | None = None  # train only these folds (e.g. [0] for a quick run)
+    protocol: str = "speaker"  # "paper" (stratified), "speaker" (speaker-independent), "session"
+    val_fraction: float = 0.15
+    seed: int = 0
+    device: str = "auto"
+    batch_size: int = 32
+    lr: float = 3e-4
+    snapshot_every: int = 0  # save z of a fixed subset every N epochs (0 = never)
+    snapshot_size: int = 300
+    workers: int | None = None  # feature extraction processes (None: all cores)
+    sweep_id: str | None = None
+    demo: bool = False
+
+    def validate(self) -> TrainConfig:
+        if not np.isfinite(self.lam) or self.lam < 0:
+            raise ConfigError(f"lambda must be a finite number >= 0, got {self.lam}")
+        if not np.isfinite(self.alpha) or not 0 <= self.alpha <= 1:
+            raise ConfigError(f"alpha must be in [0, 1], got {self.alpha}")
+        if self.features not in ("mel", "stft"):
+            raise ConfigError(f"features must be 'mel' or 'stft', got {self.features!r}")
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
+        if self.device not in DEVICES:
+            raise ConfigError(f"device must be one of {DEVICES}, got {self.device!r}")
+        if self.epochs < 1:
+            raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
+        if self.n_folds < 2 and self.protocol != "session":
+            raise ConfigError(f"folds must be >= 2, got {self.n_folds}")
+        if self.batch_size < 1 or self.lr <= 0:
+            raise ConfigError("batch size must be >= 1 and learning rate > 0")
+        if self.folds is not None and any(not 0 <= k < max(self.n_folds, 1) for k in self.folds):
+            if self.protocol != "session":
+                raise ConfigError(f"fold indices {self.folds} out of range 0..{self.n_folds - 1}")
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+class Interrupted(Exception):
+    """Raised inside the loop when a stop was requested (SIGTERM, SIGINT or the callback)."""
+
+
+# ----------------------------------------------------------------------------- devices, seeds
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """CUDA, then Apple MPS, then CPU; or exactly what was asked (error if unavailable)."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' was asked for but no CUDA GPU is available")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ConfigError("device 'mps' was asked for but Apple MPS is not available")
+    if name not in DEVICES:
+        raise ConfigError(f"device must be one of {DEVICES}, got {name!r}")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    # Same seed, same numbers on CPU: refuse nondeterministic kernels (warn on GPU-only ones).
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def epoch_rng(seed: int, fold: int, epoch: int) -> np.random.Generator:
+    """The batch order of an epoch depends only on (seed, fold, epoch): resuming repeats it."""
+    return np.random.default_rng([seed, fold, epoch])
+
+
+# ----------------------------------------------------------------------------- batches
+
+
+def make_batches(
+    lengths: np.ndarray, batch_size: int, rng: np.random.Generator | None
+) -> list[np.ndarray]:
+    """Positions into `lengths` grouped into batches of similar length (bucketing).
+
+    Training (rng given): shuffle, sort by length within pools of 50 batches, cut into batches,
+    shuffle the batch order — random batches that still carry little padding.
+    Evaluation (rng None): simply sorted by length.
+    """
+    order = np.argsort(lengths, kind="stable")
+    if rng is None:
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    perm = rng.permutation(len(lengths))
+    pool = batch_size * 50
+    batches = []
+    for start in range(0, len(perm), pool):
+        chunk = perm[start : start + pool]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def pad_batch(features: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Zero-pad (T_i, F) arrays into (B, T_max, F) and their true lengths (B,)."""
+    lengths = np.array([len(f) for f in features])
+    x = np.zeros((len(features), lengths.max(), features[0].shape[1]), dtype=np.float32)
+    for i, f in enumerate(features):
+        x[i, : len(f)] = f
+    return torch.from_numpy(x), torch.from_numpy(lengths)
+
+
+# ----------------------------------------------------------------------------- one fold
+
+
+@dataclass
+class FoldData:
+    """A fold's normalised features and labels, by part."""
+
+    features: list[np.ndarray]  # every utterance of the corpus, normalised with train stats
+    labels: np.ndarray
+    utt_ids: list[str]
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    norm: NormStats
+
+
+def prepare_fold(feats: list[np.ndarray], labels: np.ndarray, utt_ids: list[str], fold) -> FoldData:
+    norm = NormStats.fit([feats[i] for i in fold.train])
+    normalised = [norm.apply(f) for f in feats]
+    return FoldData(normalised, labels, utt_ids, fold.train, fold.val, fold.test, norm)
+
+
+@torch.no_grad()
+def predict(
+    model: CnnBiGru, features: list[np.ndarray], idx: np.ndarray, device: torch.device,
+    batch_size: int = 64,
+) -> tuple[np.ndarray, np.ndarray]:
+    """z (N, 64) and class probabilities (N, C) for features[idx], in the order of idx."""
+    model.eval()
+    n = len(idx)
+    z_out = np.zeros((n, model.cfg.feature_dim), dtype=np.float32)
+    p_out = np.zeros((n, model.cfg.n_classes), dtype=np.float32)
+    lengths = np.array([len(features[i]) for i in idx])
+    for pos in make_batches(lengths, batch_size, None):
+        x, lens = pad_batch([features[i] for i in idx[pos]])
+        with autocast(device):
+            z, logits = model(x.to(device, non_blocking=True), lens)
+        z_out[pos] = z.float().cpu().numpy()
+        p_out[pos] = torch.softmax(logits.float(), dim=1).cpu().numpy()
+    return z_out, p_out
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on CUDA (the GRU itself stays float32), nothing elsewhere."""
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def center_distances(z: np.ndarray, labels: np.ndarray, centers: np.ndarray) -> tuple[float, float]:
+    """Mean intra-class distance ||z - c_y|| and mean pairwise distance between centers."""
+    intra = float(np.linalg.norm(z - centers[labels], axis=1).mean())
+    present = np.unique(labels)
+    c = centers[present]
+    d = np.linalg.norm(c[:, None] - c[None], axis=2)
+    k = len(present)
+    inter = float(d.sum() / (k * (k - 1))) if k > 1 else 0.0
+    return intra, inter
+
+
+@dataclass
+class FoldState:
+    """Everything needed to continue a fold after its last completed epoch."""
+
+    epoch: int = 0  # epochs completed
+    best_val_ua: float = -1.0
+    best_epoch: int = 0
+    best_model: dict | None = None
+    best_centers: torch.Tensor | None = None
+
+
+def save_fold_state(path, model, center_loss, optimiser, state: FoldState) -> None:
+    from ser_lab.fileio import atomic_torch_save
+
+    atomic_torch_save(
+        path,
+        {
+            "epoch": state.epoch,
+            "best_val_ua": state.best_val_ua,
+            "best_epoch": state.best_epoch,
+            "best_model": state.best_model,
+            "best_centers": state.best_centers,
+            "model": model.state_dict(),
+            "center_loss": center_loss.state_dict(),
+            "optimiser": optimiser.state_dict(),
+        },
+    )
+
+
+def load_fold_state(path, model, center_loss, optimiser) -> FoldState:
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(blob["model"])
+    center_loss.load_state_dict(blob["center_loss"])
+    optimiser.load_state_dict(blob["optimiser"])
+    return FoldState(
+        blob["epoch"], blob["best_val_ua"], blob["best_epoch"], blob["best_model"], blob["best_centers"]
+    )
+
+
+def train_fold(
+    cfg: TrainConfig,
+    data: FoldData,
+    labels_names: tuple[str, ...],
+    fold_k: int,
+    run,
+    device: torch.device,
+    report: Callable[[dict], None],
+) -> dict:
+    """Train one fold; returns its test scores. Writes metrics, model and embeddings to `run`."""
+    n_classes = len(labels_names)
+    seed_everything(cfg.seed * 1000 + fold_k)
+    model = CnnBiGru(ModelConfig(n_bins=data.features[0].shape[1], n_classes=n_classes)).to(device)
+    center_loss = CenterLoss(n_classes, model.cfg.feature_dim, cfg.alpha).to(device)
+    optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    weights = class_weights(data.labels[data.train], n_classes).to(device)
+
+    fold_dir = run.fold_dir(fold_k)
+    state_path = fold_dir / "last.pt"
+    state = FoldState()
+    if state_path.exists():
+        state = load_fold_state(state_path, model, center_loss, optimiser)
+        model.to(device)
+        center_loss.to(device)
+    drop_metrics_after(run, fold_k, state.epoch)
+
+    snapshot_idx = snapshot_subset(cfg, data, fold_k)
+    train_lengths = np.array([len(data.features[i]) for i in data.train])
+    labels_t = torch.from_numpy(data.labels)
+
+    for epoch in range(state.epoch + 1, cfg.epochs + 1):
+        model.train()
+        batches = make_batches(train_lengths, cfg.batch_size, epoch_rng(cfg.seed, fold_k, epoch))
+        sums = {"softmax_loss": 0.0, "center_loss": 0.0, "total_loss": 0.0}
+        train_pred = np.zeros(len(data.train), dtype=np.int64)
+        train_z = np.zeros((len(data.train), model.cfg.feature_dim), dtype=np.float32)
+        t0 = time.perf_counter()
+        for b, pos in enumerate(batches):
+            idx = data.train[pos]
+            x, lens = pad_batch([data.features[i] for i in idx])
+            y = labels_t[idx].to(device)
+            with autocast(device):
+                z, logits = model(x.to(device, non_blocking=True), lens)
+            l_s = weighted_cross_entropy(logits, y, weights)
+            l_c = center_loss(z, y, weights)
+            loss = l_s + cfg.lam * l_c
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            center_loss.update_centers(z, y)  # the paper's alpha rule, after each mini-batch
+            for key, value in (("softmax_loss", l_s), ("center_loss", l_c), ("total_loss", loss)):
+                sums[key] += float(value.detach()) * len(idx)
+            train_pred[pos] = logits.argmax(1).cpu().numpy()
+            train_z[pos] = z.detach().float().cpu().numpy()
+            report({"fold": fold_k, "epoch": epoch, "batch": b + 1, "n_batches": len(batches)})
+        train_time = time.perf_counter() - t0
+
+        centers = center_loss.centers.float().cpu().numpy()
+        train_scores = scores(data.labels[data.train], train_pred, labels_names)
+        val_z, val_p = predict(model, data.features, data.val, device)
+        val_scores = scores(data.labels[data.val], val_p.argmax(1), labels_names)
+        intra, inter = center_distances(train_z, data.labels[data.train], centers)
+        val_intra, _ = center_distances(val_z, data.labels[data.val], centers)
+        record = {
+            "fold": fold_k,
+            "epoch": epoch,
+            **{k: v / len(data.train) for k, v in sums.items()},
+            "train_UA": train_scores["UA"],
+            "train_WA": train_scores["WA"],
+            "val_UA": val_scores["UA"],
+            "val_WA": val_scores["WA"],
+            "intra_dist": intra,
+            "inter_dist": inter,
+            "val_intra_dist": val_intra,
+            "train_time_s": train_time,
+            "utt_per_s": len(data.train) / train_time,
+            "time": time.time(),
+        }
+        if val_scores["UA"] > state.best_val_ua:
+            state.best_val_ua, state.best_epoch = val_scores["UA"], epoch
+            state.best_model = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            state.best_centers = center_loss.centers.detach().cpu().clone()
+        state.epoch = epoch
+        if snapshot_idx is not None and (epoch % cfg.snapshot_every == 0 or epoch == 1):
+            save_snapshot(run, fold_k, epoch, model, data, snapshot_idx, centers, device)
+        # Metrics line first, then the resume state: a kill in between repeats this epoch on
+        # resume, and drop_metrics_after removes the line it would otherwise duplicate.
+        run.append_metrics(record)
+        save_fold_state(state_path, model, center_loss, optimiser, state)
+        report({"fold": fold_k, "epoch": epoch, "epoch_done": True, "metrics": record})
+
+    return finish_fold(cfg, data, labels_names, fold_k, run, device, model, state)
+
+
+def drop_metrics_after(run, fold_k: int, epoch: int) -> None:
+    """Forget metric lines of epochs that a resumed fold will train again (exactly once per epoch)."""
+    from ser_lab.fileio import atomic_write_text
+
+    records = run.read_metrics()
+    keep = [r for r in records if not (r.get("fold") == fold_k and r.get("epoch", 0) > epoch)]
+    if len(keep) != len(records):
+        text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in keep)
+        atomic_write_text(run.dir / "metrics.jsonl", text)
+
+
+def finish_fold(cfg, data, labels_names, fold_k, run, device, model, state: FoldState) -> dict:
+    """Score the selected (best validation UA) weights and save model, centers, embeddings."""
+    model.load_state_dict(state.best_model)
+    centers = state.best_centers.numpy().astype(np.float32)
+    parts = {"train": data.train, "val": data.val, "test": data.test}
+    z_all, p_all, split = [], [], []
+    for name, idx in parts.items():
+        z, p = predict(model, data.features, idx, device)
+        z_all.append(z)
+        p_all.append(p)
+        split += [name] * len(idx)
+    order = np.concatenate(list(parts.values()))
+    z_all, p_all = np.concatenate(z_all), np.concatenate(p_all)
+    preds = p_all.argmax(1)
+    test_mask = np.array(split) == "test"
+    test_scores = scores(data.labels[order][test_mask], preds[test_mask], labels_names)
+
+    run.save_model(
+        fold_k,
+        {
+            "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+            "centers": torch.from_numpy(centers),
+            "norm": data.norm.to_dict(),
+            "label_names": list(labels_names),
+            "feature_config": FeatureConfig(kind=cfg.features).to_dict(),
+            "model_config": model.cfg.to_dict(),
+            "best_epoch": state.best_epoch,
+            "format_version": 1,
+        },
+    )
+    run.save_embeddings(
+        fold_k,
+        z=z_all,
+        labels=data.labels[order],
+        preds=preds,
+        probs=p_all,
+        utt_ids=np.array([data.utt_ids[i] for i in order]),
+        split=np.array(split),
+        centers=centers,
+        label_names=np.array(labels_names),
+    )
+    (run.fold_dir(fold_k) / "last.pt").unlink(missing_ok=True)
+    return {"fold": fold_k, **test_scores, "best_epoch": state.best_epoch, "n_test": int(test_mask.sum())}
+
+
+def snapshot_subset(cfg: TrainConfig, data: FoldData, fold_k: int) -> np.ndarray | None:
+    """A fixed subset of train and test utterances whose z is saved every N epochs."""
+    if cfg.snapshot_every <= 0:
+        return None
+    rng = np.random.default_rng([cfg.seed, fold_k, 7])
+    n_train = min(len(data.train), cfg.snapshot_size * 2 // 3)
+    n_test = min(len(data.test), cfg.snapshot_size - n_train)
+    return np.concatenate(
+        [np.sort(rng.choice(data.train, n_train, replace=False)),
+         np.sort(rng.choice(data.test, n_test, replace=False))]
+    )
+
+
+def save_snapshot(run, fold_k, epoch, model, data: FoldData, idx, centers, device) -> None:
+    z, _ = predict(model, data.features, idx, device)
+    test = set(data.test.tolist())
+    run.save_snapshot(
+        fold_k,
+        epoch,
+        z=z,
+        labels=data.labels[idx],
+        utt_ids=np.array([data.utt_ids[i] for i in idx]),
+        split=np.array(["test" if i in test else "train" for i in idx]),
+        centers=centers,
+    )
+
+
+# ----------------------------------------------------------------------------- the whole run
+
+
+def load_data(cfg: TrainConfig, progress: Callable[[int, int], None] | None = None):
+    """Manifest, features (cached), class ids and folds for a config."""
+    from ser_lab.corpora import load_corpus
+    from ser_lab.features import FeatureCache, extract_corpus
+    from ser_lab.splits import make_folds
+
+    manifest = load_corpus(cfg.corpus, cfg.root, classes=cfg.classes, **cfg.corpus_options)
+    feature_cfg = FeatureConfig(kind=cfg.features)
+    corpus_features = extract_corpus(
+        manifest, feature_cfg, cache=FeatureCache(), workers=cfg.workers, progress=progress
+    )
+    manifest, feats = corpus_features.manifest, corpus_features.features
+    shortest = min_frames()
+    keep = [i for i, f in enumerate(feats) if len(f) >= shortest]
+    if len(keep) < len(feats):
+        manifest = manifest.subset(keep)
+        feats = [feats[i] for i in keep]
+    folds = make_folds(manifest, cfg.protocol, cfg.n_folds, cfg.seed, cfg.val_fraction)
+    return manifest, feats, folds
+
+
+def train_run(
+    run,
+    *,
+    progress: Callable[[dict], None] | None = None,
+    feature_progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Train (or resume) every fold of a run folder created by RunStore.create.
+
+    The caller holds the run's lock. Folds already finished are skipped; a fold with a
+    last.pt continues after its last completed epoch. Returns the results dict.
+    """
+    cfg = TrainConfig.from_dict(run.config["train"]).validate()
+    device = select_device(cfg.device)
+    started = time.time()
+    run.update_status(state="running", pid=os.getpid(), started=started, error=None, device=str(device))
+    stop = {"requested": False}
+    previous = install_stop_handlers(stop)
+    try:
+        manifest, feats, folds = load_data(cfg, feature_progress)
+        fold_ids = cfg.folds if cfg.folds is not None else list(range(len(folds)))
+        if any(k >= len(folds) for k in fold_ids):
+            raise ConfigError(f"fold indices {fold_ids} out of range: the split has {len(folds)} folds")
+        record_data(run, manifest, folds, fold_ids)
+        labels = manifest.label_ids()
+        utt_ids = [u.utt_id for u in manifest.utterances]
+        total_epochs = len(fold_ids) * cfg.epochs
+        done_before = {r["fold"] for r in run.read_metrics()}  # only to estimate ETA
+        clock = {"t": time.time(), "epochs": 0, "last_status": 0.0}
+
+        fold_results = []
+        for n, k in enumerate(fold_ids):
+            if k in run.folds_done():
+                fold_results.append(fold_result_from_disk(run, k, manifest.labels))
+                continue
+            data = prepare_fold(feats, labels, utt_ids, folds[k])
+
+            def report(event: dict, n=n) -> None:
+                if stop["requested"]:
+                    raise Interrupted()
+                now = time.time()
+                if event.get("epoch_done"):
+                    clock["epochs"] += 1
+                if event.get("epoch_done") or now - clock["last_status"] > 1.0:
+                    frac = event["batch"] / event["n_batches"] if "batch" in event else 1.0
+                    done = n * cfg.epochs + event["epoch"] - 1 + frac
+                    rate = (now - clock["t"]) / max(clock["epochs"] + (0 if event.get("epoch_done") else frac), 1e-9)
+                    run.update_status(
+                        fold=event["fold"], epoch=event["epoch"], n_folds=len(fold_ids),
+                        n_epochs=cfg.epochs, progress=done / total_epochs,
+                        eta_s=rate * (total_epochs - done) if clock["epochs"] or frac > 0.2 else None,
+                    )
+                    clock["last_status"] = now
+                if progress:
+                    progress({**event, "total_epochs": total_epochs, "fold_pos": n, "resumed": bool(done_before)})
+
+            fold_results.append(train_fold(cfg, data, manifest.labels, k, run, device, report))
+        results = pool_results(fold_results, manifest.labels)
+        run.write_results(results)
+        run.update_status(state="done", progress=1.0, finished=time.time(), eta_s=0)
+        return results
+    except Interrupted:
+        run.update_status(state="interrupted", finished=time.time(), error=None)
+        raise
+    except BaseException as exc:  # noqa: BLE001 - every failure is recorded in the run folder
+        state = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        run.update_status(state=state, finished=time.time(), error=None if state == "interrupted" else f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        restore_stop_handlers(previous)
+
+
+def install_stop_handlers(stop: dict):
+    """SIGTERM (the app's stop button) and SIGINT stop the run after the current batch."""
+    if not _in_main_thread():
+        return None
+
+    def handler(signum, frame):
+        stop["requested"] = True
+
+    return {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+
+def restore_stop_handlers(previous) -> None:
+    if previous:
+        for sig, h in previous.items():
+            signal.signal(sig, h)
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def record_data(run, manifest, folds, fold_ids) -> None:
+    """Add the data fingerprint and split sizes to config.json (once)."""
+    config = dict(run.config)
+    if "data" in config:
+        return
+    config["data"] = {
+        "fingerprint": manifest.fingerprint(),
+        "n_utterances": len(manifest),
+        "labels": list(manifest.labels),
+        "counts": manifest.counts_by_label(),
+        "n_speakers": len(manifest.counts_by_speaker()),
+        "n_problems": len(manifest.problems),
+        "folds": [
+            {"fold": k, "train": len(folds[k].train), "val": len(folds[k].val), "test": len(folds[k].test)}
+            for k in fold_ids
+        ],
+    }
+    run.write_config(config)
+
+
+def fold_result_from_disk(run, k: int, labels: tuple[str, ...]) -> dict:
+    emb = run.load_embeddings(k)
+    test = emb["split"] == "test"
+    s = scores(emb["labels"][test], emb["preds"][test], labels)
+    model = run.load_model(k)
+    return {"fold": k, **s, "best_epoch": int(model.get("best_epoch", 0)), "n_test": int(test.sum())}
+
+
+def pool_results(fold_results: list[dict], labels: tuple[str, ...]) -> dict:
+    """Per-fold scores, their mean/std, and the scores of all folds' test predictions pooled."""
+    pooled_cm = np.sum([np.array(r["confusion"]) for r in fold_results], axis=0)
+    ua = np.array([r["UA"] for r in fold_results])
+    wa = np.array([r["WA"] for r in fold_results])
+    return {
+        "labels": list(labels),
+        "folds": fold_results,
+        "pooled": scores_from_confusion(pooled_cm, labels),
+        "mean": {
+            "UA": float(ua.mean()),
+            "WA": float(wa.mean()),
+            "UA_std": float(ua.std()),
+            "WA_std": float(wa.std()),
+        },
+    }
+
+
+def new_run(cfg: TrainConfig, store=None, name: str | None = None):
+    """Create a queued run folder for a config (recording versions); train it with train_run."""
+    from ser_lab.runs import RunStore
+
+    cfg.validate()
+    store = store or RunStore()
+    config = {
+        "train": cfg.to_dict(),
+        # flat copies for listings and filters
+        "corpus": cfg.corpus,
+        "root": cfg.root,
+        "features": cfg.features,
+        "lam": cfg.lam,
+        "alpha": cfg.alpha,
+        "epochs": cfg.epochs,
+        "n_folds": cfg.n_folds,
+        "protocol": cfg.protocol,
+        "seed": cfg.seed,
+        "sweep_id": cfg.sweep_id,
+        "demo": cfg.demo,
+    }
+    return store.create(config, name=name)

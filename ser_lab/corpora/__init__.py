@@ -15,7 +15,6 @@ import importlib
 import inspect
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,15 +40,8 @@ _LOADERS: dict[str, tuple[str, str]] = {
 AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".ogg", ".mp3")
 
 
-@dataclass
-class CorpusManifest(Manifest):
-    """A `Manifest` as an adapter loaded it, plus what was left out on purpose.
-
-    `excluded` maps a reason (e.g. "not in the 4-class subset") to counts per label. These are
-    valid utterances outside the chosen class set, so they are not problems.
-    """
-
-    excluded: dict[str, dict[str, int]] = field(default_factory=dict)
+# Kept as a name for the adapters: every Manifest now carries `excluded` itself.
+CorpusManifest = Manifest
 
 
 def load_corpus(

@@ -42,6 +42,8 @@ class Manifest:
     labels: tuple[str, ...]  # class names; class id = index in this tuple
     utterances: list[Utterance]
     problems: list[Problem] = field(default_factory=list)
+    # Valid utterances left out on purpose (e.g. "not in the 4-class subset"): reason -> label -> n.
+    excluded: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.utterances)
@@ -70,6 +72,7 @@ class Manifest:
             labels=self.labels,
             utterances=[self.utterances[int(i)] for i in indices],
             problems=list(self.problems),
+            excluded=dict(self.excluded),
         )
 
     def fingerprint(self) -> str:

@@ -26,6 +26,7 @@ Output of `compute_features`: (frames, n_bins) float32.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import io
@@ -33,6 +34,7 @@ import json
 import math
 import multiprocessing
 import os
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, fields
@@ -285,15 +287,22 @@ class FeatureCache:
     """Features on disk, keyed by (audio content fingerprint, FeatureConfig.key()).
 
     Layout under `root` (default: paths.cache_dir() / "features"):
-      <cfg key>/<fp[:2]>/<fp>.npy         features, written atomically
-      <cfg key>/<fp[:2]>/<fp>.error.json  why the file could not be used (so a warm pass does
-                                          not decode known-bad files again either)
-      index/<hash of corpus root>.json    {abs path: [size, mtime_ns, fingerprint]}
+      <cfg key>/<fp[:2]>/<fp>.npy          one file's features, written atomically
+      <cfg key>/<fp[:2]>/<fp>.error.json   why a file could not be used (a warm pass does not
+                                           decode known-bad files again either)
+      index/<hash of corpus root>.json     {abs path: [size, mtime_ns, fingerprint]}
+      <cfg key>/packs/<hash of paths>.json the last extraction of one manifest: per utterance
+      <cfg key>/packs/<content hash>.npy   its fingerprint and frame count (or the reason it
+                                           failed), and all its features in one array
 
-    The index lets a warm pass skip hashing: a file whose size and mtime_ns are unchanged keeps
-    its fingerprint, so a warm pass costs one stat and one .npy read per file. A file changed in
-    place gets a new mtime and is re-hashed; entries are content-addressed, so renamed or
-    duplicated files share their cache entry.
+    Why three parts. Entries are content-addressed, so renamed or duplicated files share them
+    and a changed file only recomputes itself. The index lets a warm pass skip hashing: a file
+    whose size and mtime_ns are unchanged keeps its fingerprint (a file changed in place gets a
+    new mtime and is re-hashed). The pack makes a warm pass over an unchanged manifest one stat
+    per file plus one sequential read, instead of hundreds of small-file opens (each ~0.2-0.7 ms
+    on a busy machine, which would cap the warm speed-up far below 20x). It costs a second copy
+    of the features on disk. Writers only ever replace whole files atomically, so concurrent
+    runs can at worst redo work, never read a half-written entry.
     """
 
     def __init__(self, root: str | Path | None = None) -> None:
@@ -328,6 +337,8 @@ class FeatureCache:
     def put_error(self, fingerprint: str, cfg: FeatureConfig, reason: str) -> None:
         atomic_write_json(self._entry(fingerprint, cfg, ".error.json"), {"reason": reason})
 
+    # -- path index: (path, size, mtime_ns) -> fingerprint
+
     def _index_path(self, corpus_root: str) -> Path:
         digest = hashlib.sha256(os.path.abspath(corpus_root).encode()).hexdigest()[:16]
         return self.root / "index" / f"{digest}.json"
@@ -345,6 +356,86 @@ class FeatureCache:
         payload = {"root": os.path.abspath(corpus_root), "files": files}
         atomic_write_json(self._index_path(corpus_root), payload)
 
+    # -- packs: one manifest's features in one file
+
+    def _pack_meta_path(self, paths_: Sequence[str], cfg: FeatureConfig) -> Path:
+        digest = hashlib.sha256("\n".join(paths_).encode()).hexdigest()[:16]
+        return self.root / cfg.key() / "packs" / f"{digest}.json"
+
+    def load_pack(
+        self, paths_: Sequence[str], fingerprints: Sequence[str | None], cfg: FeatureConfig
+    ) -> list[tuple[np.ndarray | None, str | None]] | None:
+        """(features, None) or (None, reason) per file if the pack of exactly these files with
+        exactly these fingerprints (None: file missing) exists; otherwise None."""
+        meta_path = self._pack_meta_path(paths_, cfg)
+        try:
+            meta = json.loads(meta_path.read_text("utf-8"))
+            if meta["fingerprints"] != list(fingerprints):
+                return None
+            frames, reasons = meta["frames"], meta["reasons"]
+            data = np.load(meta_path.parent / meta["data"], allow_pickle=False)
+        except (OSError, ValueError, KeyError, TypeError, EOFError):
+            return None
+        lengths = [max(int(n), 0) for n in frames]
+        if data.dtype != np.float32 or data.shape != (sum(lengths), cfg.n_bins):
+            return None
+        pieces = np.split(data, np.cumsum(lengths)[:-1]) if lengths else []
+        return [
+            (piece, None) if n >= 0 else (None, str(reason))
+            for piece, n, reason in zip(pieces, frames, reasons, strict=True)
+        ]
+
+    def save_pack(
+        self,
+        paths_: Sequence[str],
+        fingerprints: Sequence[str | None],
+        cfg: FeatureConfig,
+        results: Sequence[tuple[np.ndarray | None, str | None]],
+    ) -> None:
+        """Store one manifest's results: the data file first, then the metadata naming it."""
+        frames = [-1 if feats is None else int(feats.shape[0]) for feats, _ in results]
+        meta = {
+            "fingerprints": list(fingerprints),
+            "frames": frames,
+            "reasons": [reason if feats is None else None for feats, reason in results],
+        }
+        # The data file is named by its content, so concurrent writers write the same bytes.
+        content = json.dumps([cfg.key(), meta["fingerprints"], frames]).encode()
+        meta["data"] = hashlib.sha256(content).hexdigest()[:16] + ".npy"
+        meta_path = self._pack_meta_path(paths_, cfg)
+        old_data = None
+        try:
+            old_data = json.loads(meta_path.read_text("utf-8")).get("data")
+        except (OSError, ValueError, AttributeError):
+            pass
+        arrays = [feats for feats, _ in results if feats is not None]
+        _atomic_save_rows(meta_path.parent / meta["data"], arrays, cfg.n_bins)
+        atomic_write_json(meta_path, meta)
+        if isinstance(old_data, str) and old_data != meta["data"]:
+            with contextlib.suppress(OSError):
+                (meta_path.parent / Path(old_data).name).unlink()
+
+
+def _atomic_save_rows(path: Path, arrays: Sequence[np.ndarray], n_bins: int) -> None:
+    """Write the row-concatenation of `arrays` as one float32 .npy, streamed (never building
+    the concatenated array in memory), then fsync and rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    total = sum(a.shape[0] for a in arrays)
+    header = {"descr": "<f4", "fortran_order": False, "shape": (total, n_bins)}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.lib.format.write_array_header_1_0(f, header)
+            for a in arrays:
+                f.write(np.ascontiguousarray(a, dtype="<f4").tobytes())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
 
 # --------------------------------------------------------------------------- corpus extraction
 
@@ -359,7 +450,7 @@ class CorpusFeatures:
 
 @dataclass(frozen=True)
 class _Outcome:
-    fingerprint: str | None
+    fingerprint: str | None  # None when the file could not be read at all
     features: np.ndarray | None
     reason: str | None  # why the file is unusable, when features is None
 
@@ -377,18 +468,100 @@ def extract_corpus(
     Files that cannot be used (an AudioError: unreadable, too short, silent...) are dropped from
     the returned manifest and recorded in its `problems` with the error message, never silently.
     `cache=None` computes everything and stores nothing; pass `FeatureCache()` to use the
-    on-disk cache. `workers` > 1 (default os.cpu_count()) decodes in a process pool;
-    `progress(done, total)` is called as files finish (cache hits included).
+    on-disk cache (a warm pass then hashes, decodes and transforms nothing). `workers` > 1
+    (default os.cpu_count()) decodes in a process pool; `progress(done, total)` is called as
+    files finish (cache hits included).
     """
     if workers is None:
         workers = os.cpu_count() or 1
     if workers < 1:
         raise ConfigError(f"workers must be >= 1, got {workers}")
-    utts = manifest.utterances
-    total = len(utts)
+    paths_ = [u.path for u in manifest.utterances]
+    if cache is None:
+        outcomes = _compute_all(paths_, cfg, None, [None] * len(paths_), workers, progress)
+    else:
+        outcomes = _extract_cached(manifest.root, paths_, cfg, cache, workers, progress)
+    kept, features, problems = [], [], list(manifest.problems)
+    for utt, outcome in zip(manifest.utterances, outcomes, strict=True):
+        if outcome.features is None:
+            problems.append(Problem(path=utt.path, reason=outcome.reason or "unusable audio"))
+        else:
+            kept.append(utt)
+            features.append(outcome.features)
+    # replace() keeps a Manifest subclass and its extra fields (e.g. CorpusManifest.excluded).
+    out = dataclasses.replace(manifest, utterances=kept, problems=problems)
+    return CorpusFeatures(manifest=out, features=features)
+
+
+def _extract_cached(
+    corpus_root: str,
+    paths_: list[str],
+    cfg: FeatureConfig,
+    cache: FeatureCache,
+    workers: int,
+    progress: Callable[[int, int], None] | None,
+) -> list[_Outcome]:
+    """Pack if the manifest is unchanged, else per-file entries, else compute; then update the
+    index and the pack."""
+    index = cache.load_index(corpus_root)
+    stats: list[os.stat_result | None] = []
+    known: list[str | None] = []  # fingerprint from the index, None if unknown or missing
+    for path in paths_:
+        try:
+            st = os.stat(path)
+        except OSError:
+            st = None
+        stats.append(st)
+        known.append(_indexed_fingerprint(index, path, st))
+    unknown = any(fp is None and st is not None for fp, st in zip(known, stats, strict=True))
+    packed = None if unknown else cache.load_pack(paths_, known, cfg)
+    if packed is not None:
+        outcomes = [_Outcome(fp, feats, reason) for fp, (feats, reason) in zip(known, packed)]
+        for done in range(1, len(outcomes) + 1):
+            if progress is not None:
+                progress(done, len(outcomes))
+        return outcomes
+
+    outcomes = _compute_all(paths_, cfg, cache, known, workers, progress)
+    changed = False
+    for path, st, outcome in zip(paths_, stats, outcomes, strict=True):
+        if st is not None and outcome.fingerprint is not None:
+            entry = [st.st_size, st.st_mtime_ns, outcome.fingerprint]
+            if index.get(path) != entry:
+                index[path] = entry
+                changed = True
+    if changed:
+        cache.save_index(corpus_root, index)
+    fingerprints = [o.fingerprint if st is not None else None for o, st in zip(outcomes, stats)]
+    if all(fp is not None or st is None for fp, st in zip(fingerprints, stats, strict=True)):
+        cache.save_pack(paths_, fingerprints, cfg, [(o.features, o.reason) for o in outcomes])
+    return outcomes
+
+
+def _indexed_fingerprint(
+    index: dict[str, list], path: str, st: os.stat_result | None
+) -> str | None:
+    """The fingerprint recorded for `path`, if its size and mtime are unchanged."""
+    entry = index.get(path)
+    if st is None or not (isinstance(entry, list) and len(entry) == 3):
+        return None
+    size, mtime_ns, fingerprint = entry
+    if size != st.st_size or mtime_ns != st.st_mtime_ns or not isinstance(fingerprint, str):
+        return None
+    return fingerprint
+
+
+def _compute_all(
+    paths_: list[str],
+    cfg: FeatureConfig,
+    cache: FeatureCache | None,
+    known: list[str | None],
+    workers: int,
+    progress: Callable[[int, int], None] | None,
+) -> list[_Outcome]:
+    """Per-file cache hits in this process, the rest through `_extract_one` (maybe a pool)."""
+    total = len(paths_)
     outcomes: list[_Outcome | None] = [None] * total
-    index = cache.load_index(manifest.root) if cache is not None else {}
-    new_index: dict[str, list] = {}
     done = 0
 
     def finish(i: int, outcome: _Outcome) -> None:
@@ -398,54 +571,21 @@ def extract_corpus(
         if progress is not None:
             progress(done, total)
 
-    todo: list[int] = []
-    stats: dict[int, os.stat_result] = {}
-    for i, utt in enumerate(utts):
-        try:
-            stats[i] = os.stat(utt.path)
-        except OSError as exc:
-            finish(i, _Outcome(None, None, f"'{utt.path}': cannot read the file ({exc.strerror})"))
-            continue
-        hit = _cached(cache, index, utt.path, stats[i], cfg) if cache is not None else None
+    todo = []
+    for i, fingerprint in enumerate(known):
+        hit = _cached_entry(cache, fingerprint, cfg) if cache and fingerprint else None
         if hit is not None:
             finish(i, hit)
         else:
             todo.append(i)
-
     cache_root = str(cache.root) if cache is not None else None
-    jobs = [(utts[i].path, cfg, cache_root) for i in todo]
+    jobs = [(paths_[i], cfg, cache_root) for i in todo]
     for k, outcome in _run_jobs(jobs, workers):
         finish(todo[k], outcome)
-
-    kept, features, problems = [], [], list(manifest.problems)
-    for i, (utt, outcome) in enumerate(zip(utts, outcomes, strict=True)):
-        assert outcome is not None
-        if outcome.fingerprint is not None and i in stats:
-            st = stats[i]
-            new_index[utt.path] = [st.st_size, st.st_mtime_ns, outcome.fingerprint]
-        if outcome.features is None:
-            problems.append(Problem(path=utt.path, reason=outcome.reason or "unusable audio"))
-        else:
-            kept.append(utt)
-            features.append(outcome.features)
-    if cache is not None and new_index != {p: index.get(p) for p in new_index}:
-        index.update(new_index)
-        cache.save_index(manifest.root, index)
-    # replace() keeps a Manifest subclass and its extra fields (e.g. CorpusManifest.excluded).
-    out = dataclasses.replace(manifest, utterances=kept, problems=problems)
-    return CorpusFeatures(manifest=out, features=features)
+    return [o for o in outcomes if o is not None]
 
 
-def _cached(
-    cache: FeatureCache, index: dict[str, list], path: str, st: os.stat_result, cfg: FeatureConfig
-) -> _Outcome | None:
-    """A cache hit found through the path index (no hashing, no decoding), or None."""
-    entry = index.get(path)
-    if not (isinstance(entry, list) and len(entry) == 3):
-        return None
-    size, mtime_ns, fingerprint = entry
-    if size != st.st_size or mtime_ns != st.st_mtime_ns or not isinstance(fingerprint, str):
-        return None
+def _cached_entry(cache: FeatureCache, fingerprint: str, cfg: FeatureConfig) -> _Outcome | None:
     features = cache.get(fingerprint, cfg)
     if features is not None:
         return _Outcome(fingerprint, features, None)
@@ -492,12 +632,9 @@ def _extract_one(path: str, cfg: FeatureConfig, cache_root: str | None) -> _Outc
         return _Outcome(None, None, str(exc))
     cache = FeatureCache(cache_root) if cache_root is not None else None
     if cache is not None:
-        features = cache.get(fingerprint, cfg)
-        if features is not None:
-            return _Outcome(fingerprint, features, None)
-        reason = cache.get_error(fingerprint, cfg)
-        if reason is not None:
-            return _Outcome(fingerprint, None, reason)
+        hit = _cached_entry(cache, fingerprint, cfg)
+        if hit is not None:
+            return hit
     try:
         clip = load_audio(path, max_seconds=cfg.max_seconds)
     except AudioError as exc:

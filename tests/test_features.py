@@ -327,3 +327,34 @@ def test_extract_corpus_keeps_the_manifest_type_and_extra_fields(corpus):
     out = extract_corpus(manifest, MEL, workers=1).manifest
     assert isinstance(out, Extended) and out.excluded == {"x": 1}
     assert len(out.utterances) == 4 and len(out.problems) == 1
+
+
+def test_subset_manifest_reuses_per_file_entries_without_decoding(corpus, tmp_path, monkeypatch):
+    root, paths = corpus
+    cache = FeatureCache(tmp_path / "cache")
+    full = extract_corpus(tiny_manifest(root, paths), MEL, cache=cache, workers=1)
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("cached files must not be decoded, hashed or transformed")
+
+    for name in ("load_audio", "compute_features", "audio_fingerprint"):
+        monkeypatch.setattr(features_mod, name, forbidden)
+    subset = [paths[3], paths[0]]  # another manifest (no pack for it yet), same files
+    out = extract_corpus(tiny_manifest(root, subset), MEL, cache=cache, workers=1)
+    by_path = dict(zip([u.path for u in full.manifest.utterances], full.features, strict=True))
+    for utt, feats in zip(out.manifest.utterances, out.features, strict=True):
+        np.testing.assert_array_equal(feats, by_path[utt.path])
+
+
+def test_damaged_pack_falls_back_to_per_file_entries(corpus, tmp_path):
+    root, paths = corpus
+    manifest = tiny_manifest(root, paths)
+    cache = FeatureCache(tmp_path / "cache")
+    cold = extract_corpus(manifest, MEL, cache=cache, workers=1)
+    packs = list((tmp_path / "cache").rglob("packs/*.npy"))
+    assert len(packs) == 1
+    packs[0].write_bytes(b"\x93NUMPY garbage")
+    warm = extract_corpus(manifest, MEL, cache=cache, workers=1)
+    for a, b in zip(cold.features, warm.features, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert warm.manifest.problems == cold.manifest.problems

@@ -15,7 +15,8 @@ the file (or "uploaded bytes") and what was found. The checks, in order:
 3. `UnreadableAudioError`: missing file, not audio, corrupt, truncated WAV, a container outside
    `SUPPORTED_FORMATS`, or an absurd header (sample rate / channel count). Any decoder exception
    becomes this error; nothing else escapes (a Hypothesis test feeds arbitrary bytes).
-4. `TooLongAudioError`: declared duration (from the header, before decoding) > `max_input_seconds`.
+4. `TooLongAudioError`: declared duration (from the header, before decoding) > `max_input_seconds`
+   (for a header that gives no length, found while decoding the first max_seconds).
 5. `EmptyAudioError`: a valid header with no samples.
 6. `InvalidSamplesError`: NaN or infinite samples (possible in float WAVs).
 7. `TooShortAudioError`: less than `min_seconds` of signal.
@@ -237,7 +238,8 @@ def _decode(
     handle = BytesIO(bytes(source)) if is_bytes else str(source)
     try:
         with sf.SoundFile(handle) as f:
-            fmt, sr, channels, frames = f.format, int(f.samplerate), int(f.channels), int(f.frames)
+            fmt, sr, channels = f.format, int(f.samplerate), int(f.channels)
+            frames = _declared_frames(f)
             _check_header(name, fmt, sr, channels)
             declared = frames / sr if frames > 0 else None
             too_long = max_input_seconds is not None and (declared or 0.0) > max_input_seconds
@@ -257,6 +259,11 @@ def _decode(
                     mono = np.resize(mono, max(n + mixed.size, 2 * mono.size))
                 mono[n : n + mixed.size] = mixed
                 n += mixed.size
+                if max_input_seconds is not None and n / sr > max_input_seconds:
+                    # Header without a (reliable) length: caught while decoding instead.
+                    raise TooLongAudioError(
+                        f"{name}: longer than the limit of {max_input_seconds} s"
+                    )
             truncated = n >= limit and f.read(1, dtype="float32").shape[0] > 0
     except (TooLongAudioError, UnreadableAudioError):
         raise
@@ -273,6 +280,11 @@ def _decode(
         "original_duration": original,
     }
     return mono, info
+
+
+def _declared_frames(f: object) -> int:
+    """Frames the header declares (libsndfile's estimate for MP3; 0 when it does not say)."""
+    return max(int(getattr(f, "frames", 0)), 0)
 
 
 def _check_header(name: str, fmt: str, sr: int, channels: int) -> None:

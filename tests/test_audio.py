@@ -257,6 +257,15 @@ def test_too_long_is_checked_from_the_header(tmp_path, monkeypatch):
         load_audio(path, max_input_seconds=2.0)
 
 
+def test_too_long_without_a_length_in_the_header_is_caught_while_decoding(tmp_path, monkeypatch):
+    path = write_audio(tmp_path / "a.wav", tone(3.0))
+    import ser_lab.audio
+
+    monkeypatch.setattr(ser_lab.audio, "_declared_frames", lambda f: 0)
+    with pytest.raises(TooLongAudioError, match="limit of 2.0 s"):
+        load_audio(path, max_input_seconds=2.0)
+
+
 def test_max_input_seconds_allows_shorter_input(tmp_path):
     clip = load_audio(write_audio(tmp_path / "a.wav", tone(3.0)), max_input_seconds=3.5)
     assert clip.duration == pytest.approx(3.0)

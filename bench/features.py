@@ -121,7 +121,8 @@ def main() -> None:
         "benchmark": "features",
         "feature_config": cfg.to_dict(),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "platform": platform.platform()},
+                    "platform": platform.platform(),
+                    "load_average_1min_at_start": round(os.getloadavg()[0], 2)},
         "corpora": {},
         "notes": [],
     }

@@ -1,0 +1,153 @@
+"""Sensitivity of center loss to λ and α, with seeds and statistics (one sweep + its report).
+
+Default: EmoDB (../shared/datasets/emodb), 4 classes, speaker-independent 5-fold, Mel
+features, 2 seeds, 20 epochs, and two lines through the (λ, α) plane:
+
+    λ in {0, 0.01, 0.03, 0.1, 0.3, 1.0} at α = 0.5      (λ = 0 is the softmax-only baseline)
+    α in {0.1, 0.3, 0.5, 0.7, 0.9}      at λ = 0.3
+
+= 10 settings x 2 seeds = 20 runs of 5 folds. Every run is a normal run folder of one sweep
+(id "sens-<corpus>-e<epochs>"), so an interrupted benchmark is finished by running the same
+command again (finished runs are skipped) and every run opens in the app.
+
+    python bench/sensitivity.py                    # -> bench/results/emodb_sensitivity.json
+                                                   #    + bench/results/emodb_sensitivity_report/
+    python bench/sensitivity.py --quick            # smoke test of the whole path: λ in {0, 0.3}
+                                                   # at α = 0.5, 1 seed, 1 epoch, fold 0 only;
+                                                   # writes *_sensitivity_quick.json / _report/
+    python bench/sensitivity.py --corpus synthetic --size tiny --quick --store /tmp/runs
+    python bench/sensitivity.py --dry-run          # list the runs, train nothing
+    python bench/sensitivity.py --backend ray --address auto --store /shared/runs
+
+Options given explicitly (--lambdas, --alphas, --seeds, --epochs, --folds, --fold) override
+--quick. The JSON holds the settings, wall time, the results table (UA / WA mean ± std over
+(seed, fold) units, percent), each λ > 0 setting's paired difference to the baseline with its
+95 % t and bootstrap intervals, the sensitivity curves and discriminability; the report folder
+has the same as Markdown / HTML with the plots and confusion matrices. Prints the JSON
+summary as its last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from ser_lab.fileio import atomic_write_json  # noqa: E402
+from ser_lab.report import build_report, json_safe  # noqa: E402
+from ser_lab.runs import RunStore  # noqa: E402
+from ser_lab.sweep import SweepSpec, expand, point_key, run_name, run_sweep  # noqa: E402
+
+LAMBDAS = [0.0, 0.01, 0.03, 0.1, 0.3, 1.0]
+ALPHAS = [0.1, 0.3, 0.5, 0.7, 0.9]
+FIXED_ALPHA = 0.5
+FIXED_LAMBDA = 0.3
+QUICK = {"lambdas": [0.0, 0.3], "alphas": [FIXED_ALPHA], "seeds": [0], "epochs": 1, "fold": [0]}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--corpus", default="emodb")
+    p.add_argument("--root", default=str(ROOT.parent / "shared" / "datasets" / "emodb"))
+    p.add_argument("--size", default=None, help="synthetic corpus size (e.g. tiny)")
+    p.add_argument("--quick", action="store_true", help="2 λ values, 1 seed, 1 epoch, fold 0")
+    p.add_argument("--lambdas", type=float, nargs="+", default=None, help=f"default {LAMBDAS}")
+    p.add_argument("--alphas", type=float, nargs="+", default=None, help=f"default {ALPHAS}")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="default 0 1")
+    p.add_argument("--epochs", type=int, default=None, help="default 20")
+    p.add_argument("--folds", type=int, default=5, help="number of folds (default 5)")
+    p.add_argument("--fold", type=int, nargs="+", default=None, help="train only these folds")
+    p.add_argument("--protocol", default="speaker")
+    p.add_argument("--features", default="mel")
+    p.add_argument("--sweep-id", default=None, help="default sens-<corpus>-e<epochs>[-quick]")
+    p.add_argument("--store", default=None, help="run store (default: checkpoints/)")
+    p.add_argument("--backend", default="local", choices=("local", "ray"))
+    p.add_argument("--workers", type=int, default=None, help="runs at once (default: per core / GPU)")
+    p.add_argument("--address", default=None, help="Ray address (auto or HOST:PORT)")
+    p.add_argument("--out", default=None, help="JSON summary path")
+    p.add_argument("--report", default=None, help="report folder")
+    p.add_argument("--dry-run", action="store_true", help="list the runs, train nothing")
+    args = p.parse_args(argv)
+    defaults = QUICK if args.quick else {"lambdas": LAMBDAS, "alphas": ALPHAS, "seeds": [0, 1], "epochs": 20}
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    return args
+
+
+def make_spec(args: argparse.Namespace) -> SweepSpec:
+    """The two lines of the (λ, α) plane as explicit points of one sweep."""
+    base = {
+        "corpus": args.corpus,
+        "root": None if args.corpus == "synthetic" else str(Path(args.root).resolve()),
+        "corpus_options": {"size": args.size} if args.size else {},
+        "features": args.features,
+        "epochs": args.epochs,
+        "n_folds": args.folds,
+        "folds": args.fold,
+        "protocol": args.protocol,
+    }
+    points = [{"lam": lam, "alpha": FIXED_ALPHA} for lam in args.lambdas]
+    points += [{"lam": FIXED_LAMBDA, "alpha": alpha} for alpha in args.alphas]
+    sweep_id = args.sweep_id or f"sens-{args.corpus}-e{args.epochs}" + ("-quick" if args.quick else "")
+    return SweepSpec(base=base, points=points, seeds=args.seeds, sweep_id=sweep_id).validate()
+
+
+def main(argv: list[str] | None = None) -> dict | None:
+    args = parse_args(argv)
+    spec = make_spec(args)
+    configs = expand(spec)
+    if args.dry_run:
+        for cfg in configs:
+            print(run_name(spec.sweep_id, point_key(cfg, spec.axes())))
+        print(f"{len(configs)} runs")
+        return None
+    suffix = "_quick" if args.quick else ""
+    results_dir = ROOT / "bench" / "results"
+    out = Path(args.out or results_dir / f"{args.corpus}_sensitivity{suffix}.json")
+    report_dir = Path(args.report or results_dir / f"{args.corpus}_sensitivity{suffix}_report")
+    store = RunStore(Path(args.store) if args.store else None)
+
+    def show(event: dict) -> None:
+        print(f"[{event['done']}/{event['total']}] {event['name']}: {event['state']}"
+              + (f" ({event['error']})" if event.get("error") else ""), file=sys.stderr, flush=True)
+
+    started = time.time()
+    result = run_sweep(spec, store, backend=args.backend, workers=args.workers, address=args.address,
+                       progress=show)
+    wall = time.time() - started
+    report = build_report(store, spec.sweep_id, report_dir)
+    summary = {
+        "corpus": args.corpus,
+        "root": spec.base["root"],
+        "protocol": args.protocol,
+        "n_folds": args.folds,
+        "folds": args.fold,
+        "features": args.features,
+        "epochs": args.epochs,
+        "seeds": args.seeds,
+        "lambdas_at_alpha": {"alpha": FIXED_ALPHA, "lambdas": args.lambdas},
+        "alphas_at_lambda": {"lambda": FIXED_LAMBDA, "alphas": args.alphas},
+        "sweep_id": spec.sweep_id,
+        "store": str(Path(store.root).resolve()),
+        "runs": len(result.points),
+        "runs_done": result.n_done,
+        "wall_time_s": wall,
+        "model_selection": "best validation UA (speaker-disjoint validation part of each training fold)",
+        "units": "(seed, fold) test folds; UA / WA in percent; std = sample std over units",
+        "report_dir": str(report_dir),
+        **{k: report[k] for k in ("table", "comparisons", "curves", "discriminability", "unfinished")},
+    }
+    summary = json_safe(summary)
+    atomic_write_json(out, summary)
+    print(json.dumps(summary))
+    return summary
+
+
+if __name__ == "__main__":
+    main()

@@ -52,7 +52,7 @@ accent shape is drawn per accent, so a shape is a tendency of an emotion, never 
 Neighbouring emotions therefore overlap the way acted speech does: angry <-> happy share high
 arousal, neutral <-> sad low arousal, angry <-> sad are far apart.
 
-Recording conditions, drawn per utterance: the active-speech level is set to -30 dBFS plus the
+Recording conditions, drawn per utterance: the active-speech level is set to -34 dBFS plus the
 speaker's habitual loudness plus the emotion's intensity plus a random recording gain of
 +/-6 dB (so loudness alone does not give the emotion away, while the level difference relative
 to the speaker remains); additive white or pink noise at 15-40 dB SNR; a length of 1.5-8 s
@@ -102,7 +102,7 @@ from ser_lab.errors import ConfigError, CorpusError
 from ser_lab.paths import cache_dir
 
 # Bumped whenever a change to the generator changes the audio it writes.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 SAMPLE_RATE = 16000
 
 SYNTHETIC_NOTICE = (
@@ -716,7 +716,7 @@ def speaker_vtl(p: UtteranceParams, speaker: Speaker) -> float:
     return speaker.vtl_factor * (1.0 + 0.03 * max(0.0, p.strength - 1.0) * (p.emotion != "sad"))
 
 
-_REFERENCE_DBFS = -30.0  # active-speech RMS level of a neutral utterance at 0 dB gain
+_REFERENCE_DBFS = -34.0  # active-speech RMS level of a neutral utterance at 0 dB gain
 
 
 def _record(speech: np.ndarray, active: np.ndarray, p: UtteranceParams,

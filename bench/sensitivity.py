@@ -51,7 +51,9 @@ QUICK = {"lambdas": [0.0, 0.3], "alphas": [FIXED_ALPHA], "seeds": [0], "epochs":
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--corpus", default="emodb")
     p.add_argument("--root", default=str(ROOT.parent / "shared" / "datasets" / "emodb"))
     p.add_argument("--size", default=None, help="synthetic corpus size (e.g. tiny)")
@@ -67,13 +69,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sweep-id", default=None, help="default sens-<corpus>-e<epochs>[-quick]")
     p.add_argument("--store", default=None, help="run store (default: checkpoints/)")
     p.add_argument("--backend", default="local", choices=("local", "ray"))
-    p.add_argument("--workers", type=int, default=None, help="runs at once (default: per core / GPU)")
+    p.add_argument(
+        "--workers", type=int, default=None, help="runs at once (default: per core / GPU)"
+    )
     p.add_argument("--address", default=None, help="Ray address (auto or HOST:PORT)")
     p.add_argument("--out", default=None, help="JSON summary path")
     p.add_argument("--report", default=None, help="report folder")
     p.add_argument("--dry-run", action="store_true", help="list the runs, train nothing")
     args = p.parse_args(argv)
-    defaults = QUICK if args.quick else {"lambdas": LAMBDAS, "alphas": ALPHAS, "seeds": [0, 1], "epochs": 20}
+    defaults = (
+        QUICK
+        if args.quick
+        else {"lambdas": LAMBDAS, "alphas": ALPHAS, "seeds": [0, 1], "epochs": 20}
+    )
     for name, value in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
@@ -94,7 +102,9 @@ def make_spec(args: argparse.Namespace) -> SweepSpec:
     }
     points = [{"lam": lam, "alpha": FIXED_ALPHA} for lam in args.lambdas]
     points += [{"lam": FIXED_LAMBDA, "alpha": alpha} for alpha in args.alphas]
-    sweep_id = args.sweep_id or f"sens-{args.corpus}-e{args.epochs}" + ("-quick" if args.quick else "")
+    sweep_id = args.sweep_id or f"sens-{args.corpus}-e{args.epochs}" + (
+        "-quick" if args.quick else ""
+    )
     return SweepSpec(base=base, points=points, seeds=args.seeds, sweep_id=sweep_id).validate()
 
 
@@ -114,12 +124,17 @@ def main(argv: list[str] | None = None) -> dict | None:
     store = RunStore(Path(args.store) if args.store else None)
 
     def show(event: dict) -> None:
-        print(f"[{event['done']}/{event['total']}] {event['name']}: {event['state']}"
-              + (f" ({event['error']})" if event.get("error") else ""), file=sys.stderr, flush=True)
+        print(
+            f"[{event['done']}/{event['total']}] {event['name']}: {event['state']}"
+            + (f" ({event['error']})" if event.get("error") else ""),
+            file=sys.stderr,
+            flush=True,
+        )
 
     started = time.time()
-    result = run_sweep(spec, store, backend=args.backend, workers=args.workers, address=args.address,
-                       progress=show)
+    result = run_sweep(
+        spec, store, backend=args.backend, workers=args.workers, address=args.address, progress=show
+    )
     wall = time.time() - started
     report = build_report(store, spec.sweep_id, report_dir)
     summary = {
@@ -141,7 +156,10 @@ def main(argv: list[str] | None = None) -> dict | None:
         "model_selection": "best validation UA (speaker-disjoint validation part of each training fold)",
         "units": "(seed, fold) test folds; UA / WA in percent; std = sample std over units",
         "report_dir": str(report_dir),
-        **{k: report[k] for k in ("table", "comparisons", "curves", "discriminability", "unfinished")},
+        **{
+            k: report[k]
+            for k in ("table", "comparisons", "curves", "discriminability", "unfinished")
+        },
     }
     summary = json_safe(summary)
     atomic_write_json(out, summary)

@@ -75,7 +75,9 @@ class Setting:
         return tuple(self.params.values())
 
     def slug(self) -> str:
-        return re.sub(r"[^A-Za-z0-9.+=-]+", "_", "-".join(_slug_part(k, v) for k, v in self.params.items()))
+        return re.sub(
+            r"[^A-Za-z0-9.+=-]+", "_", "-".join(_slug_part(k, v) for k, v in self.params.items())
+        )
 
 
 def _slug_part(name: str, value: Any) -> str:
@@ -109,11 +111,21 @@ def collect(store, sweep_id: str) -> dict[str, Any]:
         run = Run(Path(store.root) / row.run_id)
         results = run.read_results() if row.state == "done" else None
         if results is None:
-            unfinished.append({"run_id": row.run_id, "name": row.name, "state": row.state,
-                               "error": row.error or row.problem})
+            unfinished.append(
+                {
+                    "run_id": row.run_id,
+                    "name": row.name,
+                    "state": row.state,
+                    "error": row.error or row.problem,
+                }
+            )
             continue
         train = run.config["train"]
-        params = {"features": train["features"], "lam": float(train["lam"]), "alpha": float(train["alpha"])}
+        params = {
+            "features": train["features"],
+            "lam": float(train["lam"]),
+            "alpha": float(train["alpha"]),
+        }
         params.update({a: train.get(a) for a in others})
         key = tuple(json.dumps(v, sort_keys=True) for v in params.values())
         setting = settings.setdefault(key, Setting(params))
@@ -122,13 +134,22 @@ def collect(store, sweep_id: str) -> dict[str, Any]:
             duplicates.append(row.run_id)
             continue
         _add_run(setting, row.run_id, seed, results)
-    return {"sweep_id": sweep_id, "manifest": manifest, "settings": _sorted(settings.values()),
-            "unfinished": unfinished, "duplicates": duplicates, "other_axes": others}
+    return {
+        "sweep_id": sweep_id,
+        "manifest": manifest,
+        "settings": _sorted(settings.values()),
+        "unfinished": unfinished,
+        "duplicates": duplicates,
+        "other_axes": others,
+    }
 
 
 def _sorted(settings) -> list[Setting]:
     def order(s: Setting) -> tuple:
-        return tuple((0, v, "") if isinstance(v, (int, float)) else (1, 0, json.dumps(v)) for v in s.params.values())
+        return tuple(
+            (0, v, "") if isinstance(v, (int, float)) else (1, 0, json.dumps(v))
+            for v in s.params.values()
+        )
 
     return sorted(settings, key=order)
 
@@ -139,11 +160,17 @@ def _add_run(setting: Setting, run_id: str, seed: int, results: dict) -> None:
         setting.labels = labels
         setting.confusion = np.zeros((len(labels), len(labels)), dtype=np.int64)
     elif setting.labels != labels:
-        raise RunError(f"run {run_id} has classes {labels}, other runs of its setting {setting.labels}")
+        raise RunError(
+            f"run {run_id} has classes {labels}, other runs of its setting {setting.labels}"
+        )
     setting.run_ids.append(run_id)
     setting.seeds.append(seed)
     for fold in results["folds"]:
-        setting.units[(seed, int(fold["fold"]))] = {"UA": float(fold["UA"]), "WA": float(fold["WA"]), "run_id": run_id}
+        setting.units[(seed, int(fold["fold"]))] = {
+            "UA": float(fold["UA"]),
+            "WA": float(fold["WA"]),
+            "run_id": run_id,
+        }
         setting.confusion += np.asarray(fold["confusion"], dtype=np.int64)
 
 
@@ -169,8 +196,10 @@ def baseline_for(setting: Setting, settings: list[Setting]) -> Setting | None:
         return None
     rest = {k: v for k, v in setting.params.items() if k not in ("lam", "alpha")}
     candidates = [
-        s for s in settings
-        if s.params["lam"] == 0 and {k: v for k, v in s.params.items() if k not in ("lam", "alpha")} == rest
+        s
+        for s in settings
+        if s.params["lam"] == 0
+        and {k: v for k, v in s.params.items() if k not in ("lam", "alpha")} == rest
     ]
     same_alpha = [s for s in candidates if s.params["alpha"] == setting.params["alpha"]]
     return (same_alpha or candidates or [None])[0]
@@ -188,7 +217,9 @@ def comparisons(settings: list[Setting]) -> list[dict]:
             for m in METRICS:
                 a = {u: 100 * v[m] for u, v in base.units.items()}
                 b = {u: 100 * v[m] for u, v in s.units.items()}
-                entry[m] = paired_difference(a, b, confidence=CONFIDENCE, n_boot=N_BOOT, seed=BOOT_SEED).to_dict()
+                entry[m] = paired_difference(
+                    a, b, confidence=CONFIDENCE, n_boot=N_BOOT, seed=BOOT_SEED
+                ).to_dict()
         except Exception as e:  # noqa: BLE001 - e.g. no shared unit: say so in the report
             entry["problem"] = str(e)
         out.append(entry)
@@ -197,10 +228,18 @@ def comparisons(settings: list[Setting]) -> list[dict]:
 
 def curves(settings: list[Setting], others: list[str]) -> list[dict]:
     """UA / WA vs λ at each α (and vs α at each λ) that has at least two values to plot."""
-    records = [{**s.params, "seed": seed, "fold": fold, **{m: 100 * u[m] for m in METRICS}}
-               for s in settings for (seed, fold), u in s.units.items()]
+    records = [
+        {**s.params, "seed": seed, "fold": fold, **{m: 100 * u[m] for m in METRICS}}
+        for s in settings
+        for (seed, fold), u in s.units.items()
+    ]
     out = []
-    groups = sorted({json.dumps({k: s.params[k] for k in ("features", *others)}, sort_keys=True) for s in settings})
+    groups = sorted(
+        {
+            json.dumps({k: s.params[k] for k in ("features", *others)}, sort_keys=True)
+            for s in settings
+        }
+    )
     for group in groups:
         fixed_rest = json.loads(group)
         members = [s for s in settings if all(s.params[k] == v for k, v in fixed_rest.items())]
@@ -210,8 +249,13 @@ def curves(settings: list[Setting], others: list[str]) -> list[dict]:
                 if len(values) < 2:
                     continue
                 points = sensitivity_curve(records, vary, {**fixed_rest, hold: held})
-                out.append({"vary": vary, "fixed": {**fixed_rest, hold: held},
-                            "points": [p.to_dict() for p in points]})
+                out.append(
+                    {
+                        "vary": vary,
+                        "fixed": {**fixed_rest, hold: held},
+                        "points": [p.to_dict() for p in points],
+                    }
+                )
     return out
 
 
@@ -287,8 +331,15 @@ def plot_confusion(setting: Setting) -> bytes:
     ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     for i in range(n):
         for j in range(n):
-            ax.text(j, i, f"{100 * norm[i, j]:.0f}%\n({cm[i, j]})", ha="center", va="center",
-                    fontsize=8, color="white" if norm[i, j] > 0.6 else "black")
+            ax.text(
+                j,
+                i,
+                f"{100 * norm[i, j]:.0f}%\n({cm[i, j]})",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if norm[i, j] > 0.6 else "black",
+            )
     ax.set_xticks(range(n), setting.labels, rotation=30)
     ax.set_yticks(range(n), setting.labels)
     ax.set_xlabel("predicted")
@@ -322,12 +373,18 @@ def build_report(store, sweep_id: str, out_dir: str | Path | None = None) -> dic
         "curves": curves(settings, data["other_axes"]),
         "unfinished": data["unfinished"],
         "duplicates": data["duplicates"],
-        "confusion": [{**s.params, "labels": s.labels, "counts": s.confusion.tolist()} for s in settings],
+        "confusion": [
+            {**s.params, "labels": s.labels, "counts": s.confusion.tolist()} for s in settings
+        ],
     }
-    report["discriminability"], report["discriminability_problems"] = discriminability_summary(store, settings)
+    report["discriminability"], report["discriminability_problems"] = discriminability_summary(
+        store, settings
+    )
     for curve in report["curves"]:
         fixed = "_".join(_slug_part(k, v) for k, v in curve["fixed"].items())
-        curve["image"] = _safe_name(f"sensitivity_{'lambda' if curve['vary'] == 'lam' else 'alpha'}_{fixed}.png")
+        curve["image"] = _safe_name(
+            f"sensitivity_{'lambda' if curve['vary'] == 'lam' else 'alpha'}_{fixed}.png"
+        )
         fileio.atomic_write_bytes(out / curve["image"], plot_curve(curve))
     for entry, s in zip(report["confusion"], settings):
         entry["image"] = _safe_name(f"confusion_{s.slug()}.png")
@@ -362,7 +419,7 @@ def _num(value: float | None, digits: int = 2, signed: bool = False) -> str:
 
 
 def pm(mean: float, std: float, digits: int = 2) -> str:
-    """"61.23 ± 2.10" (the std reads "n/a" for a single unit)."""
+    """ "61.23 ± 2.10" (the std reads "n/a" for a single unit)."""
     return f"{_num(mean, digits)} ± {_num(std, digits)}"
 
 
@@ -371,9 +428,16 @@ def _table_header(others: list[str]) -> list[str]:
 
 
 def _table_cells(row: dict, others: list[str]) -> list[str]:
-    return [row["input"], format_value(row["lam"]), format_value(row["alpha"]), *(format_value(row[o]) for o in others),
-            pm(row["UA_mean"], row["UA_std"]), pm(row["WA_mean"], row["WA_std"]),
-            str(row["n_units"]), str(row["n_seeds"])]
+    return [
+        row["input"],
+        format_value(row["lam"]),
+        format_value(row["alpha"]),
+        *(format_value(row[o]) for o in others),
+        pm(row["UA_mean"], row["UA_std"]),
+        pm(row["WA_mean"], row["WA_std"]),
+        str(row["n_units"]),
+        str(row["n_seeds"]),
+    ]
 
 
 def format_table(table: list[dict], others: list[str] = ()) -> str:
@@ -396,19 +460,41 @@ def _comparison_cells(c: dict) -> list[str]:
     for m in METRICS:
         d = c[m]
         cells.append(f"{_num(d['mean'], signed=True)}")
-        cells.append(f"[{_num(d['t_low'], signed=True)}, {_num(d['t_high'], signed=True)}] / "
-                     f"[{_num(d['boot_low'], signed=True)}, {_num(d['boot_high'], signed=True)}]")
+        cells.append(
+            f"[{_num(d['t_low'], signed=True)}, {_num(d['t_high'], signed=True)}] / "
+            f"[{_num(d['boot_low'], signed=True)}, {_num(d['boot_high'], signed=True)}]"
+        )
     cells.append(str(c["UA"]["n"]))
     return cells
 
 
-COMPARISON_HEADER = ["setting", "Δ UA (pts)", "95 % CI: t / bootstrap", "Δ WA (pts)",
-                     "95 % CI: t / bootstrap", "pairs"]
-DISC_HEADER = ["input", "λ", "α", "intra", "inter", "intra/inter", "Fisher", "silhouette", "k-NN UA %"]
+COMPARISON_HEADER = [
+    "setting",
+    "Δ UA (pts)",
+    "95 % CI: t / bootstrap",
+    "Δ WA (pts)",
+    "95 % CI: t / bootstrap",
+    "pairs",
+]
+DISC_HEADER = [
+    "input",
+    "λ",
+    "α",
+    "intra",
+    "inter",
+    "intra/inter",
+    "Fisher",
+    "silhouette",
+    "k-NN UA %",
+]
 
 
 def _disc_cells(d: dict, others: list[str]) -> list[str]:
-    cells = [FEATURE_NAMES.get(d["features"], d["features"]), format_value(d["lam"]), format_value(d["alpha"])]
+    cells = [
+        FEATURE_NAMES.get(d["features"], d["features"]),
+        format_value(d["lam"]),
+        format_value(d["alpha"]),
+    ]
     cells += [format_value(d[o]) for o in others]
     cells += [_num(d[k]["mean"], 3) for k in DISC_KEYS]
     cells.append(_num(d["knn_UA"]["mean"]))
@@ -434,17 +520,36 @@ def render_markdown(report: dict) -> str:
     others = report["other_axes"]
     parts = [f"# Sweep {report['sweep_id']}", "", INTRO, ""]
     if report.get("base"):
-        parts += ["Shared settings: " + ", ".join(f"{k} = {format_value(v)}" for k, v in report["base"].items()), ""]
-    parts += ["## Results", "", _md_table(_table_header(others), [_table_cells(r, others) for r in report["table"]]), ""]
+        parts += [
+            "Shared settings: "
+            + ", ".join(f"{k} = {format_value(v)}" for k, v in report["base"].items()),
+            "",
+        ]
+    parts += [
+        "## Results",
+        "",
+        _md_table(_table_header(others), [_table_cells(r, others) for r in report["table"]]),
+        "",
+    ]
     if report["comparisons"]:
-        parts += ["## Center loss against the softmax-only baseline", "",
-                  _md_table(COMPARISON_HEADER, [_comparison_cells(c) for c in report["comparisons"]]), ""]
+        parts += [
+            "## Center loss against the softmax-only baseline",
+            "",
+            _md_table(COMPARISON_HEADER, [_comparison_cells(c) for c in report["comparisons"]]),
+            "",
+        ]
     if report["curves"]:
         parts += ["## Sensitivity", ""]
         parts += [f"![{c['image']}]({c['image']})" for c in report["curves"]] + [""]
-    parts += ["## Discriminability of z (test split, mean over units)", "",
-              _md_table(DISC_HEADER[:3] + others + DISC_HEADER[3:],
-                        [_disc_cells(d, others) for d in report["discriminability"]]), ""]
+    parts += [
+        "## Discriminability of z (test split, mean over units)",
+        "",
+        _md_table(
+            DISC_HEADER[:3] + others + DISC_HEADER[3:],
+            [_disc_cells(d, others) for d in report["discriminability"]],
+        ),
+        "",
+    ]
     parts += ["## Confusion matrices (pooled over folds and seeds)", ""]
     parts += [f"![{c['image']}]({c['image']})" for c in report["confusion"]] + [""]
     parts += _notes(report, lambda s: s)
@@ -454,8 +559,10 @@ def render_markdown(report: dict) -> str:
 def _notes(report: dict, esc) -> list[str]:
     notes = []
     for u in report["unfinished"]:
-        notes.append(f"- not finished: {esc(u['name'])} ({esc(u['run_id'])}): {esc(u['state'])}"
-                     + (f" — {esc(str(u['error']))}" if u.get("error") else ""))
+        notes.append(
+            f"- not finished: {esc(u['name'])} ({esc(u['run_id'])}): {esc(u['state'])}"
+            + (f" — {esc(str(u['error']))}" if u.get("error") else "")
+        )
     notes += [f"- duplicate run left out: {esc(r)}" for r in report["duplicates"]]
     notes += [f"- discriminability skipped: {esc(p)}" for p in report["discriminability_problems"]]
     return (["## Notes", "", *notes, ""]) if notes else []
@@ -474,33 +581,52 @@ p.note { color: #555; font-size: 0.9em; }
 
 def _html_table(header: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows
+    )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def render_html(report: dict) -> str:
     others = report["other_axes"]
     title = html.escape(f"Sweep {report['sweep_id']}")
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title>",
-             f"<style>{CSS}</style></head><body>", f"<h1>{title}</h1>",
-             f"<p class='note'>{html.escape(INTRO)}</p>"]
+    parts = [
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title>",
+        f"<style>{CSS}</style></head><body>",
+        f"<h1>{title}</h1>",
+        f"<p class='note'>{html.escape(INTRO)}</p>",
+    ]
     if report.get("base"):
         shared = ", ".join(f"{k} = {format_value(v)}" for k, v in report["base"].items())
         parts.append(f"<p class='note'>Shared settings: {html.escape(shared)}</p>")
-    parts += ["<h2>Results</h2>",
-              _html_table(_table_header(others), [_table_cells(r, others) for r in report["table"]])]
+    parts += [
+        "<h2>Results</h2>",
+        _html_table(_table_header(others), [_table_cells(r, others) for r in report["table"]]),
+    ]
     if report["comparisons"]:
-        parts += ["<h2>Center loss against the softmax-only baseline</h2>",
-                  _html_table(COMPARISON_HEADER, [_comparison_cells(c) for c in report["comparisons"]])]
+        parts += [
+            "<h2>Center loss against the softmax-only baseline</h2>",
+            _html_table(COMPARISON_HEADER, [_comparison_cells(c) for c in report["comparisons"]]),
+        ]
     if report["curves"]:
         parts.append("<h2>Sensitivity</h2><div>")
-        parts += [f"<img src='{html.escape(c['image'])}' alt='{html.escape(c['image'])}'>" for c in report["curves"]]
+        parts += [
+            f"<img src='{html.escape(c['image'])}' alt='{html.escape(c['image'])}'>"
+            for c in report["curves"]
+        ]
         parts.append("</div>")
-    parts += ["<h2>Discriminability of z (test split, mean over units)</h2>",
-              _html_table(DISC_HEADER[:3] + others + DISC_HEADER[3:],
-                          [_disc_cells(d, others) for d in report["discriminability"]])]
+    parts += [
+        "<h2>Discriminability of z (test split, mean over units)</h2>",
+        _html_table(
+            DISC_HEADER[:3] + others + DISC_HEADER[3:],
+            [_disc_cells(d, others) for d in report["discriminability"]],
+        ),
+    ]
     parts.append("<h2>Confusion matrices (pooled over folds and seeds)</h2><div>")
-    parts += [f"<img src='{html.escape(c['image'])}' alt='{html.escape(c['image'])}'>" for c in report["confusion"]]
+    parts += [
+        f"<img src='{html.escape(c['image'])}' alt='{html.escape(c['image'])}'>"
+        for c in report["confusion"]
+    ]
     parts.append("</div>")
     notes = _notes(report, html.escape)
     if notes:

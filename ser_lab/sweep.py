@@ -121,7 +121,9 @@ def coerce_field(name: str, value: Any) -> Any:
     kind = types[name]
     text = value.strip() if isinstance(value, str) else None
     try:
-        if kind.endswith("|None") and (value is None or (text is not None and text.lower() in ("none", ""))):
+        if kind.endswith("|None") and (
+            value is None or (text is not None and text.lower() in ("none", ""))
+        ):
             return None
         base = kind.removesuffix("|None")
         if base == "float":
@@ -163,8 +165,12 @@ def coerce_int(value: Any) -> int:
 
 def _describe_kind(kind: str) -> str:
     names = {
-        "float": "a number", "int": "an integer", "bool": "true or false", "str": "a text",
-        "list[int]": "comma-separated integers", "dict": "a JSON object",
+        "float": "a number",
+        "int": "an integer",
+        "bool": "true or false",
+        "str": "a text",
+        "list[int]": "comma-separated integers",
+        "dict": "a JSON object",
     }
     base = kind.removesuffix("|None")
     return names.get(base, base) + (" or none" if kind.endswith("|None") else "")
@@ -196,7 +202,9 @@ def validate_sweep_id(sweep_id: str) -> str:
     if not isinstance(sweep_id, str) or not sweep_id:
         raise ConfigError(f"a sweep id must be a non-empty string, got {sweep_id!r}")
     if len(sweep_id) > MAX_SWEEP_ID_LEN:
-        raise ConfigError(f"sweep id is {len(sweep_id)} characters long (at most {MAX_SWEEP_ID_LEN})")
+        raise ConfigError(
+            f"sweep id is {len(sweep_id)} characters long (at most {MAX_SWEEP_ID_LEN})"
+        )
     if not _SWEEP_ID_RE.fullmatch(sweep_id) or ".." in sweep_id:
         raise ConfigError(
             f"invalid sweep id {sweep_id!r}: use letters, digits, '-', '_' and '.', "
@@ -274,9 +282,11 @@ def _unique(values: list) -> list:
 
 
 def point_key(cfg, axes: list[str]) -> str:
-    """"lam0.3-alpha0.5-mel-s0": the paper's axes, any other swept field, then the seed."""
+    """ "lam0.3-alpha0.5-mel-s0": the paper's axes, any other swept field, then the seed."""
     parts = [f"lam{format_value(cfg.lam)}", f"alpha{format_value(cfg.alpha)}", cfg.features]
-    parts += [f"{name}{format_value(getattr(cfg, name))}" for name in axes if name not in KEY_FIELDS]
+    parts += [
+        f"{name}{format_value(getattr(cfg, name))}" for name in axes if name not in KEY_FIELDS
+    ]
     parts.append(f"s{cfg.seed}")
     return "-".join(parts)
 
@@ -416,7 +426,9 @@ _PREFERENCE = {"done": 0, "running": 1, "interrupted": 2, "queued": 3, "failed":
 
 def _pick(rows: list):
     """The run to use for a point: a done one, else the one most worth resuming."""
-    return min(rows, key=lambda r: (_PREFERENCE.get(r.state, 9), -(r.progress or 0.0), r.created or ""))
+    return min(
+        rows, key=lambda r: (_PREFERENCE.get(r.state, 9), -(r.progress or 0.0), r.created or "")
+    )
 
 
 # ----------------------------------------------------------------------------- results
@@ -555,13 +567,17 @@ def _prepare_data(configs: list) -> None:
 
     seen: set[str] = set()
     for cfg in configs:
-        ident = json.dumps([cfg.corpus, cfg.root, cfg.corpus_options, cfg.classes, cfg.features], sort_keys=True)
+        ident = json.dumps(
+            [cfg.corpus, cfg.root, cfg.corpus_options, cfg.classes, cfg.features], sort_keys=True
+        )
         if ident not in seen:
             seen.add(ident)
             load_data(cfg)
 
 
-def _run_local(tasks: list[dict], store_root: str, workers: int, on_done: Callable[[dict], None]) -> None:
+def _run_local(
+    tasks: list[dict], store_root: str, workers: int, on_done: Callable[[dict], None]
+) -> None:
     """Train the tasks in `workers` processes (or here, for one worker).
 
     Stopping: Ctrl-C / SIGTERM of the launcher sets a shared event; every worker polls it at
@@ -589,8 +605,9 @@ def _run_local(tasks: list[dict], store_root: str, workers: int, on_done: Callab
             gpu_queue.put(i % n_gpus)
     stop = ctx.Event()
     threads = max(1, available_cores() // workers)
-    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                               initargs=(threads, gpu_queue, stop))
+    pool = ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=_init_worker, initargs=(threads, gpu_queue, stop)
+    )
     futures = {pool.submit(_pool_task, task, store_root): task for task in tasks}
     reported: set = set()
     try:
@@ -599,8 +616,12 @@ def _run_local(tasks: list[dict], store_root: str, workers: int, on_done: Callab
                 result = fut.result()
             except BrokenProcessPool:
                 task = futures[fut]
-                result = {"index": task["index"], "run_id": task.get("run_id"), "state": "interrupted",
-                          "error": "a worker process died (killed, or out of memory?)"}
+                result = {
+                    "index": task["index"],
+                    "run_id": task.get("run_id"),
+                    "state": "interrupted",
+                    "error": "a worker process died (killed, or out of memory?)",
+                }
             reported.add(fut)
             on_done(result)
     except BaseException:
@@ -650,14 +671,21 @@ def _ray_task(task: dict, store_root: str, threads: int) -> dict:
 
 
 def _run_ray(
-    tasks: list[dict], store_root: str, workers: int | None, address: str | None,
-    cpus_per_task: float, gpus_per_task: float, on_done: Callable[[dict], None],
+    tasks: list[dict],
+    store_root: str,
+    workers: int | None,
+    address: str | None,
+    cpus_per_task: float,
+    gpus_per_task: float,
+    on_done: Callable[[dict], None],
 ) -> None:
     ray = import_ray()
     started_here = not ray.is_initialized()
     if started_here:
         ray.init(address=address, runtime_env=ray_runtime_env(), logging_level="WARNING")
-    remote = ray.remote(_ray_task).options(num_cpus=cpus_per_task, num_gpus=gpus_per_task, max_retries=0)
+    remote = ray.remote(_ray_task).options(
+        num_cpus=cpus_per_task, num_gpus=gpus_per_task, max_retries=0
+    )
     threads = max(1, int(cpus_per_task))
     pending = list(tasks)
     in_flight: dict = {}
@@ -673,8 +701,12 @@ def _run_ray(
                 try:
                     result = ray.get(ref)
                 except Exception as e:  # noqa: BLE001 - a lost node or worker
-                    result = {"index": task["index"], "run_id": task.get("run_id"),
-                              "state": "interrupted", "error": f"ray task failed: {type(e).__name__}: {e}"}
+                    result = {
+                        "index": task["index"],
+                        "run_id": task.get("run_id"),
+                        "state": "interrupted",
+                        "error": f"ray task failed: {type(e).__name__}: {e}",
+                    }
                 on_done(result)
     except BaseException:
         for ref in in_flight:
@@ -738,7 +770,8 @@ def run_sweep(
                 point.run_id = chosen.run_id
                 point.state = chosen.state
             skip = chosen is not None and (
-                chosen.state == "done" or chosen.state == "running"
+                chosen.state == "done"
+                or chosen.state == "running"
                 or (chosen.state == "failed" and not retry_failed)
             )
             if skip:
@@ -747,7 +780,9 @@ def run_sweep(
                 done += 1
                 _notify(progress, "skipped", point, done, len(points))
                 continue
-            tasks.append({"index": i, "name": point.name, "config": point.config, "run_id": point.run_id})
+            tasks.append(
+                {"index": i, "name": point.name, "config": point.config, "run_id": point.run_id}
+            )
         _write_manifest(store, manifest, points)
 
         def on_done(result: dict) -> None:
@@ -768,7 +803,15 @@ def run_sweep(
                         _prepare_data([configs[t["index"]] for t in tasks])
                     _run_local(tasks, str(store.root), n, on_done)
                 else:
-                    _run_ray(tasks, str(store.root), workers, address, cpus_per_task, gpus_per_task, on_done)
+                    _run_ray(
+                        tasks,
+                        str(store.root),
+                        workers,
+                        address,
+                        cpus_per_task,
+                        gpus_per_task,
+                        on_done,
+                    )
             except BaseException:
                 for point in points:
                     if point.state not in ("done", "failed", "running"):
@@ -780,8 +823,18 @@ def run_sweep(
 
 def _notify(progress, event: str, point: PointResult, done: int, total: int) -> None:
     if progress:
-        progress({"event": event, "key": point.key, "name": point.name, "run_id": point.run_id,
-                  "state": point.state, "error": point.error, "done": done, "total": total})
+        progress(
+            {
+                "event": event,
+                "key": point.key,
+                "name": point.name,
+                "run_id": point.run_id,
+                "state": point.state,
+                "error": point.error,
+                "done": done,
+                "total": total,
+            }
+        )
 
 
 @contextlib.contextmanager
@@ -809,8 +862,14 @@ def _start_manifest(store, spec: SweepSpec, points: list[PointResult], backend: 
     old = read_manifest(store, spec.sweep_id)
     now = datetime.now().astimezone().isoformat(timespec="seconds")
     if old is None:
-        return {"format_version": MANIFEST_VERSION, "sweep_id": spec.sweep_id, "created": now,
-                "spec": spec.to_dict(), "backend": backend, "earlier_points": []}
+        return {
+            "format_version": MANIFEST_VERSION,
+            "sweep_id": spec.sweep_id,
+            "created": now,
+            "spec": spec.to_dict(),
+            "backend": backend,
+            "earlier_points": [],
+        }
     old_base = SweepSpec.from_dict(old["spec"]).validate().base
     if old_base != spec.base:
         raise ConfigError(
@@ -828,8 +887,14 @@ def _write_manifest(store, manifest: dict, points: list[PointResult]) -> None:
     manifest["updated"] = datetime.now().astimezone().isoformat(timespec="seconds")
     manifest["store"] = str(Path(store.root).resolve())
     manifest["points"] = earlier + [
-        {"key": p.key, "name": p.name, "run_id": p.run_id, "state": p.state, "error": p.error,
-         "params": {k: p.config[k] for k in (*KEY_FIELDS, "seed")} | _other_axes(manifest, p)}
+        {
+            "key": p.key,
+            "name": p.name,
+            "run_id": p.run_id,
+            "state": p.state,
+            "error": p.error,
+            "params": {k: p.config[k] for k in (*KEY_FIELDS, "seed")} | _other_axes(manifest, p),
+        }
         for p in points
     ]
     fileio.atomic_write_json(manifest_path(store, manifest["sweep_id"]), manifest)
@@ -897,7 +962,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return 0
 
     def show(event: dict) -> None:
-        what = "already done" if event["event"] == "skipped" and event["state"] == "done" else event["state"]
+        what = (
+            "already done"
+            if event["event"] == "skipped" and event["state"] == "done"
+            else event["state"]
+        )
         line = f"[{event['done']}/{event['total']}] {event['name']}: {what}"
         if event.get("error"):
             line += f" ({event['error']})"
@@ -905,15 +974,28 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     try:
         result = run_sweep(
-            spec, store, backend=args.backend, workers=args.workers, address=args.address,
-            progress=show, cpus_per_task=args.cpus_per_task, gpus_per_task=args.gpus_per_task,
+            spec,
+            store,
+            backend=args.backend,
+            workers=args.workers,
+            address=args.address,
+            progress=show,
+            cpus_per_task=args.cpus_per_task,
+            gpus_per_task=args.gpus_per_task,
         )
     except KeyboardInterrupt:
-        print(f"\ninterrupted: finish with  python -m ser_lab sweep --resume {spec.sweep_id}", flush=True)
+        print(
+            f"\ninterrupted: finish with  python -m ser_lab sweep --resume {spec.sweep_id}",
+            flush=True,
+        )
         return 130
-    print(f"{result.n_done}/{len(result.points)} runs done; report: python -m ser_lab report {spec.sweep_id}")
+    print(
+        f"{result.n_done}/{len(result.points)} runs done; report: python -m ser_lab report {spec.sweep_id}"
+    )
     if not result.ok:
-        print(f"not done: {len(result.unfinished)}; re-launch: python -m ser_lab sweep --resume {spec.sweep_id}")
+        print(
+            f"not done: {len(result.unfinished)}; re-launch: python -m ser_lab sweep --resume {spec.sweep_id}"
+        )
         return 1
     return 0
 
@@ -939,34 +1021,63 @@ def add_sweep_commands(subparsers) -> None:
     from ser_lab.cli import add_corpus_args
 
     p = subparsers.add_parser(
-        "sweep", help="train a grid of settings x seeds (resumable, local or Ray)",
+        "sweep",
+        help="train a grid of settings x seeds (resumable, local or Ray)",
         description="Train every point of a grid (and/or explicit points) for every seed. "
         "Example: --set epochs=3 --grid lam=0,0.1,0.3 --grid alpha=0.5 --seeds 0 1",
     )
     add_corpus_args(p)
-    p.add_argument("--set", action="append", metavar="FIELD=VALUE",
-                   help="a training setting shared by every run, e.g. epochs=20 (repeatable)")
-    p.add_argument("--grid", action="append", metavar="FIELD=V1,V2,...",
-                   help="an axis of the grid, e.g. lam=0,0.1,0.3 (repeatable; axes are crossed)")
-    p.add_argument("--point", action="append", nargs="+", metavar="FIELD=VALUE",
-                   help="one explicit point, e.g. --point lam=0.3 alpha=0.5 (repeatable)")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="FIELD=VALUE",
+        help="a training setting shared by every run, e.g. epochs=20 (repeatable)",
+    )
+    p.add_argument(
+        "--grid",
+        action="append",
+        metavar="FIELD=V1,V2,...",
+        help="an axis of the grid, e.g. lam=0,0.1,0.3 (repeatable; axes are crossed)",
+    )
+    p.add_argument(
+        "--point",
+        action="append",
+        nargs="+",
+        metavar="FIELD=VALUE",
+        help="one explicit point, e.g. --point lam=0.3 alpha=0.5 (repeatable)",
+    )
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds (default: 0)")
-    p.add_argument("--sweep-id", default=None, help="name the sweep (re-use it to extend or resume)")
-    p.add_argument("--resume", default=None, metavar="SWEEP_ID", help="re-launch a sweep from its manifest")
+    p.add_argument(
+        "--sweep-id", default=None, help="name the sweep (re-use it to extend or resume)"
+    )
+    p.add_argument(
+        "--resume", default=None, metavar="SWEEP_ID", help="re-launch a sweep from its manifest"
+    )
     p.add_argument("--backend", default="local", choices=BACKENDS)
-    p.add_argument("--workers", type=int, default=None,
-                   help="runs trained at once (local default: one per GPU, else per core)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="runs trained at once (local default: one per GPU, else per core)",
+    )
     p.add_argument("--address", default=None, help="Ray cluster address: auto or HOST:PORT")
     p.add_argument("--cpus-per-task", type=float, default=1, help="Ray: CPUs per run (default 1)")
     p.add_argument("--gpus-per-task", type=float, default=0, help="Ray: GPUs per run (default 0)")
-    p.add_argument("--store", dest="sweep_store", default=None,
-                   help="run store shared by all nodes (default: the global --store)")
+    p.add_argument(
+        "--store",
+        dest="sweep_store",
+        default=None,
+        help="run store shared by all nodes (default: the global --store)",
+    )
     p.add_argument("--dry-run", action="store_true", help="list the runs without training")
     p.set_defaults(func=cmd_sweep)
 
     p = subparsers.add_parser("report", help="write a sweep's report (tables, plots, statistics)")
     p.add_argument("sweep_id")
-    p.add_argument("--out", default=None, help="output folder (default: <store>/sweeps/<id>-report)")
-    p.add_argument("--store", dest="sweep_store", default=None, help="run store (default: the global --store)")
+    p.add_argument(
+        "--out", default=None, help="output folder (default: <store>/sweeps/<id>-report)"
+    )
+    p.add_argument(
+        "--store", dest="sweep_store", default=None, help="run store (default: the global --store)"
+    )
     p.set_defaults(func=cmd_report)
-

@@ -14,7 +14,9 @@ ray = pytest.importorskip("ray", reason="Ray is optional: pip install -r require
 def local_ray(tmp_path, monkeypatch):
     monkeypatch.setenv("SER_LAB_CACHE", str(tmp_path / "cache"))
     # The workers get this ser_lab package (and SER_LAB_CACHE) from the job's runtime env.
-    ray.init(num_cpus=2, include_dashboard=False, runtime_env=ray_runtime_env(), logging_level="WARNING")
+    ray.init(
+        num_cpus=2, include_dashboard=False, runtime_env=ray_runtime_env(), logging_level="WARNING"
+    )
     try:
         yield
     finally:
@@ -24,8 +26,14 @@ def local_ray(tmp_path, monkeypatch):
 def test_a_tiny_grid_runs_on_ray_into_the_shared_store(tmp_path, local_ray):
     store = RunStore(tmp_path / "runs")
     spec = SweepSpec(
-        base={"corpus": "synthetic", "corpus_options": {"size": "tiny"}, "epochs": 1, "n_folds": 2,
-              "folds": [0], "workers": 1},
+        base={
+            "corpus": "synthetic",
+            "corpus_options": {"size": "tiny"},
+            "epochs": 1,
+            "n_folds": 2,
+            "folds": [0],
+            "workers": 1,
+        },
         grid={"lam": [0, 0.3], "alpha": [0.3, 0.5]},
         sweep_id="ray",
     )

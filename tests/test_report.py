@@ -27,25 +27,47 @@ def fold_confusion(seed: int, fold: int) -> list[list[int]]:
 
 
 def fake_run(store, lam, alpha, seed, offset):
-    cfg = TrainConfig(corpus="synthetic", lam=lam, alpha=alpha, seed=seed, epochs=1, n_folds=2, sweep_id=SWEEP)
+    cfg = TrainConfig(
+        corpus="synthetic", lam=lam, alpha=alpha, seed=seed, epochs=1, n_folds=2, sweep_id=SWEEP
+    )
     run = new_run(cfg, store, name=f"{SWEEP}-lam{lam}-alpha{alpha}-mel-s{seed}")
     rng = np.random.default_rng(seed)
     folds = []
     for fold in (0, 1):
         ua = BASE_UA[(seed, fold)] + offset
-        folds.append({"fold": fold, "UA": ua, "WA": ua + 0.02, "confusion": fold_confusion(seed, fold),
-                      "recall": {}, "best_epoch": 1, "n_test": 32})
+        folds.append(
+            {
+                "fold": fold,
+                "UA": ua,
+                "WA": ua + 0.02,
+                "confusion": fold_confusion(seed, fold),
+                "recall": {},
+                "best_epoch": 1,
+                "n_test": 32,
+            }
+        )
         labels = np.repeat(np.arange(4), 6)
         z = rng.normal(size=(24, 8)).astype(np.float32) + 3 * np.eye(4, 8)[labels]
         run.save_embeddings(
-            fold, z=z, labels=labels, preds=labels, probs=np.full((24, 4), 0.25),
+            fold,
+            z=z,
+            labels=labels,
+            preds=labels,
+            probs=np.full((24, 4), 0.25),
             utt_ids=np.array([f"u{i}" for i in range(24)]),
             split=np.array(["train"] * 12 + ["val"] * 4 + ["test"] * 8),
-            centers=np.eye(4, 8) * 3, label_names=np.array(LABELS),
+            centers=np.eye(4, 8) * 3,
+            label_names=np.array(LABELS),
         )
     ua = np.array([f["UA"] for f in folds])
-    run.write_results({"labels": LABELS, "folds": folds, "pooled": {"UA": float(ua.mean()), "WA": float(ua.mean())},
-                       "mean": {"UA": float(ua.mean()), "WA": float(ua.mean()) + 0.02}})
+    run.write_results(
+        {
+            "labels": LABELS,
+            "folds": folds,
+            "pooled": {"UA": float(ua.mean()), "WA": float(ua.mean())},
+            "mean": {"UA": float(ua.mean()), "WA": float(ua.mean()) + 0.02},
+        }
+    )
     run.update_status(state="done", progress=1.0)
     return run
 
@@ -97,7 +119,9 @@ def test_report_folder_has_every_file_and_the_right_numbers(built):
     assert base["WA_mean"] == pytest.approx(59.5)
     assert base["n_units"] == 4 and base["n_seeds"] == 2
     center = row_for(report, 0.3, 0.5)
-    assert center["UA_mean"] == pytest.approx(61.5) and center["UA_std"] == pytest.approx(math.sqrt(125 / 3))
+    assert center["UA_mean"] == pytest.approx(61.5) and center["UA_std"] == pytest.approx(
+        math.sqrt(125 / 3)
+    )
     md = (out / "report.md").read_text()
     assert "| Mel spectrogram | 0 | 0.5 | 57.50 ± 6.45 | 59.50 ± 6.45 | 4 | 2 |" in md
     assert "| Mel spectrogram | 0.3 | 0.5 | 61.50 ± 6.45 | 63.50 ± 6.45 | 4 | 2 |" in md
@@ -107,7 +131,9 @@ def test_report_folder_has_every_file_and_the_right_numbers(built):
     comp = [c for c in report["comparisons"] if c["setting"]["alpha"] == 0.5][0]
     assert comp["baseline"]["lam"] == 0.0
     assert comp["UA"]["mean"] == pytest.approx(4.0) and comp["UA"]["n"] == 4
-    assert comp["UA"]["t_low"] == pytest.approx(4.0) and comp["UA"]["boot_high"] == pytest.approx(4.0)
+    assert comp["UA"]["t_low"] == pytest.approx(4.0) and comp["UA"]["boot_high"] == pytest.approx(
+        4.0
+    )
     assert "[+4.00, +4.00] / [+4.00, +4.00]" in md
     # alpha 0.3 has no lambda = 0 run of its own: compared with the alpha 0.5 baseline
     comp3 = [c for c in report["comparisons"] if c["setting"]["alpha"] == 0.3][0]

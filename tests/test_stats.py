@@ -110,9 +110,20 @@ def test_sensitivity_curve_groups_by_value_at_the_fixed_setting():
     for lam, base in ((0.0, 50.0), (0.3, 60.0), (0.1, 55.0)):
         for seed in (0, 1):
             for fold, offset in ((0, -1.0), (1, 1.0)):
-                records.append({"lam": lam, "alpha": 0.5, "features": "mel", "seed": seed, "fold": fold,
-                                "UA": base + offset, "WA": base + 2 * offset})
-    records.append({"lam": 0.3, "alpha": 0.9, "features": "mel", "seed": 0, "fold": 0, "UA": 0.0, "WA": 0.0})
+                records.append(
+                    {
+                        "lam": lam,
+                        "alpha": 0.5,
+                        "features": "mel",
+                        "seed": seed,
+                        "fold": fold,
+                        "UA": base + offset,
+                        "WA": base + 2 * offset,
+                    }
+                )
+    records.append(
+        {"lam": 0.3, "alpha": 0.9, "features": "mel", "seed": 0, "fold": 0, "UA": 0.0, "WA": 0.0}
+    )
     curve = sensitivity_curve(records, "lam", {"alpha": 0.5, "features": "mel"})
     assert [p.value for p in curve] == [0.0, 0.1, 0.3]  # sorted; the alpha 0.9 record left out
     top = curve[2]

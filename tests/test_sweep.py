@@ -24,8 +24,14 @@ from ser_lab.sweep import (
 from ser_lab.trainer import TrainConfig, new_run
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = {"corpus": "synthetic", "corpus_options": {"size": "tiny"}, "epochs": 1, "n_folds": 2,
-        "folds": [0], "workers": 1}
+TINY = {
+    "corpus": "synthetic",
+    "corpus_options": {"size": "tiny"},
+    "epochs": 1,
+    "n_folds": 2,
+    "folds": [0],
+    "workers": 1,
+}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -45,24 +51,36 @@ def cli(argv: list[str]) -> int:
 
 
 def test_grid_times_seeds_share_one_sweep_id():
-    spec = SweepSpec(base={"epochs": 3}, grid={"lam": [0, 0.1, 0.3], "alpha": [0.5]}, seeds=[0, 1],
-                     sweep_id="g1")
+    spec = SweepSpec(
+        base={"epochs": 3}, grid={"lam": [0, 0.1, 0.3], "alpha": [0.5]}, seeds=[0, 1], sweep_id="g1"
+    )
     configs = expand(spec)
     assert len(configs) == 6
     assert all(isinstance(c, TrainConfig) and c.sweep_id == "g1" and c.epochs == 3 for c in configs)
-    assert [(c.lam, c.seed) for c in configs] == [(0, 0), (0, 1), (0.1, 0), (0.1, 1), (0.3, 0), (0.3, 1)]
+    assert [(c.lam, c.seed) for c in configs] == [
+        (0, 0),
+        (0, 1),
+        (0.1, 0),
+        (0.1, 1),
+        (0.3, 0),
+        (0.3, 1),
+    ]
     assert [point_key(c, spec.axes()) for c in configs][-1] == "lam0.3-alpha0.5-mel-s1"
     assert isinstance(configs[0].lam, float)
 
 
 def test_other_swept_fields_enter_the_key():
-    spec = SweepSpec(base={"epochs": 2}, grid={"features": ["mel", "stft"], "lr": [0.001]}, sweep_id="g2")
+    spec = SweepSpec(
+        base={"epochs": 2}, grid={"features": ["mel", "stft"], "lr": [0.001]}, sweep_id="g2"
+    )
     keys = [point_key(c, spec.axes()) for c in expand(spec)]
     assert keys == ["lam0-alpha0.5-mel-lr0.001-s0", "lam0-alpha0.5-stft-lr0.001-s0"]
 
 
 def test_points_are_crossed_with_the_grid_and_deduplicated():
-    points = [{"lam": lam, "alpha": 0.5} for lam in (0, 0.3)] + [{"lam": 0.3, "alpha": a} for a in (0.1, 0.5)]
+    points = [{"lam": lam, "alpha": 0.5} for lam in (0, 0.3)] + [
+        {"lam": 0.3, "alpha": a} for a in (0.1, 0.5)
+    ]
     spec = SweepSpec(points=points, grid={"features": ["mel", "stft"]}, seeds=[7], sweep_id="p1")
     configs = expand(spec)
     # (0, .5), (.3, .5), (.3, .1): the second (.3, .5) is the same point
@@ -73,8 +91,18 @@ def test_points_are_crossed_with_the_grid_and_deduplicated():
 
 
 def test_values_from_the_command_line_are_typed():
-    spec = SweepSpec(base={"epochs": "3", "folds": "0,1", "root": "none", "corpus_options": '{"size": "tiny"}',
-                           "demo": "false", "workers": "2"}, grid={"lam": ["0", "0.3"]}, sweep_id="c1")
+    spec = SweepSpec(
+        base={
+            "epochs": "3",
+            "folds": "0,1",
+            "root": "none",
+            "corpus_options": '{"size": "tiny"}',
+            "demo": "false",
+            "workers": "2",
+        },
+        grid={"lam": ["0", "0.3"]},
+        sweep_id="c1",
+    )
     cfg = expand(spec)[1]
     assert cfg.epochs == 3 and cfg.folds == [0, 1] and cfg.root is None and cfg.lam == 0.3
     assert cfg.corpus_options == {"size": "tiny"} and cfg.demo is False and cfg.workers == 2
@@ -100,8 +128,23 @@ def test_bad_specs_are_refused_with_the_reason(spec, message):
 
 def test_cli_spec_and_dry_run(tmp_path, capsys):
     store = tmp_path / "runs"
-    argv = ["--store", str(store), "sweep", "--set", "epochs=3", "--grid", "lam=0,0.1,0.3",
-            "--grid", "alpha=0.5", "--seeds", "0", "1", "--sweep-id", "dry", "--dry-run"]
+    argv = [
+        "--store",
+        str(store),
+        "sweep",
+        "--set",
+        "epochs=3",
+        "--grid",
+        "lam=0,0.1,0.3",
+        "--grid",
+        "alpha=0.5",
+        "--seeds",
+        "0",
+        "1",
+        "--sweep-id",
+        "dry",
+        "--dry-run",
+    ]
     assert cli(argv) == 0
     out = capsys.readouterr().out
     assert "sweep dry: 6 runs" in out
@@ -110,8 +153,20 @@ def test_cli_spec_and_dry_run(tmp_path, capsys):
 
 
 def test_cli_points_and_errors(tmp_path, capsys):
-    argv = ["sweep", "--store", str(tmp_path), "--point", "lam=0", "alpha=0.5", "--point", "lam=0.3",
-            "alpha=0.1", "--sweep-id", "pts", "--dry-run"]
+    argv = [
+        "sweep",
+        "--store",
+        str(tmp_path),
+        "--point",
+        "lam=0",
+        "alpha=0.5",
+        "--point",
+        "lam=0.3",
+        "alpha=0.1",
+        "--sweep-id",
+        "pts",
+        "--dry-run",
+    ]
     assert cli(argv) == 0
     assert "pts-lam0.3-alpha0.1-mel-s0" in capsys.readouterr().out
     with pytest.raises(ConfigError, match="FIELD=VALUE"):
@@ -147,7 +202,9 @@ def test_bad_backend_and_workers(tmp_path):
 
 
 def test_sensitivity_bench_lists_the_papers_two_lines(capsys):
-    spec = importlib.util.spec_from_file_location("bench_sensitivity", ROOT / "bench" / "sensitivity.py")
+    spec = importlib.util.spec_from_file_location(
+        "bench_sensitivity", ROOT / "bench" / "sensitivity.py"
+    )
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     assert bench.main(["--dry-run"]) is None
@@ -156,7 +213,9 @@ def test_sensitivity_bench_lists_the_papers_two_lines(capsys):
     assert "sens-emodb-e20-lam0.01-alpha0.5-mel-s1" in lines
     assert "sens-emodb-e20-lam0.3-alpha0.9-mel-s0" in lines
     args = bench.parse_args(["--quick"])
-    assert args.lambdas == [0.0, 0.3] and args.seeds == [0] and args.epochs == 1 and args.fold == [0]
+    assert (
+        args.lambdas == [0.0, 0.3] and args.seeds == [0] and args.epochs == 1 and args.fold == [0]
+    )
 
 
 # ----------------------------------------------------------------------------- training
@@ -186,7 +245,10 @@ def test_pool_trains_every_point_into_a_normal_run_folder(pooled_sweep):
     store, result = pooled_sweep["store"], pooled_sweep["result"]
     assert result.ok and result.n_done == 2
     rows = sweep_runs(store, "pool")
-    assert sorted(r.name for r in rows) == ["pool-lam0-alpha0.5-mel-s0", "pool-lam0.3-alpha0.5-mel-s0"]
+    assert sorted(r.name for r in rows) == [
+        "pool-lam0-alpha0.5-mel-s0",
+        "pool-lam0.3-alpha0.5-mel-s0",
+    ]
     for r in rows:
         run = store.get(r.run_id)
         assert r.state == "done" and r.sweep_id == "pool"
@@ -201,14 +263,20 @@ def test_pool_trains_every_point_into_a_normal_run_folder(pooled_sweep):
 def test_relaunching_a_finished_sweep_trains_nothing(pooled_sweep, monkeypatch):
     store, spec = pooled_sweep["store"], pooled_sweep["spec"]
     monkeypatch.setenv("SER_LAB_CACHE", str(pooled_sweep["tmp"] / "unused-cache"))
-    before = {r.run_id: (store.path(r.run_id) / "results.json").stat().st_mtime_ns
-              for r in sweep_runs(store, "pool")}
+    before = {
+        r.run_id: (store.path(r.run_id) / "results.json").stat().st_mtime_ns
+        for r in sweep_runs(store, "pool")
+    }
     events = []
-    result = run_sweep(SweepSpec.from_dict(spec.to_dict()), store, workers=2, progress=events.append)
+    result = run_sweep(
+        SweepSpec.from_dict(spec.to_dict()), store, workers=2, progress=events.append
+    )
     assert result.ok and all(p.skipped for p in result.points)
     assert [e["event"] for e in events] == ["skipped", "skipped"]
-    after = {r.run_id: (store.path(r.run_id) / "results.json").stat().st_mtime_ns
-             for r in sweep_runs(store, "pool")}
+    after = {
+        r.run_id: (store.path(r.run_id) / "results.json").stat().st_mtime_ns
+        for r in sweep_runs(store, "pool")
+    }
     assert after == before
     assert not (pooled_sweep["tmp"] / "unused-cache").exists()  # no data was even loaded
 
@@ -227,7 +295,9 @@ def test_report_command_on_a_trained_sweep(pooled_sweep, capsys):
     assert "Mel spectrogram" in capsys.readouterr().out
 
 
-def test_an_interrupted_sweep_finishes_without_redoing_finished_runs(tmp_path, monkeypatch, shared_cache):
+def test_an_interrupted_sweep_finishes_without_redoing_finished_runs(
+    tmp_path, monkeypatch, shared_cache
+):
     monkeypatch.setenv("SER_LAB_CACHE", str(shared_cache))
     store = RunStore(tmp_path / "runs")
     spec = SweepSpec(base=TINY, grid={"lam": [0, 0.3]}, sweep_id="intr")
@@ -273,4 +343,6 @@ def test_relaunch_with_other_base_settings_is_refused(tmp_path, monkeypatch):
     # more points with the same settings extend the sweep; the manifest keeps the old ones
     run_sweep(SweepSpec(base=TINY, grid={"lam": [0.1]}, sweep_id="fixed"), store, workers=1)
     assert [p["key"] for p in read_manifest(store, "fixed")["points"]] == [
-        "lam0-alpha0.5-mel-s0", "lam0.1-alpha0.5-mel-s0"]
+        "lam0-alpha0.5-mel-s0",
+        "lam0.1-alpha0.5-mel-s0",
+    ]

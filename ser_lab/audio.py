@@ -12,14 +12,16 @@ the file (or "uploaded bytes") and what was found. The checks, in order:
 
 1. `TooLargeAudioError`: more than `max_bytes` (file size or len(bytes)); nothing is decoded.
 2. `EmptyAudioError`: zero bytes.
-3. `UnreadableAudioError`: missing file, not audio, corrupt, truncated WAV, a container outside
+3. `UnreadableAudioError`: missing file, not audio, corrupt, truncated or unfinished WAV
+   (data chunk size beyond the end of the file, or 0 with audio after it), a container outside
    `SUPPORTED_FORMATS`, or an absurd header (sample rate / channel count). Any decoder exception
    becomes this error; nothing else escapes (a Hypothesis test feeds arbitrary bytes).
 4. `TooLongAudioError`: declared duration (from the header, before decoding) > `max_input_seconds`
    (for a header that gives no length, found while decoding the first max_seconds).
 5. `EmptyAudioError`: a valid header with no samples.
 6. `InvalidSamplesError`: NaN or infinite samples (possible in float WAVs).
-7. `TooShortAudioError`: less than `min_seconds` of signal.
+7. `TooShortAudioError`: less than `min_seconds` of signal (exact-zero padding at either end
+   is dropped first: it is a converter's padding, not sound).
 8. `SilentAudioError`: after removing the mean (so pure DC counts as silent), the peak absolute
    value is below `SILENCE_PEAK` = 1e-4 of full scale (-80 dBFS). That is below one 16-bit step
    (3.05e-5 is the step, so a 16-bit file of +-1 LSB dither is silent) and far below any speech.
@@ -118,6 +120,7 @@ def load_audio(
     if not np.isfinite(mono).all():
         bad = int(np.count_nonzero(~np.isfinite(mono)))
         raise InvalidSamplesError(f"{name}: {bad} sample(s) are NaN or infinite")
+    mono = _trim_digital_silence(mono)
     seconds = mono.size / sr
     if seconds < min_seconds:
         raise TooShortAudioError(
@@ -196,8 +199,10 @@ def _check_wav_not_truncated(source: Source, name: str, size: int) -> None:
     """Refuse a RIFF/WAVE file whose data chunk claims more bytes than the file holds.
 
     libsndfile quietly shortens such files to what is there; a cut-off upload or copy should be
-    reported instead. Sizes 0 and 0xFFFFFFFF (streaming writers that never fixed the header)
-    are accepted.
+    reported instead. A size of 0xFFFFFFFF (a streaming writer that never fixed the header) is
+    accepted: libsndfile reads to the end of the file. A size of 0 followed by audio bytes (the
+    same, from writers that leave 0) is refused with its own message, since libsndfile would
+    read no samples and the file would look empty.
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
         head = bytes(source[:_HEADER_PEEK])
@@ -215,6 +220,11 @@ def _check_wav_not_truncated(source: Source, name: str, size: int) -> None:
         (chunk_size,) = struct.unpack("<I", head[pos + 4 : pos + 8])
         if chunk_id == b"data":
             available = size - (pos + 8)
+            if chunk_size == 0 and available > _WAV_TRUNCATION_SLACK:
+                raise UnreadableAudioError(
+                    f"{name}: unfinished WAV: the header declares 0 bytes of audio but "
+                    f"{available} bytes follow (a recording that was never finalised?)"
+                )
             if chunk_size not in (0, 0xFFFFFFFF) and chunk_size - available > _WAV_TRUNCATION_SLACK:
                 raise UnreadableAudioError(
                     f"{name}: truncated WAV: the header declares {chunk_size} bytes of audio but "
@@ -299,6 +309,19 @@ def _check_header(name: str, fmt: str, sr: int, channels: int) -> None:
         )
     if not 1 <= channels <= MAX_CHANNELS:
         raise UnreadableAudioError(f"{name}: {channels} channels (at most {MAX_CHANNELS} allowed)")
+
+
+def _trim_digital_silence(mono: np.ndarray) -> np.ndarray:
+    """Drop runs of exact zeros at both ends (padding added by a converter, not recorded sound).
+
+    Some corpus copies pad short utterances with digital zeros (EmoDB's 2.0 s copy does); their
+    log spectrum is the log floor, far below any recorded frame, and would distort the
+    per-bin normalisation. An all-zero signal is left alone for the silence check to report.
+    """
+    nonzero = np.flatnonzero(mono)
+    if nonzero.size == 0:
+        return mono
+    return mono[nonzero[0] : nonzero[-1] + 1]
 
 
 def _check_not_silent(mono: np.ndarray, name: str) -> None:

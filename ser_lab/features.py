@@ -51,7 +51,7 @@ from ser_lab.errors import AudioError, ConfigError
 from ser_lab.fileio import atomic_write_bytes, atomic_write_json
 
 # Bump when the computation changes in a way that makes cached features stale.
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2  # 2: decoding drops exact-zero padding at both ends
 LOG_FLOOR = 1e-10
 # Smallest std NormStats divides by (log-power units). Speech bins have std ~1-5; the floor only
 # matters for bins that are (nearly) constant in the training data, e.g. empty bands of

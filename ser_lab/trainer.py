@@ -62,6 +62,7 @@ class TrainConfig:
     device: str = "auto"
     batch_size: int = 32
     lr: float = 3e-4
+    augment: bool = True  # SpecAugment-style time and frequency masks on training batches
     snapshot_every: int = 0  # save z of a fixed subset every N epochs (0 = never)
     snapshot_size: int = 300
     workers: int | None = None  # feature extraction processes (None: all cores)
@@ -167,6 +168,28 @@ def pad_batch(features: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     for i, f in enumerate(features):
         x[i, : len(f)] = f
     return torch.from_numpy(x), torch.from_numpy(lengths)
+
+
+def spec_augment(
+    x: torch.Tensor, lengths: torch.Tensor, rng: np.random.Generator,
+    n_masks: int = 2, max_bins: int = 12, max_frames: int = 20,
+) -> None:
+    """Mask random frequency bands and time spans of each utterance in place (to 0, the mean).
+
+    SpecAugment (Park et al., Interspeech 2019) without time warping. Not in the paper, which
+    is silent on augmentation; it matters on small corpora (EmoDB trains on ~220 utterances a
+    fold) and is applied identically to the baseline and to center loss. Masks are drawn from
+    an rng seeded by (seed, fold, epoch, batch), so a resumed run draws the same masks.
+    """
+    n_bins = x.shape[2]
+    for i, length in enumerate(lengths.tolist()):
+        for _ in range(n_masks):
+            width = int(rng.integers(0, max_bins + 1))
+            start = int(rng.integers(0, n_bins - width + 1))
+            x[i, :, start : start + width] = 0.0
+            span = int(rng.integers(0, min(max_frames, length // 10) + 1))
+            t0 = int(rng.integers(0, length - span + 1))
+            x[i, t0 : t0 + span, :] = 0.0
 
 
 # ----------------------------------------------------------------------------- one fold
@@ -306,6 +329,8 @@ def train_fold(
         for b, pos in enumerate(batches):
             idx = data.train[pos]
             x, lens = pad_batch([data.features[i] for i in idx])
+            if cfg.augment:
+                spec_augment(x, lens, np.random.default_rng([cfg.seed, fold_k, epoch, b]))
             y = labels_t[idx].to(device)
             with autocast(device):
                 z, logits = model(x.to(device, non_blocking=True), lens)

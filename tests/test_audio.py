@@ -100,7 +100,16 @@ def test_stereo_is_mixed_by_mean(tmp_path):
     stereo = np.stack([left, np.zeros_like(left)], axis=1)
     clip = load_audio(write_audio(tmp_path / "st.wav", stereo, subtype="FLOAT"))
     assert clip.original_channels == 2
-    np.testing.assert_allclose(clip.samples, left / 2, atol=1e-6)
+    first, last = np.flatnonzero(left)[[0, -1]]  # exact zeros at the ends are dropped
+    np.testing.assert_allclose(clip.samples, left[first : last + 1] / 2, atol=1e-6)
+
+
+def test_exact_zero_padding_at_the_ends_is_dropped(tmp_path):
+    voiced = tone(1.0)
+    padded = np.concatenate([np.zeros(8000), voiced, np.zeros(16000)])
+    clip = load_audio(write_audio(tmp_path / "pad.wav", padded, subtype="FLOAT"))
+    assert clip.duration == pytest.approx(len(voiced) / 16000, abs=2e-3)
+    assert clip.original_duration == pytest.approx(len(padded) / 16000, abs=1e-3)
 
 
 def test_anti_phase_stereo_cancels_to_silence(tmp_path):

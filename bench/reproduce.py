@@ -80,7 +80,15 @@ def main() -> None:
     p.add_argument("--features", default="mel")
     p.add_argument("--store", default=None, help="run store (default: checkpoints/)")
     p.add_argument("--out", default=None)
+    p.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS),
+                   help="train only these settings (run two processes side by side, then once "
+                        "more with no --settings to write the summary from the finished runs)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads per process")
     args = p.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     root = None if args.corpus == "synthetic" else args.root
     options = {"size": args.size} if args.size else {}
@@ -97,6 +105,8 @@ def main() -> None:
     }
     started = time.time()
     for setting, params in SETTINGS.items():
+        if setting not in args.settings:
+            continue
         results, run_ids = [], []
         for seed in args.seeds:
             name = f"repro-{args.corpus}-{setting}-{args.features}-e{args.epochs}-s{seed}"
@@ -116,6 +126,9 @@ def main() -> None:
             results.append(run.read_results())
             run_ids.append(run_id)
         summary[setting] = {**params, **summarise(results, run_ids, args.seeds)}
+    if len(args.settings) < len(SETTINGS):
+        print(json.dumps({k: summary[k] for k in args.settings}))
+        return
     summary["UA_difference"] = summary["center_loss"]["UA_mean"] - summary["baseline"]["UA_mean"]
     summary["WA_difference"] = summary["center_loss"]["WA_mean"] - summary["baseline"]["WA_mean"]
     summary["wall_time_s"] = time.time() - started

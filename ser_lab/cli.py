@@ -302,6 +302,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_a")
     p.add_argument("run_b")
     p.set_defaults(func=cmd_compare)
+
+    from ser_lab.sweep import add_sweep_commands
+
+    add_sweep_commands(sub)
     return parser
 
 

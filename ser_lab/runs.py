@@ -62,6 +62,10 @@ MAX_SLUG_LEN = 40
 # A queued run has no training process yet (the launcher is still starting it), so it is not
 # called stale before this many seconds without a heartbeat, unless its recorded pid is gone.
 QUEUED_GRACE_S = 120.0
+# How long `Run.lock` / `Run.is_locked` retry a lock that looks held, to tell a listing's
+# momentary probe (microseconds) from a training process (see `_flock_patiently`).
+LOCK_PATIENCE_S = 0.25
+PROBE_PATIENCE_S = 0.01
 
 EMBEDDING_KEYS = ("z", "labels", "preds", "probs", "utt_ids", "split", "centers", "label_names")
 SNAPSHOT_KEYS = ("z", "labels", "utt_ids", "split", "centers")
@@ -85,6 +89,10 @@ def safe_run_id(name: str | None = None) -> str:
     return f"{stamp}-{slug or 'run'}-{secrets.token_hex(2)}"
 
 
+# Folders of the store that are not runs (sweep manifests live in <store>/sweeps/).
+RESERVED_NAMES = frozenset({"sweeps"})
+
+
 def validate_run_id(run_id: str) -> str:
     """Return `run_id` if it names one folder inside the store, else raise RunError.
 
@@ -95,6 +103,8 @@ def validate_run_id(run_id: str) -> str:
         raise RunError(f"a run id must be a string, got {type(run_id).__name__}")
     if not run_id:
         raise RunError("a run id must not be empty")
+    if run_id in RESERVED_NAMES:
+        raise RunError(f"{run_id!r} is a reserved folder of the run store, not a run")
     if len(run_id) > MAX_RUN_ID_LEN:
         raise RunError(f"run id is {len(run_id)} characters long (at most {MAX_RUN_ID_LEN})")
     if not _RUN_ID_RE.fullmatch(run_id) or ".." in run_id:
@@ -332,8 +342,11 @@ class Run:
     def _looks_dead(self, status: dict) -> bool:
         if status.get("state") == "running":
             return True  # a live trainer always holds the lock while running
-        if _pid_alive(status.get("pid")):
+        pid = status.get("pid")
+        if _pid_alive(pid):
             return False  # launched, still starting up
+        if isinstance(pid, int) and not isinstance(pid, bool) and pid > 0:
+            return True  # the launched process is gone without ever taking the lock
         heartbeat = status.get("heartbeat")
         if not isinstance(heartbeat, (int, float)):
             return True
@@ -494,9 +507,7 @@ class Run:
             raise RunError(f"run {self.run_id} does not exist at {self.dir}")
         fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            if not _flock_patiently(fd, LOCK_PATIENCE_S):
                 holder = _read_pid(fd)
                 who = f"process {holder}" if holder else "another process"
                 raise RunError(f"run {self.run_id} is already being trained by {who}") from None
@@ -517,12 +528,9 @@ class Run:
         except FileNotFoundError:
             return False
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
+            return not _flock_patiently(fd, PROBE_PATIENCE_S)
         finally:
             os.close(fd)  # closing also releases a lock we just took
-        return False
 
     def lock_holder(self) -> int | None:
         """The pid written by the current lock holder, or None if the run is not locked."""
@@ -579,6 +587,26 @@ def _unpickling_reason(error: Exception) -> str:
     lines = [line.strip() for line in str(error).splitlines()]
     useful = [line for line in lines if line and not line.startswith(boilerplate)]
     return useful[0] if useful else type(error).__name__
+
+
+def _flock_patiently(fd: int, patience_s: float) -> bool:
+    """Take an exclusive flock on `fd` without blocking for long; False if still held after
+    `patience_s` seconds.
+
+    `is_locked` can only ask "is it held?" by taking the lock itself for a few microseconds,
+    so a listing that polls (the app does, every second) could make a trainer starting at that
+    instant, or another probe, see a lock held by nobody. Retrying for a short while tells
+    such a probe from a real holder, which holds the lock for the whole training.
+    """
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.002)
 
 
 def _read_pid(fd: int) -> int | None:
@@ -738,13 +766,48 @@ def _summarize(run: Run) -> RunSummary:
     row.progress = float(progress) if isinstance(progress, (int, float)) else 0.0
     try:
         results = run.read_results()
+        _check_fold_files(run, results)
     except RunError as e:
-        row.problem = str(e)
+        row.state, row.problem = "broken", str(e)
         return row
     mean = (results or {}).get("mean")
     if isinstance(mean, dict):
         row.UA, row.WA = mean.get("UA"), mean.get("WA")
     return row
+
+
+def _check_fold_files(run: Run, results: dict | None) -> None:
+    """RunError if a fold's model.pt or embeddings.npz is damaged, or missing from the folder
+    of a fold that results.json reports.
+
+    Cheap enough for every listing (the app polls it): both files are zip archives (torch.save
+    and np.savez), whose directory sits at the very end, so a truncated or overwritten file
+    fails `zipfile.is_zipfile`, which reads only the tail. Loading them fully is left to
+    `load_model` / `load_embeddings`, which check the content as well.
+    """
+    reported = []
+    for entry in (results or {}).get("folds") or []:
+        k = entry.get("fold") if isinstance(entry, dict) else None
+        if isinstance(k, int) and not isinstance(k, bool) and k >= 0:
+            reported.append(k)
+    present = []
+    for path in run.dir.iterdir():
+        m = _FOLD_RE.fullmatch(path.name)
+        if m and path.is_dir():
+            present.append(int(m.group(1)))
+    for k in sorted(set(reported) | set(present)):
+        for name in ("model.pt", "embeddings.npz"):
+            path = run.dir / f"fold_{k}" / name
+            if not path.is_file():
+                if k in reported and k in present:
+                    raise RunError(f"fold {k} {name} missing (results.json reports fold {k})")
+                continue
+            try:
+                intact = zipfile.is_zipfile(path)
+            except OSError as e:
+                raise RunError(f"fold {k} {name} unreadable: {e.strerror or e}") from None
+            if not intact:
+                raise RunError(f"fold {k} {name} is truncated or corrupt (not a complete archive)")
 
 
 def _fill_from_config(row: RunSummary, config: dict) -> None:
@@ -852,6 +915,8 @@ class RunStore:
             return []
         out = []
         for path in entries:
+            if path.name in RESERVED_NAMES:
+                continue
             try:
                 if path.is_dir() and validate_run_id(path.name):
                     out.append(path.name)

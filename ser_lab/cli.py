@@ -244,7 +244,7 @@ def add_corpus_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--corpus", default="synthetic", choices=CORPORA, help="corpus adapter (default: built-in synthetic)")
     p.add_argument("--root", default=None, help="corpus folder (not needed for synthetic)")
     p.add_argument("--classes", default="paper", choices=("paper", "all"), help="4 paper classes or all")
-    p.add_argument("--size", default=None, help="synthetic corpus size: default, small, tiny")
+    p.add_argument("--size", default=None, help="synthetic corpus size: default, medium, small, tiny")
     p.add_argument("--improvised-only", action="store_true", help="IEMOCAP: improvised sessions only")
 
 

@@ -4,13 +4,22 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
 
-.PHONY: app test lint venv demo-checkpoints bench clean-venv
+.PHONY: app test lint venv browser demo-checkpoints clean-venv
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
+
+# The test suite also covers the optional Ray backend and drives the app in a real browser.
+$(VENV)/.installed-test: $(VENV)/.installed requirements-cluster.txt
+	$(PY) -m pip install --quiet -r requirements-cluster.txt
+	touch $@
+
+browser:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
+		|| echo "chromium could not be installed: the browser test will be skipped"
 
 venv: $(VENV)/.installed
 
@@ -20,7 +29,7 @@ app: venv
 lint: venv
 	$(PY) -m ruff check .
 
-test: venv
+test: $(VENV)/.installed-test browser
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 

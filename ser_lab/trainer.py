@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field, fields
 import numpy as np
 import torch
 
-from ser_lab.errors import ConfigError
+from ser_lab.errors import ConfigError, CorpusError
 from ser_lab.features import FeatureConfig, NormStats
 from ser_lab.losses import CenterLoss, class_weights, weighted_cross_entropy
 from ser_lab.metrics import scores, scores_from_confusion
@@ -280,13 +280,44 @@ def save_fold_state(path, model, center_loss, optimiser, state: FoldState) -> No
 
 
 def load_fold_state(path, model, center_loss, optimiser) -> FoldState:
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    model.load_state_dict(blob["model"])
-    center_loss.load_state_dict(blob["center_loss"])
-    optimiser.load_state_dict(blob["optimiser"])
-    return FoldState(
-        blob["epoch"], blob["best_val_ua"], blob["best_epoch"], blob["best_model"], blob["best_centers"]
-    )
+    """Restore a fold from its last.pt. The file is read with torch's safe loader (a file that
+    tries to run code is refused, never executed); a damaged or foreign one is a RunError
+    naming it, so `train --resume` stops with one clear line instead of a traceback."""
+    import pickle
+    import zipfile
+    from pathlib import Path
+
+    from ser_lab.errors import RunError
+    from ser_lab.runs import _unpickling_reason
+
+    path = Path(path)
+    where = f"run {path.parent.parent.name}: {path.parent.name.replace('_', ' ')} last.pt"
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise RunError(
+            f"{where} (the resume state) was refused: it is corrupt or holds objects other than "
+            f"tensors and plain values ({_unpickling_reason(e)}); delete it to train the fold "
+            "again from its first epoch"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
+        raise RunError(
+            f"{where} (the resume state) is corrupt or unreadable ({type(e).__name__}: {e}); "
+            "delete it to train the fold again from its first epoch"
+        ) from None
+    try:
+        model.load_state_dict(blob["model"])
+        center_loss.load_state_dict(blob["center_loss"])
+        optimiser.load_state_dict(blob["optimiser"])
+        return FoldState(
+            blob["epoch"], blob["best_val_ua"], blob["best_epoch"], blob["best_model"],
+            blob["best_centers"],
+        )
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise RunError(
+            f"{where} (the resume state) does not fit this run ({type(e).__name__}: {e}); "
+            "delete it to train the fold again from its first epoch"
+        ) from None
 
 
 def train_fold(
@@ -488,6 +519,13 @@ def load_data(cfg: TrainConfig, progress: Callable[[int, int], None] | None = No
     if len(keep) < len(feats):
         manifest = manifest.subset(keep)
         feats = [feats[i] for i in keep]
+    if not feats:  # every file had a usable header but none could be decoded
+        first = manifest.problems[-1] if manifest.problems else None
+        example = f", e.g. {first.reason}" if first else ""
+        raise CorpusError(
+            f"no usable audio for corpus {cfg.corpus!r} in {manifest.root}: "
+            f"{len(manifest.problems)} file(s) refused{example}"
+        )
     folds = make_folds(manifest, cfg.protocol, cfg.n_folds, cfg.seed, cfg.val_fraction)
     return manifest, feats, folds
 

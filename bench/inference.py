@@ -3,8 +3,8 @@
     .venv/bin/python bench/inference.py [--size medium] [--calls 50] [--threads 1] [--fresh]
 
 1. Trains (once; reused afterwards) a 1-epoch run on the synthetic corpus (medium: 192
-   utterances) in a fixed bench store
-   under the system temp folder (`--store`), and fills its map cache (PCA and UMAP).
+   utterances) in a fixed bench store under the system temp folder (`--store`), and fills
+   its map cache (PCA and UMAP), as a run looked at in the app has it.
 2. Builds a 5 s test clip: test utterances of the run's corpus, concatenated and cut to 5.0 s,
    written as a 16 kHz 16-bit WAV; the clip is passed as bytes, as the app passes an upload.
 3. Cold: a FRESH Python process imports SER Lab (reported separately as import_ms), then times

@@ -9,7 +9,7 @@ settings); `predictor.predict(clip)` then runs the exact training pipeline on on
     NormStats of the fold's training part                   -> normalised features
     CnnBiGru forward                                        -> z (64,), softmax probabilities
     ||z - c_j|| for every trained class center c_j          -> center distances (C,)
-    the run's PCA and UMAP maps (`transform`, never a refit) -> position on each map
+    the run's PCA and UMAP maps (`transform` only)          -> position on each map
     brute-force Euclidean search among the training z      -> k nearest training utterances
 
 Because it is the same pipeline, a training utterance's own file gets back the probabilities
@@ -34,9 +34,19 @@ environment variables SER_LAB_MAX_UPLOAD_MB / SER_LAB_MAX_INPUT_SECONDS or per c
 longer than 14 s (the paper's cut) are cut, not refused (`truncated` says so). Unusable audio
 raises the specific `ser_lab.errors.AudioError` subclass of `load_audio`, unchanged.
 
-Speed: everything per clip is done once on one tensor under `torch.inference_mode`; the window
-and Mel filterbank are cached by `ser_lab.features`; the training z are kept as one contiguous
-float32 array for the neighbour search. `timings` in every result says where the time went.
+Speed (bench/inference.py; `timings` in every result says where the time went): one tensor
+under `torch.inference_mode`; conv weights stored channels-last on the CPU (~1.5x faster
+convolutions and pools); torch limited to `DEFAULT_THREADS` = 1 intra-op thread per forward and
+numba to 1 thread per UMAP transform (with 2 threads on 2 shared cores both were 4-20x slower);
+window and Mel filterbank cached by `ser_lab.features`; the training z kept as one contiguous
+float32 array (an exact brute-force search is well under a millisecond for a corpus of this
+size). Warm, a 5 s clip costs about 25 ms of CPU end to end.
+
+Cold start: a UMAP map read from the disk cache has no fitted model (it cannot be stored
+without pickle), so `ser_lab.projection` refits it once per process on its first transform:
+importing umap, numba compilation and the fit take tens of seconds and dominate a cold start
+with projection. Without UMAP a cold start is about 2 s on a busy 2-core machine. In the app,
+`warm_up(background=True)` right after `from_run` hides it behind the user's choice of file.
 """
 
 from __future__ import annotations

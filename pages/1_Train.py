@@ -1,0 +1,203 @@
+"""Train: launch a run in its own process and watch runs train (losses, accuracy, distances)."""
+
+import streamlit as st
+import torch
+
+from ser_lab import app_support as sup
+from ser_lab import figures, launcher
+from ser_lab.errors import SerLabError
+from ser_lab.runs import RunStore
+from ser_lab.trainer import PROTOCOLS, TrainConfig
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def list_runs(root: str, signature: tuple) -> list:
+    return RunStore(root).list()
+
+
+store = RunStore()
+corpus = sup.current_corpus(st.session_state)
+st.title("Train")
+
+# ----------------------------------------------------------------------------- new run
+
+devices = ["auto", "cpu"]
+if torch.cuda.is_available():
+    devices.append("cuda")
+if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+    devices.append("mps")
+
+with st.expander("New run", expanded=not st.session_state.get("watch")):
+    st.caption(f"Corpus: **{corpus.label()}** (change it on the home page)")
+    with st.form("new_run"):
+        c1, c2, c3, c4 = st.columns(4)
+        name = c1.text_input("name", value="", placeholder="optional")
+        features = c2.radio(
+            "features",
+            ["mel", "stft"],
+            horizontal=True,
+            format_func=lambda k: {"mel": "Mel (128)", "stft": "STFT (513)"}[k],
+        )
+        lam = c3.number_input(
+            "λ (center-loss weight)",
+            min_value=0.0,
+            max_value=100.0,
+            value=0.3,
+            step=0.05,
+            help="0 trains the softmax-only baseline",
+        )
+        alpha = c4.slider("α (center update rate)", 0.0, 1.0, 0.5, 0.05)
+        c1, c2, c3, c4 = st.columns(4)
+        epochs = c1.number_input("epochs", min_value=1, max_value=500, value=30)
+        n_folds = c2.number_input("folds", min_value=2, max_value=20, value=5)
+        which = c3.radio("train", ["all folds", "first fold only"], horizontal=True)
+        protocol = c4.selectbox(
+            "protocol",
+            PROTOCOLS,
+            index=PROTOCOLS.index("speaker"),
+            format_func=lambda p: {
+                "paper": "paper (stratified)",
+                "speaker": "speaker-independent",
+                "session": "leave one session out",
+            }[p],
+        )
+        c1, c2, c3, c4 = st.columns(4)
+        seed = c1.number_input("seed", min_value=0, max_value=2**31 - 1, value=0)
+        device = c2.selectbox("device", devices)
+        batch_size = c3.number_input("batch size", min_value=1, max_value=512, value=32)
+        lr = c4.number_input(
+            "learning rate", min_value=1e-6, max_value=1.0, value=3e-4, format="%.5f"
+        )
+        snapshot_every = st.number_input(
+            "z snapshot every N epochs (0 = none; for the training animation)",
+            min_value=0,
+            max_value=100,
+            value=1,
+        )
+        launch = st.form_submit_button("Start training", type="primary")
+
+if launch:
+    try:
+        cfg = TrainConfig(
+            **corpus.train_fields(),
+            features=features,
+            lam=float(lam),
+            alpha=float(alpha),
+            epochs=int(epochs),
+            n_folds=int(n_folds),
+            folds=[0] if which == "first fold only" else None,
+            protocol=protocol,
+            seed=int(seed),
+            device=device,
+            batch_size=int(batch_size),
+            lr=float(lr),
+            snapshot_every=int(snapshot_every),
+        )
+        run = launcher.launch_training(cfg, store, name=name.strip() or None)
+    except SerLabError as exc:
+        st.error(f"Not started: {exc}")
+    else:
+        st.session_state["watch"] = [run.run_id] + [
+            r for r in st.session_state.get("watch", []) if r != run.run_id
+        ]
+        st.success(f"Started `{run.run_id}` in its own process: closing this tab does not stop it.")
+
+# ----------------------------------------------------------------------------- watch runs
+
+rows = [r for r in list_runs(str(store.root), sup.store_signature(store)) if r.state != "broken"]
+by_id = {r.run_id: r for r in rows}
+watch = [r for r in st.session_state.get("watch", []) if r in by_id]
+default = watch + [r.run_id for r in rows if sup.is_active(r) and r.run_id not in watch]
+if not default and rows:
+    default = [rows[0].run_id]
+
+st.header("Runs")
+selected = st.multiselect(
+    "runs to show", list(by_id), default=default[:4], format_func=lambda i: sup.run_label(by_id[i])
+)
+any_active = any(sup.is_active(by_id[i]) for i in selected)
+
+
+def show_run(run_id: str) -> bool:
+    """Draw one run; returns whether it is still training."""
+    try:
+        run = store.get(run_id)
+        status = run.live_status()
+    except SerLabError as exc:
+        st.error(f"{run_id}: {exc}")
+        return False
+    state = status.get("state")
+    active = state in ("queued", "running")
+    icon = {
+        "done": ":material/check_circle:",
+        "running": ":material/hourglass_top:",
+        "queued": ":material/hourglass_top:",
+        "failed": ":material/error:",
+        "interrupted": ":material/pause_circle:",
+    }.get(state, ":material/help:")
+    st.subheader(f"{icon} {run_id}")
+    cfg = run.config.get("train", {})
+    st.caption(
+        f"{state} · {cfg.get('corpus')} / {cfg.get('features')} · "
+        f"λ={cfg.get('lam')} α={cfg.get('alpha')} · {cfg.get('epochs')} epochs · "
+        f"protocol {cfg.get('protocol')} · device {status.get('device') or cfg.get('device')}"
+    )
+    progress = float(status.get("progress") or 0.0)
+    st.progress(min(max(progress, 0.0), 1.0), text=sup.progress_text(status) or state)
+    cols = st.columns([1, 1, 6])
+    if active and cols[0].button("Stop", icon=":material/stop:", key=f"stop-{run_id}"):
+        if launcher.stop_run(run):
+            st.toast(f"Stopping {run_id} after its current batch…")
+        else:
+            st.warning("No training process found for this run.")
+    if state in ("interrupted", "failed") and cols[1].button(
+        "Resume", icon=":material/play_arrow:", key=f"resume-{run_id}"
+    ):
+        try:
+            launcher.resume_run(run, store)
+        except SerLabError as exc:
+            st.error(str(exc))
+        else:
+            st.rerun()
+    if state == "failed":
+        st.error(f"Training failed: {status.get('error') or 'see the log below'}")
+    if status.get("problem"):
+        st.warning(status["problem"])
+    if state in ("failed", "interrupted", "queued"):
+        tail = launcher.log_tail(run)
+        if tail:
+            with st.expander("log (train.log)"):
+                st.code(tail, language=None)
+    results = run.read_results() if state == "done" else None
+    if results:
+        m = results["mean"]
+        c1, c2, c3 = st.columns(3)
+        c1.metric("test UA", sup.pct(m["UA"]), help="mean over folds of the unweighted accuracy")
+        c2.metric("test WA", sup.pct(m["WA"]), help="mean over folds of the weighted accuracy")
+        c3.metric("folds", len(results.get("folds", [])))
+    metrics = sup.metrics_frame(run.read_metrics())
+    if metrics.empty:
+        st.caption("No epoch finished yet.")
+    else:
+        c1, c2, c3 = st.columns(3)
+        c1.plotly_chart(figures.curves_figure(metrics, "losses", "losses"), key=f"loss-{run_id}")
+        c2.plotly_chart(figures.curves_figure(metrics, "accuracy", "accuracy"), key=f"acc-{run_id}")
+        c3.plotly_chart(
+            figures.curves_figure(metrics, "distances", "feature distances (z)"),
+            key=f"dist-{run_id}",
+        )
+    return active
+
+
+def live_view() -> None:
+    still = [show_run(i) for i in selected]
+    if any_active and not any(still):
+        st.rerun(scope="app")  # everything finished: redraw the page without the refresh timer
+
+
+if not selected:
+    st.info("No run selected. Start one above, or press Quick start on the home page.")
+else:
+    st.fragment(run_every=2 if any_active else None)(live_view)()
+    if any_active:
+        st.caption("Refreshing every 2 s while a run trains.")

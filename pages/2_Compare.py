@@ -1,0 +1,273 @@
+"""Compare two runs: their maps of z side by side, confusion matrices, accuracy and
+discriminability, one utterance at a time, and the maps evolving over the epochs."""
+
+import json
+
+import streamlit as st
+
+from ser_lab import analysis, figures
+from ser_lab import app_support as sup
+from ser_lab.errors import SerLabError
+from ser_lab.runs import Run, RunStore
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def list_runs(root: str, signature: tuple) -> list:
+    return RunStore(root).list()
+
+
+@st.cache_resource(show_spinner="Projecting z…", max_entries=32)
+def fold_map(run_dir: str, fold: int, method: str, stamp: str):
+    return analysis.project_fold(run_dir, fold, method)
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def aligned_map(dir_a: str, dir_b: str, fold: int, method: str, stamp: str):
+    return analysis.align_map(
+        fold_map(dir_a, fold, method, stamp), fold_map(dir_b, fold, method, stamp)
+    )
+
+
+@st.cache_data(show_spinner="Comparing…", max_entries=16)
+def comparison(dir_a: str, dir_b: str, stamp: str) -> dict:
+    return analysis.compare_runs(dir_a, dir_b)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def predictions(run_dir: str, fold: int, stamp: str):
+    return sup.predictions(Run(run_dir), fold)
+
+
+@st.cache_resource(show_spinner="Animating the epochs…", max_entries=16)
+def snapshots(dir_a: str, dir_b: str, fold: int, method: str, stamp: str):
+    frames_a = analysis.snapshot_frames(dir_a, fold, method)
+    frames_b = analysis.snapshot_frames(dir_b, fold, method)
+    return frames_a, sup.align_snapshot_frames(frames_a, frames_b)
+
+
+@st.cache_resource(show_spinner="Reading the corpus…", max_entries=4)
+def corpus_paths(key: str) -> dict:
+    return sup.utterance_paths(sup.CorpusChoice.from_dict(json.loads(key)).load())
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def spectrogram(path: str):
+    return sup.spectrogram(path)
+
+
+store = RunStore()
+corpus = sup.current_corpus(st.session_state)
+st.title("Compare two runs")
+
+rows = list_runs(str(store.root), sup.store_signature(store))
+finished = [r for r in rows if sup.is_finished(r)]
+if len(finished) < 2:
+    st.info(
+        "Two finished runs are needed. Press **Quick start** on the home page, or train on **Train**."
+    )
+    st.stop()
+
+by_id = {r.run_id: r for r in finished}
+ids = list(by_id)
+default_a, default_b = sup.default_pair(rows)
+c1, c2 = st.columns(2)
+id_a = c1.selectbox(
+    "run A",
+    ids,
+    index=ids.index(default_a) if default_a in ids else 0,
+    format_func=lambda i: sup.run_label(by_id[i]),
+)
+id_b = c2.selectbox(
+    "run B",
+    ids,
+    index=ids.index(default_b) if default_b in ids else 1,
+    format_func=lambda i: sup.run_label(by_id[i]),
+)
+if id_a == id_b:
+    st.warning("Pick two different runs.")
+    st.stop()
+run_a, run_b = store.get(id_a), store.get(id_b)
+if any(by_id[i].corpus == "synthetic" for i in (id_a, id_b)):
+    st.caption(
+        ":material/warning: Synthetic corpus: these numbers show the pipeline at work, "
+        "not performance on real speech."
+    )
+
+folds = sup.common_folds(run_a, run_b)
+if not folds:
+    st.error("The two runs share no trained fold, so their maps cannot be aligned or compared.")
+    st.stop()
+stamp = json.dumps([sup.run_signature(run_a.dir), sup.run_signature(run_b.dir)])
+dir_a, dir_b = str(run_a.dir), str(run_b.dir)
+
+c1, c2, c3 = st.columns([1, 1, 2])
+fold = c1.selectbox("fold", folds)
+method = c2.radio(
+    "map",
+    ["pca", "umap"],
+    horizontal=True,
+    format_func=str.upper,
+    help="PCA is linear (distances keep their meaning); UMAP keeps neighbourhoods",
+)
+splits = c3.radio(
+    "points",
+    ["train", "test", "train + test"],
+    horizontal=True,
+    index=0,
+    help="the map is fitted on the training z and applied to the test z",
+)
+shown = ["train", "test"] if splits == "train + test" else [splits]
+
+try:
+    map_a = fold_map(dir_a, fold, method, stamp)
+    map_b = aligned_map(dir_a, dir_b, fold, method, stamp)
+    comp = comparison(dir_a, dir_b, stamp)
+except SerLabError as exc:
+    st.error(f"Cannot compare these runs: {exc}")
+    st.stop()
+
+# ----------------------------------------------------------------------------- maps
+
+st.header("Maps of the learned feature z")
+selected = st.session_state.get("compare_utt")
+cols = st.columns(2)
+for col, m, rid, key in ((cols[0], map_a, id_a, "map_a"), (cols[1], map_b, id_b, "map_b")):
+    points = sup.map_points(m, shown)
+    fig = figures.map_figure(
+        points,
+        m.centers_xy,
+        m.label_names,
+        f"{'A' if key == 'map_a' else 'B'}: {rid}",
+        highlight=selected,
+    )
+    event = col.plotly_chart(fig, key=key, on_select="rerun", selection_mode="points")
+    picked = [p for p in (event.selection.points if event else []) if p.get("customdata")]
+    if picked:
+        new = str(picked[0]["customdata"][0])
+        if new != selected:
+            st.session_state["compare_utt"] = new
+            st.rerun()
+st.caption(
+    f"B's map is turned onto A's (Procrustes on the "
+    f"{map_b.alignment.n_shared if map_b.alignment else 0} shared "
+    "utterances) so classes are not flipped between panels. Filled circles: training utterances; open "
+    "diamonds: test utterances; crosses: the trained class centers. Click a point to inspect that utterance."
+)
+
+# ----------------------------------------------------------------------------- one utterance
+
+if selected:
+    pred_a, pred_b = predictions(dir_a, fold, stamp), predictions(dir_b, fold, stamp)
+    if selected in pred_a.index:
+        st.subheader(f"Utterance {selected}")
+        ra = pred_a.loc[selected]
+        rb = pred_b.loc[selected] if selected in pred_b.index else None
+        c1, c2, c3, c4 = st.columns(4)
+        c1.metric("true class", ra["label"])
+        c2.metric("split", ra["split"])
+        c3.metric(
+            "A predicts",
+            ra["pred"],
+            "right" if ra["pred"] == ra["label"] else "wrong",
+            delta_color="normal" if ra["pred"] == ra["label"] else "inverse",
+        )
+        if rb is not None:
+            c4.metric(
+                "B predicts",
+                rb["pred"],
+                "right" if rb["pred"] == rb["label"] else "wrong",
+                delta_color="normal" if rb["pred"] == rb["label"] else "inverse",
+            )
+        run_corpus = sup.CorpusChoice.from_run(run_a)
+        if run_corpus.available():
+            try:
+                path = corpus_paths(run_corpus.key()).get(selected)
+            except SerLabError as exc:
+                path = None
+                st.warning(f"The run's corpus cannot be read: {exc}")
+            if path:
+                feats, _ = spectrogram(path)
+                st.plotly_chart(figures.spectrogram_figure(feats), key="utt_spec")
+                st.audio(sup.read_bytes(path), format="audio/wav")
+            else:
+                st.caption("This utterance's audio file is not in the corpus any more.")
+        elif run_corpus.is_synthetic:
+            if st.button("Generate the built-in corpus to listen (about 30 s)"):
+                with st.spinner("Generating…"):
+                    corpus_paths(run_corpus.key())
+                st.rerun()
+        else:
+            st.caption(f"The run's corpus ({run_corpus.label()}) is not on this machine.")
+        if st.button("Clear selection"):
+            st.session_state.pop("compare_utt", None)
+            st.rerun()
+
+# ----------------------------------------------------------------------------- numbers
+
+st.header("Accuracy and discriminability")
+table = sup.compare_table(comp)
+st.dataframe(
+    table,
+    hide_index=True,
+    width="stretch",
+    height=36 * (len(table) + 1) + 4,
+    column_config={c: st.column_config.NumberColumn(c, format="%.3f") for c in ("A", "B", "B − A")},
+)
+changed = comp["changed"]
+st.caption(
+    f"Test utterances ({changed['n_shared']} shared): B fixes {changed['n_fixed']}, breaks "
+    f"{changed['n_broken']}; right in both {changed['both_right']}, wrong in both {changed['both_wrong']}. "
+    "Accuracies and recalls in %, distances in units of z."
+)
+
+st.header("Confusion matrices (test, all folds pooled)")
+norm = st.radio("cells", ["row-normalised", "counts"], horizontal=True)
+key = "confusion_norm" if norm == "row-normalised" else "confusion"
+labels = comp["labels"]
+c1, c2, c3 = st.columns(3)
+c1.plotly_chart(
+    figures.confusion_figure(
+        comp["a"]["pooled"][key], labels, "A", normalised=key == "confusion_norm"
+    ),
+    key="cm_a",
+)
+c2.plotly_chart(
+    figures.confusion_figure(
+        comp["b"]["pooled"][key], labels, "B", normalised=key == "confusion_norm"
+    ),
+    key="cm_b",
+)
+diff_key = "confusion_norm" if key == "confusion_norm" else "confusion_counts"
+c3.plotly_chart(
+    figures.confusion_figure(
+        comp["diff"][diff_key], labels, "B − A", normalised=key == "confusion_norm", diff=True
+    ),
+    key="cm_diff",
+)
+
+# ----------------------------------------------------------------------------- epochs
+
+st.header("Over the epochs")
+if run_a.list_snapshots(fold) and run_b.list_snapshots(fold):
+    try:
+        frames_a, frames_b = snapshots(dir_a, dir_b, fold, method, stamp)
+    except SerLabError as exc:
+        st.warning(f"No animation: {exc}")
+    else:
+        if sup.common_epochs(frames_a, frames_b):
+            st.plotly_chart(
+                figures.snapshot_figure(
+                    frames_a, frames_b, map_a.label_names, [f"A: {id_a}", f"B: {id_b}"]
+                ),
+                key="snapshots",
+            )
+            st.caption(
+                "Each run's map is fitted on its last epoch and applied to every epoch; drag the "
+                "slider or press play. Points: a fixed subset of training and test utterances."
+            )
+        else:
+            st.info("The two runs saved snapshots at different epochs.")
+else:
+    st.info(
+        "No per-epoch snapshots in one of these runs (train with snapshots every N epochs to see this)."
+    )

@@ -1,0 +1,147 @@
+"""Explore a clip: upload or record audio, see what a trained run makes of it."""
+
+import json
+
+import streamlit as st
+
+from ser_lab import app_support as sup
+from ser_lab import figures
+from ser_lab.errors import SerLabError
+from ser_lab.inference import Predictor
+from ser_lab.runs import Run, RunStore
+
+AUDIO_TYPES = ["wav", "flac", "ogg", "mp3", "aiff", "aif", "au", "caf"]
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def list_runs(root: str, signature: tuple) -> list:
+    return RunStore(root).list()
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=8)
+def predictor(run_dir: str, fold: int, stamp: str) -> Predictor:
+    return Predictor.from_run(Run(run_dir), fold=fold, device="cpu")
+
+
+@st.cache_resource(show_spinner="Reading the corpus…", max_entries=4)
+def load_corpus(key: str):
+    return sup.CorpusChoice.from_dict(json.loads(key)).load()
+
+
+store = RunStore()
+corpus = sup.current_corpus(st.session_state)
+st.title("Explore a clip")
+st.markdown(
+    "Upload or record a short utterance (0.5 s or more; longer than 14 s is cut) and see how a "
+    "trained run classifies it and where its feature **z** lands among the training utterances."
+)
+
+rows = list_runs(str(store.root), sup.store_signature(store))
+finished = [r for r in rows if sup.is_finished(r)]
+if not finished:
+    st.info(
+        "No finished run yet. Press **Quick start** on the home page, or train one on **Train**."
+    )
+    st.stop()
+by_id = {r.run_id: r for r in finished}
+ids = list(by_id)
+preferred = next((r.run_id for r in finished if (r.lam or 0) > 0), ids[0])
+c1, c2, c3 = st.columns([3, 1, 1])
+run_id = c1.selectbox(
+    "run", ids, index=ids.index(preferred), format_func=lambda i: sup.run_label(by_id[i])
+)
+run = store.get(run_id)
+folds = run.folds_done()
+fold = c2.selectbox("fold", folds)
+method = c3.radio("map", ["pca", "umap"], horizontal=True, format_func=str.upper)
+
+tab_up, tab_rec = st.tabs(["Upload a file", "Record"])
+with tab_up:
+    uploaded = st.file_uploader(
+        "audio file", type=AUDIO_TYPES, help="WAV, FLAC, OGG, MP3, AIFF …, at most 20 MB"
+    )
+with tab_rec:
+    recorded = st.audio_input("record with your microphone", sample_rate=16000)
+source = recorded if recorded is not None else uploaded
+if source is None:
+    st.info("Upload or record a clip to start.")
+    st.stop()
+
+data = source.getvalue()
+try:
+    model = predictor(str(run.dir), fold, json.dumps(sup.run_signature(run.dir)))
+    with st.spinner("Listening…"):
+        pred = model.predict(data, with_projection=False, k=5)
+        clip_xy = model.map(method).transform(pred.z[None, :])[0]
+        fold_map = model.map(method)
+except SerLabError as exc:
+    st.error(f"This clip cannot be used: {exc}")
+    st.stop()
+
+# ----------------------------------------------------------------------------- the answer
+
+names = pred.label_names
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("predicted", pred.predicted)
+c2.metric("confidence", sup.pct(float(pred.probabilities.max())))
+c3.metric("nearest center", names[int(pred.center_distances.argmin())])
+c4.metric("duration", f"{pred.duration:.2f} s")
+if pred.truncated:
+    st.warning(
+        f"The clip is {pred.original_duration:.1f} s long; only its first {pred.duration:.0f} s were used "
+        "(the paper cuts utterances at 14 s)."
+    )
+
+c1, c2 = st.columns([3, 2])
+with c1:
+    st.audio(data)
+    st.plotly_chart(figures.waveform_figure(pred.samples), key="wave")
+    st.plotly_chart(
+        figures.spectrogram_figure(pred.features, kind=model.feature_config.kind), key="spec"
+    )
+with c2:
+    st.plotly_chart(figures.probabilities_figure(names, pred.probabilities), key="probs")
+    st.dataframe(
+        {"class": names, "distance to center": [round(float(d), 3) for d in pred.center_distances]},
+        hide_index=True,
+    )
+
+st.header("Where the clip lands")
+points = sup.map_points(fold_map, ["train"])
+st.plotly_chart(
+    figures.map_figure(
+        points,
+        fold_map.centers_xy,
+        names,
+        f"{run_id}: training utterances ({method.upper()})",
+        clip_xy=clip_xy,
+        clip_distances=pred.center_distances,
+        height=520,
+    ),
+    key="clip_map",
+)
+st.caption(
+    "The star is your clip; dashed lines go to the trained class centers, labelled with the distance "
+    "‖z − c_j‖ in the 64-d feature space (the map itself is a 2-D projection, so lengths on it are "
+    "only a guide)."
+)
+
+# ----------------------------------------------------------------------------- neighbours
+
+st.header("Nearest training utterances")
+if model.corpus_problem:
+    st.info(f"Audio of the neighbours is not available: {model.corpus_problem}.")
+    run_corpus = sup.CorpusChoice.from_run(run)
+    if run_corpus.is_synthetic and st.button("Generate the built-in corpus (about 30 s)"):
+        with st.spinner("Generating…"):
+            load_corpus(run_corpus.key())
+        predictor.clear()
+        st.rerun()
+for n in pred.neighbours:
+    c1, c2 = st.columns([2, 3])
+    c1.markdown(f"**{n['utt_id']}** · {n['label']} · distance {n['distance']:.3f}")
+    audio = sup.read_bytes(n.get("path"))
+    if audio:
+        c2.audio(audio, format="audio/wav")
+    else:
+        c2.caption("audio not available")

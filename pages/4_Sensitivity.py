@@ -1,0 +1,148 @@
+"""Sensitivity: launch a λ / α grid and see UA and WA against λ and against α as runs finish."""
+
+import streamlit as st
+
+from ser_lab import app_support as sup
+from ser_lab import figures, launcher
+from ser_lab.errors import SerLabError
+from ser_lab.runs import RunStore
+from ser_lab.trainer import TrainConfig
+
+ALL_RUNS = "(all finished runs)"
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def list_runs(root: str, signature: tuple) -> list:
+    return RunStore(root).list()
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def sweep_table(root: str, signature: tuple, sweep_id: str | None):
+    store = RunStore(root)
+    return sup.sweep_frame(store, list_runs(root, signature), sweep_id)
+
+
+store = RunStore()
+corpus = sup.current_corpus(st.session_state)
+st.title("Sensitivity to λ and α")
+st.markdown(
+    "The paper reports accuracy roughly flat for α between 0.1 and 0.9, and best at λ = 0.3 with much "
+    "smaller or larger λ worse. Launch a grid here and watch the curves fill in; error bars are the "
+    "standard deviation over folds and seeds."
+)
+
+with st.expander("Launch a grid", expanded=False):
+    st.caption(f"Corpus: **{corpus.label()}**. One process per grid point, one CPU thread each.")
+    with st.form("grid"):
+        c1, c2, c3 = st.columns(3)
+        lams_text = c1.text_input("λ values", "0, 0.1, 0.3, 1")
+        alphas_text = c2.text_input("α values", "0.5")
+        seeds_text = c3.text_input("seeds", "0")
+        c1, c2, c3, c4 = st.columns(4)
+        features = c1.radio("features", ["mel", "stft"], horizontal=True)
+        epochs = c2.number_input("epochs", 1, 500, 8)
+        n_folds = c3.number_input("folds", 2, 20, 4)
+        which = c4.radio("train", ["first fold only", "all folds"], horizontal=True)
+        submitted = st.form_submit_button("Launch the grid", type="primary")
+    if submitted:
+        try:
+            lams = sup.parse_values(lams_text, "λ values")
+            alphas = sup.parse_values(alphas_text, "α values")
+            seeds = [int(s) for s in sup.parse_values(seeds_text, "seeds", integer=True)]
+            base = TrainConfig(
+                **corpus.train_fields(),
+                features=features,
+                epochs=int(epochs),
+                n_folds=int(n_folds),
+                folds=[0] if which == "first fold only" else None,
+                snapshot_every=0,
+                workers=1,
+            )
+            sweep_id, runs = launcher.launch_sweep(base, lams, alphas, seeds, store)
+        except SerLabError as exc:
+            st.error(f"Not launched: {exc}")
+        else:
+            st.session_state["sweep"] = sweep_id
+            st.success(f"Launched sweep `{sweep_id}`: {len(runs)} runs.")
+
+rows = list_runs(str(store.root), sup.store_signature(store))
+sweeps = sup.sweep_ids(rows)
+options = sweeps + [ALL_RUNS]
+current = st.session_state.get("sweep")
+choice = st.selectbox(
+    "results of",
+    options,
+    index=options.index(current) if current in options else 0,
+    help="a sweep launched here, or every finished run in the store",
+)
+sweep_id = None if choice == ALL_RUNS else choice
+active = any(sup.is_active(r) for r in rows if sweep_id is None or r.sweep_id == sweep_id)
+
+
+def results_view() -> None:
+    store_now = RunStore(str(store.root))
+    signature = sup.store_signature(store_now)
+    frame = sweep_table(str(store.root), signature, sweep_id)
+    if frame.empty:
+        st.info("No runs to show yet.")
+        return
+    runs = frame.drop_duplicates("run")
+    states = runs["state"].value_counts().to_dict()
+    cols = st.columns(4)
+    cols[0].metric("runs", len(runs))
+    cols[1].metric("finished", states.get("done", 0))
+    cols[2].metric("training", states.get("running", 0) + states.get("queued", 0))
+    cols[3].metric("failed / interrupted", states.get("failed", 0) + states.get("interrupted", 0))
+    if runs["corpus"].nunique() > 1 or runs["features"].nunique() > 1:
+        st.warning("These runs mix corpora or features; the curves pool them.")
+    done = frame.dropna(subset=["UA"])
+    if done.empty:
+        st.info("No run has finished yet; the curves appear as runs finish.")
+    else:
+        alphas = sorted(done.loc[done["lam"] > 0, "alpha"].unique())
+        lams = sorted(done.loc[done["lam"] > 0, "lam"].unique())
+        c1, c2 = st.columns(2)
+        with c1:
+            fixed_alpha = (
+                st.selectbox(
+                    "α for the λ curve", alphas, index=alphas.index(0.5) if 0.5 in alphas else 0
+                )
+                if alphas
+                else None
+            )
+            curve = sup.sensitivity(done, "lam", fixed_alpha)
+            st.plotly_chart(
+                figures.sensitivity_figure(curve, "lam", "UA / WA against λ"), key="lam_curve"
+            )
+        with c2:
+            fixed_lam = (
+                st.selectbox("λ for the α curve", lams, index=lams.index(0.3) if 0.3 in lams else 0)
+                if lams
+                else None
+            )
+            curve = (
+                sup.sensitivity(done, "alpha", fixed_lam)
+                if fixed_lam is not None
+                else sup.sensitivity(done.iloc[:0], "alpha")
+            )
+            st.plotly_chart(
+                figures.sensitivity_figure(curve, "alpha", "UA / WA against α"), key="alpha_curve"
+            )
+    table = runs[["run", "state", "lam", "alpha", "seed", "features"]].copy()
+    means = frame.groupby("run")[["UA", "WA"]].mean() * 100
+    table = table.join(means, on="run").rename(
+        columns={"lam": "λ", "alpha": "α", "UA": "UA %", "WA": "WA %"}
+    )
+    st.dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            c: st.column_config.NumberColumn(c, format="%.1f") for c in ("UA %", "WA %")
+        },
+    )
+
+
+st.fragment(run_every=5 if active else None)(results_view)()
+if active:
+    st.caption("Refreshing every 5 s while runs of this sweep train.")

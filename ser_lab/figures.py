@@ -1,0 +1,643 @@
+"""Plotly figures of the app, built from plain arrays and tables (no Streamlit here).
+
+Every figure colors classes with `ser_lab.colors`, so an emotion has one color on every page.
+Maps draw train points as filled circles and test points as open diamonds, class centers as
+large crosses outlined in black, and keep x and y on the same scale (distances on a map are
+only comparable when a unit is as long up as across).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from ser_lab.colors import CENTER_OUTLINE, CLIP_COLOR, emotion_color, hex_to_rgba
+
+MAP_HEIGHT = 440
+SPLIT_SYMBOLS = {"train": "circle", "val": "square", "test": "diamond-open"}
+HOVER_POINT = (
+    "%{customdata[0]}<br>true: %{customdata[1]}<br>predicted: %{customdata[2]}<br>"
+    "%{customdata[3]}<extra></extra>"
+)
+
+
+LEGEND_TOP = dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1.0)
+LEGEND_BELOW = dict(orientation="h", yanchor="top", y=-0.02, xanchor="left", x=0.0)
+
+
+def _layout(
+    fig: go.Figure,
+    title: str | None,
+    height: int,
+    *,
+    legend: dict | None = None,
+    margin: dict | None = None,
+    **kw,
+) -> go.Figure:
+    """Shared layout: a left-aligned title, tight margins, a horizontal legend (above the plot
+    by default; maps put it below, so it never covers the title)."""
+    base_margin = dict(l=10, r=10, t=60 if title else 30, b=10)
+    fig.update_layout(
+        title=dict(text=title, x=0.01, xanchor="left", y=0.98, yanchor="top") if title else None,
+        height=height,
+        margin={**base_margin, **(margin or {})},
+        legend=legend or LEGEND_TOP,
+        **kw,
+    )
+    return fig
+
+
+def _equal_axes(fig: go.Figure, row: int | None = None, col: int | None = None) -> None:
+    kw = {} if row is None else {"row": row, "col": col}
+    fig.update_xaxes(showticklabels=False, title=None, zeroline=False, **kw)
+    fig.update_yaxes(showticklabels=False, title=None, zeroline=False, **kw)
+
+
+# ----------------------------------------------------------------------------- maps
+
+
+def _point_traces(
+    points: pd.DataFrame, label_names: Sequence[str], *, legend: bool = True
+) -> list[go.Scatter]:
+    """One trace per (class, split); the legend has one entry per class (split = symbol)."""
+    traces = []
+    for name in label_names:
+        first = True
+        for split in ("train", "val", "test"):
+            sub = points[(points["label"] == name) & (points["split"] == split)]
+            if sub.empty:
+                continue
+            color = emotion_color(name)
+            traces.append(
+                go.Scatter(
+                    x=sub["x"],
+                    y=sub["y"],
+                    mode="markers",
+                    name=name,
+                    legendgroup=name,
+                    showlegend=legend and first,
+                    marker=dict(
+                        color=hex_to_rgba(color, 0.55) if split == "train" else color,
+                        symbol=SPLIT_SYMBOLS[split],
+                        size=7 if split == "train" else 9,
+                        line=dict(width=1.5 if split != "train" else 0, color=color),
+                    ),
+                    customdata=np.stack(
+                        [sub["utt_id"], sub["label"], sub["pred"], sub["split"]], axis=1
+                    ),
+                    hovertemplate=HOVER_POINT,
+                )
+            )
+            first = False
+    return traces
+
+
+def _center_trace(
+    centers_xy: np.ndarray, label_names: Sequence[str], *, legend: bool = True
+) -> go.Scatter:
+    return go.Scatter(
+        x=centers_xy[:, 0],
+        y=centers_xy[:, 1],
+        mode="markers+text",
+        name="class centers",
+        showlegend=legend,
+        text=[f"<b>{n}</b>" for n in label_names],
+        textposition="top center",
+        textfont=dict(color=CENTER_OUTLINE, size=12),
+        marker=dict(
+            symbol="x",
+            size=18,
+            color=[emotion_color(n) for n in label_names],
+            line=dict(width=2, color=CENTER_OUTLINE),
+        ),
+        hovertemplate="center of %{text}<extra></extra>",
+    )
+
+
+def map_figure(
+    points: pd.DataFrame,
+    centers_xy: np.ndarray,
+    label_names: Sequence[str],
+    title: str | None = None,
+    *,
+    clip_xy: np.ndarray | None = None,
+    clip_distances: Sequence[float] | None = None,
+    highlight: str | None = None,
+    height: int = MAP_HEIGHT,
+) -> go.Figure:
+    """A 2-D map of z: points colored by true class, class centers, optionally an uploaded
+    clip as a star with dashed lines to every center labelled with its distance in z."""
+    fig = go.Figure(_point_traces(points, label_names))
+    fig.add_trace(_center_trace(np.asarray(centers_xy), label_names))
+    if highlight is not None:
+        sel = points[points["utt_id"] == highlight]
+        if not sel.empty:
+            fig.add_trace(
+                go.Scatter(
+                    x=sel["x"],
+                    y=sel["y"],
+                    mode="markers",
+                    name="selected",
+                    showlegend=False,
+                    marker=dict(
+                        size=20, symbol="circle-open", color=CLIP_COLOR, line=dict(width=3)
+                    ),
+                    hoverinfo="skip",
+                )
+            )
+    if clip_xy is not None:
+        clip = np.asarray(clip_xy, dtype=float).reshape(2)
+        for j, name in enumerate(label_names):
+            cx, cy = np.asarray(centers_xy)[j]
+            fig.add_trace(
+                go.Scatter(
+                    x=[clip[0], cx],
+                    y=[clip[1], cy],
+                    mode="lines",
+                    showlegend=False,
+                    line=dict(color=emotion_color(name), dash="dash", width=2),
+                    hoverinfo="skip",
+                )
+            )
+            if clip_distances is not None:
+                fig.add_annotation(
+                    x=(clip[0] + cx) / 2,
+                    y=(clip[1] + cy) / 2,
+                    text=f"{clip_distances[j]:.2f}",
+                    showarrow=False,
+                    font=dict(size=11, color=emotion_color(name)),
+                    bgcolor="rgba(255,255,255,0.8)",
+                )
+        fig.add_trace(
+            go.Scatter(
+                x=[clip[0]],
+                y=[clip[1]],
+                mode="markers",
+                name="your clip",
+                marker=dict(
+                    symbol="star", size=22, color=CLIP_COLOR, line=dict(width=1, color="white")
+                ),
+                hovertemplate="your clip<extra></extra>",
+            )
+        )
+    _layout(
+        fig,
+        title,
+        height,
+        legend=LEGEND_BELOW,
+        margin=dict(b=40),
+        plot_bgcolor="white",
+        clickmode="event+select",
+        dragmode="pan",
+    )
+    _equal_axes(fig)
+    fig.update_yaxes(scaleanchor="x", scaleratio=1)
+    return fig
+
+
+def snapshot_figure(
+    frames_a: list[dict],
+    frames_b: list[dict] | None,
+    label_names: Sequence[str],
+    titles: Sequence[str],
+    *,
+    height: int = MAP_HEIGHT,
+) -> go.Figure:
+    """The maps of one or two runs over the epochs, animated with a shared slider and a play
+    button (plotly animates in the browser; no page reruns)."""
+    panels = [frames_a] + ([frames_b] if frames_b else [])
+    epochs = sorted(set.intersection(*[{f["epoch"] for f in p} for p in panels]))
+    by_epoch = [{f["epoch"]: f for f in p} for p in panels]
+    fig = make_subplots(
+        rows=1,
+        cols=len(panels),
+        subplot_titles=list(titles)[: len(panels)],
+        horizontal_spacing=0.04,
+    )
+
+    def traces(epoch: int) -> list[go.Scatter]:
+        out = []
+        for i, frames in enumerate(by_epoch):
+            f = frames[epoch]
+            names = np.asarray(label_names)
+            pts = pd.DataFrame(
+                {
+                    "utt_id": np.asarray(f["utt_ids"]).astype(str),
+                    "label": names[np.asarray(f["labels"])],
+                    "pred": "",
+                    "split": np.asarray(f["split"]).astype(str),
+                    "x": f["xy"][:, 0],
+                    "y": f["xy"][:, 1],
+                }
+            )
+            for name in label_names:
+                sub = pts[pts["label"] == name]
+                out.append(
+                    go.Scatter(
+                        x=sub["x"],
+                        y=sub["y"],
+                        mode="markers",
+                        name=name,
+                        legendgroup=name,
+                        showlegend=i == 0,
+                        marker=dict(color=hex_to_rgba(emotion_color(name), 0.6), size=6),
+                        hovertext=sub["utt_id"],
+                        hoverinfo="text",
+                    )
+                )
+            out.append(_center_trace(np.asarray(f["centers_xy"]), label_names, legend=i == 0))
+        return out
+
+    first = traces(epochs[0])
+    per_panel = len(first) // len(panels)
+    for k, tr in enumerate(first):
+        fig.add_trace(tr, row=1, col=k // per_panel + 1)
+    for i, frames in enumerate(by_epoch):
+        allxy = np.concatenate([np.vstack([f["xy"], f["centers_xy"]]) for f in frames.values()])
+        lo, hi = allxy.min(0), allxy.max(0)
+        pad = 0.05 * (hi - lo + 1e-9)
+        fig.update_xaxes(range=[lo[0] - pad[0], hi[0] + pad[0]], row=1, col=i + 1)
+        fig.update_yaxes(range=[lo[1] - pad[1], hi[1] + pad[1]], row=1, col=i + 1)
+        _equal_axes(fig, 1, i + 1)
+    fig.frames = [go.Frame(data=traces(e), name=str(e)) for e in epochs]
+    slider = dict(
+        active=len(epochs) - 1,
+        currentvalue=dict(prefix="epoch "),
+        pad=dict(t=40, b=10),
+        x=0.12,
+        len=0.88,
+        y=0.0,
+        yanchor="top",
+        steps=[
+            dict(
+                method="animate",
+                label=str(e),
+                args=[[str(e)], dict(mode="immediate", frame=dict(duration=0, redraw=True))],
+            )
+            for e in epochs
+        ],
+    )
+    play = dict(
+        type="buttons",
+        showactive=False,
+        direction="left",
+        x=0.12,
+        y=0.0,
+        xanchor="right",
+        yanchor="top",
+        pad=dict(t=60, r=10),
+        buttons=[
+            dict(
+                label="▶ play",
+                method="animate",
+                args=[
+                    None,
+                    dict(
+                        frame=dict(duration=500, redraw=True),
+                        fromcurrent=False,
+                        transition=dict(duration=250),
+                    ),
+                ],
+            ),
+            dict(
+                label="❚❚ pause",
+                method="animate",
+                args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False))],
+            ),
+        ],
+    )
+    # show the last epoch first: the finished state is what the reader compares with the maps
+    last = traces(epochs[-1])
+    for k, tr in enumerate(last):
+        fig.data[k].update(x=tr.x, y=tr.y)
+    _layout(
+        fig,
+        None,
+        height + 110,
+        margin=dict(t=40, b=110),
+        sliders=[slider],
+        updatemenus=[play],
+        plot_bgcolor="white",
+        showlegend=False,
+    )
+    return fig
+
+
+# ----------------------------------------------------------------------------- matrices and curves
+
+
+def confusion_figure(
+    matrix: np.ndarray | list,
+    labels: Sequence[str],
+    title: str,
+    *,
+    normalised: bool = False,
+    diff: bool = False,
+    height: int = 330,
+) -> go.Figure:
+    """A confusion matrix (rows: true class, columns: predicted), counts or row fractions;
+    with diff=True a B − A difference on a diverging scale centered on 0."""
+    m = np.asarray(matrix, dtype=float)
+    if normalised:
+        text = [[f"{100 * v:+.0f}%" if diff else f"{100 * v:.0f}%" for v in row] for row in m]
+    else:
+        text = [[f"{v:+.0f}" if diff else f"{v:.0f}" for v in row] for row in m]
+    if diff:
+        bound = float(np.abs(m).max()) or 1.0
+        colors = dict(colorscale="RdBu", zmid=0, zmin=-bound, zmax=bound)
+    else:
+        colors = dict(colorscale="Blues", zmin=0)
+    fig = go.Figure(
+        go.Heatmap(
+            z=m,
+            x=list(labels),
+            y=list(labels),
+            text=text,
+            texttemplate="%{text}",
+            showscale=False,
+            hovertemplate="true %{y}, predicted %{x}: %{text}<extra></extra>",
+            **colors,
+        )
+    )
+    _layout(fig, title, height)
+    fig.update_xaxes(title="predicted", side="bottom")
+    fig.update_yaxes(title="true", autorange="reversed")
+    return fig
+
+
+METRIC_NAMES = {
+    "softmax_loss": "softmax loss L_s",
+    "center_loss": "center loss L_c",
+    "total_loss": "total L = L_s + λ L_c",
+    "val_UA": "validation UA",
+    "val_WA": "validation WA",
+    "train_UA": "training UA",
+    "intra_dist": "intra-class distance (train)",
+    "inter_dist": "inter-center distance",
+    "val_intra_dist": "intra-class distance (val)",
+}
+
+
+def curves_figure(frame: pd.DataFrame, group: str, title: str, *, height: int = 280) -> go.Figure:
+    """Per-epoch curves of one metric group (see app_support.METRIC_GROUPS); folds dashed
+    differently when a run has several."""
+    sub = frame[frame["group"] == group]
+    fig = go.Figure()
+    folds = sorted(sub["fold"].unique()) if not sub.empty else []
+    dashes = ("solid", "dash", "dot", "dashdot", "longdash")
+    for metric in sub["metric"].unique() if not sub.empty else []:
+        for i, fold in enumerate(folds):
+            s = sub[(sub["metric"] == metric) & (sub["fold"] == fold)].sort_values("epoch")
+            y = 100 * s["value"] if group == "accuracy" else s["value"]
+            fig.add_trace(
+                go.Scatter(
+                    x=s["epoch"],
+                    y=y,
+                    mode="lines+markers",
+                    name=METRIC_NAMES.get(metric, metric)
+                    + (f" (fold {fold})" if len(folds) > 1 else ""),
+                    line=dict(dash=dashes[i % len(dashes)]),
+                )
+            )
+    _layout(fig, title, height)
+    fig.update_xaxes(
+        title="epoch",
+        dtick=1 if len(sub["epoch"].unique() if not sub.empty else []) <= 20 else None,
+    )
+    fig.update_yaxes(title="%" if group == "accuracy" else None)
+    fig.update_layout(legend=dict(orientation="h", y=-0.3, x=0, xanchor="left", yanchor="top"))
+    return fig
+
+
+# ----------------------------------------------------------------------------- one clip
+
+
+def probabilities_figure(
+    label_names: Sequence[str], probabilities: Sequence[float], *, height: int = 240
+) -> go.Figure:
+    probs = np.asarray(probabilities, dtype=float)
+    fig = go.Figure(
+        go.Bar(
+            x=100 * probs,
+            y=list(label_names),
+            orientation="h",
+            marker_color=[emotion_color(n) for n in label_names],
+            text=[f"{100 * p:.1f}%" for p in probs],
+            textposition="auto",
+            hovertemplate="%{y}: %{x:.1f}%<extra></extra>",
+        )
+    )
+    _layout(fig, "class probabilities", height)
+    fig.update_xaxes(range=[0, 100], title="%")
+    fig.update_yaxes(autorange="reversed")
+    return fig
+
+
+def waveform_figure(
+    samples: np.ndarray, sample_rate: int = 16000, *, height: int = 180
+) -> go.Figure:
+    """The waveform as a min/max envelope of ~2000 columns (a plot of every sample of a 14 s
+    clip would send 224 000 points to the browser)."""
+    x = np.asarray(samples, dtype=np.float32)
+    n_cols = min(2000, max(1, len(x)))
+    edges = np.linspace(0, len(x), n_cols + 1).astype(int)
+    lo = np.array([x[a:b].min() if b > a else 0.0 for a, b in zip(edges[:-1], edges[1:])])
+    hi = np.array([x[a:b].max() if b > a else 0.0 for a, b in zip(edges[:-1], edges[1:])])
+    t = edges[:-1] / sample_rate
+    fig = go.Figure(
+        [
+            go.Scatter(
+                x=t,
+                y=hi,
+                mode="lines",
+                line=dict(width=0.8, color="#1f4e79"),
+                showlegend=False,
+                hoverinfo="skip",
+            ),
+            go.Scatter(
+                x=t,
+                y=lo,
+                mode="lines",
+                line=dict(width=0.8, color="#1f4e79"),
+                fill="tonexty",
+                fillcolor="rgba(31,78,121,0.5)",
+                showlegend=False,
+                hoverinfo="skip",
+            ),
+        ]
+    )
+    _layout(fig, "waveform", height)
+    fig.update_xaxes(title="time (s)")
+    return fig
+
+
+def spectrogram_figure(
+    features: np.ndarray,
+    *,
+    kind: str = "mel",
+    hop_s: float = 0.01,
+    title: str | None = None,
+    height: int = 240,
+) -> go.Figure:
+    """A log spectrogram (frames, bins) with time across and frequency bins upward."""
+    f = np.asarray(features, dtype=np.float32)
+    step = max(1, len(f) // 1500)  # at most ~1500 columns
+    f = f[::step]
+    fig = go.Figure(
+        go.Heatmap(
+            z=f.T,
+            x=np.arange(len(f)) * hop_s * step,
+            colorscale="Magma",
+            showscale=False,
+            hovertemplate="t=%{x:.2f} s, bin %{y}: %{z:.1f}<extra></extra>",
+        )
+    )
+    _layout(fig, title or f"log {'Mel' if kind == 'mel' else 'STFT'} spectrogram", height)
+    fig.update_xaxes(title="time (s)")
+    fig.update_yaxes(title="Mel band" if kind == "mel" else "frequency bin")
+    return fig
+
+
+# ----------------------------------------------------------------------------- corpus
+
+
+def class_counts_figure(by_class: pd.DataFrame, *, height: int = 300) -> go.Figure:
+    fig = go.Figure(
+        go.Bar(
+            x=by_class["label"],
+            y=by_class["count"],
+            text=by_class["count"],
+            textposition="auto",
+            marker_color=[emotion_color(n) for n in by_class["label"]],
+        )
+    )
+    _layout(fig, "utterances per class", height)
+    return fig
+
+
+def speaker_counts_figure(
+    by_speaker: pd.DataFrame, label_names: Sequence[str], *, height: int = 300
+) -> go.Figure:
+    fig = go.Figure()
+    for name in label_names:
+        sub = by_speaker[by_speaker["label"] == name]
+        fig.add_trace(
+            go.Bar(x=sub["speaker"], y=sub["count"], name=name, marker_color=emotion_color(name))
+        )
+    _layout(fig, "utterances per speaker", height, barmode="stack")
+    return fig
+
+
+# ----------------------------------------------------------------------------- sweeps
+
+
+def sensitivity_figure(
+    summary: pd.DataFrame, axis: str, title: str, *, height: int = 340
+) -> go.Figure:
+    """UA and WA (mean ± std over folds and seeds) against λ or α."""
+    symbol = {"lam": "λ", "alpha": "α"}[axis]
+    fig = go.Figure()
+    for metric, color, dash, symbol in (
+        ("UA", "#1f77b4", "solid", "circle"),
+        ("WA", "#ff7f0e", "dash", "diamond"),
+    ):
+        if summary.empty:
+            continue
+        fig.add_trace(
+            go.Scatter(
+                x=summary[axis],
+                y=summary[f"{metric}_mean"],
+                mode="lines+markers",
+                name=metric,
+                line=dict(color=color, dash=dash),
+                marker=dict(symbol=symbol, size=9),
+                error_y=dict(type="data", array=summary[f"{metric}_std"].fillna(0), visible=True),
+                customdata=summary["n"],
+                hovertemplate=f"{symbol}=%{{x}}: {metric} %{{y:.1f}}% (n=%{{customdata}})<extra></extra>",
+            )
+        )
+    _layout(fig, title, height)
+    fig.update_xaxes(title=symbol)
+    fig.update_yaxes(title="%")
+    return fig
+
+
+# ----------------------------------------------------------------------------- toy
+
+
+def toy_figure(result, *, height: int = 460) -> go.Figure:
+    """The toy's 2-D features over training, animated, with the centers as crosses."""
+    names = result.label_names
+    labels = np.asarray(result.labels)
+
+    def traces(frame) -> list[go.Scatter]:
+        out = []
+        for j, name in enumerate(names):
+            z = frame.z[labels == j]
+            out.append(
+                go.Scatter(
+                    x=z[:, 0],
+                    y=z[:, 1],
+                    mode="markers",
+                    name=name,
+                    marker=dict(size=5, color=hex_to_rgba(emotion_color(name), 0.6)),
+                )
+            )
+        out.append(_center_trace(frame.centers, names))
+        return out
+
+    fig = go.Figure(traces(result.final))
+    allz = np.concatenate([np.vstack([f.z, f.centers]) for f in result.frames])
+    lo, hi = np.percentile(allz, 0.5, axis=0), np.percentile(allz, 99.5, axis=0)
+    pad = 0.08 * (hi - lo + 1e-9)
+    fig.frames = [go.Frame(data=traces(f), name=str(f.step)) for f in result.frames]
+    steps = [
+        dict(
+            method="animate",
+            label=str(f.step),
+            args=[[str(f.step)], dict(mode="immediate", frame=dict(duration=0, redraw=True))],
+        )
+        for f in result.frames
+    ]
+    _layout(
+        fig,
+        None,
+        height,
+        plot_bgcolor="white",
+        margin=dict(t=70, b=90),
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1.0),
+        sliders=[
+            dict(
+                active=len(steps) - 1,
+                currentvalue=dict(prefix="step "),
+                pad=dict(t=45),
+                steps=steps,
+            )
+        ],
+        updatemenus=[
+            dict(
+                type="buttons",
+                showactive=False,
+                x=0,
+                y=1.02,
+                xanchor="left",
+                yanchor="bottom",
+                buttons=[
+                    dict(
+                        label="▶ replay training",
+                        method="animate",
+                        args=[None, dict(frame=dict(duration=120, redraw=True), fromcurrent=False)],
+                    )
+                ],
+            )
+        ],
+    )
+    fig.update_xaxes(range=[lo[0] - pad[0], hi[0] + pad[0]], zeroline=True, title="z₁")
+    fig.update_yaxes(
+        range=[lo[1] - pad[1], hi[1] + pad[1]], zeroline=True, title="z₂", scaleanchor="x"
+    )
+    return fig

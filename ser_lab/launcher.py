@@ -1,0 +1,326 @@
+"""Start, stop and resume training runs as their own processes (what the app's buttons do).
+
+A run started from the app must outlive the page that started it: closing the tab, reloading
+or opening a second tab must neither stop it nor start it twice. So the app never trains in
+its own process. It creates the run folder first (`ser_lab.trainer.new_run`), then starts
+
+    python -m ser_lab --store STORE train --resume RUN_ID
+
+detached (a new session, stdin closed, stdout and stderr to RUN_DIR/train.log) and records the
+child's pid in status.json. From then on the pages only read the run folder. Who trains a run
+is decided by the run's lock (`Run.lock`), so a second launch of the same run fails in the
+child with a clear message instead of training it twice.
+
+Stopping sends SIGTERM to the process that holds the run's lock (never to a pid that merely
+appears in status.json and might have been reused by an unrelated process); the trainer
+finishes its current batch and marks the run "interrupted". Resuming starts the same command
+again; the trainer continues from the last completed epoch.
+
+CPU threads: two or more trainings side by side on a small machine are much slower when each
+uses every core (they fight over the same cores), so a launch can pin the child's torch
+threads (`threads=`, through OMP_NUM_THREADS / MKL_NUM_THREADS).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from ser_lab.errors import ConfigError, RunError
+from ser_lab.paths import PROJECT_ROOT
+from ser_lab.runs import ACTIVE_STATES, Run, RunStore, safe_run_id
+from ser_lab.trainer import TrainConfig, new_run
+
+LOG_NAME = "train.log"
+
+# The one-click preset of the home page: the built-in corpus at a size that trains in
+# minutes, one speaker-independent fold (2 of 8 speakers held out for test), a few epochs.
+# Batch 8 and lr 1e-3 instead of the paper's 32 and 3e-4: with ~120 training utterances the
+# paper's settings make only 4 updates per epoch, far too few to learn anything in 8 epochs.
+QUICK_START = dict(
+    corpus="synthetic",
+    root=None,
+    corpus_options={"size": "medium"},
+    features="mel",
+    epochs=8,
+    n_folds=4,
+    folds=[0],
+    protocol="speaker",
+    seed=0,
+    batch_size=8,
+    lr=1e-3,
+    snapshot_every=1,
+    snapshot_size=96,  # z of 64 training + 32 test utterances per epoch, for the animation
+    workers=1,
+)
+QUICK_START_LAMBDA = 0.3
+QUICK_START_ALPHA = 0.5
+
+
+# ----------------------------------------------------------------------------- starting
+
+
+def train_command(run: Run, store: RunStore) -> list[str]:
+    """The command line that trains (or resumes) `run` of `store`."""
+    return [
+        sys.executable,
+        "-m",
+        "ser_lab",
+        "--store",
+        str(Path(store.root).resolve()),
+        "train",
+        "--resume",
+        run.run_id,
+    ]
+
+
+def _child_env(store: RunStore, threads: int | None) -> dict[str, str]:
+    env = dict(os.environ)
+    env["SER_LAB_CHECKPOINTS"] = str(Path(store.root).resolve())
+    # The child must import this very ser_lab, whatever the caller's working directory.
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(PROJECT_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    )
+    env["PYTHONUNBUFFERED"] = "1"
+    if threads is not None:
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise ConfigError(f"threads must be an int >= 1, got {threads!r}")
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            env[name] = str(threads)
+    return env
+
+
+def _reap(proc: subprocess.Popen) -> None:
+    """Wait for the child in a daemon thread, so a finished trainer does not stay a zombie
+    of the (long-lived) app process."""
+    threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
+
+
+def start_process(run: Run, store: RunStore, *, threads: int | None = None) -> int:
+    """Start the detached training process of an existing run folder; returns its pid."""
+    env = _child_env(store, threads)
+    with open(run.dir / LOG_NAME, "ab") as log:
+        log.write(f"\n--- started {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
+        log.flush()
+        proc = subprocess.Popen(
+            train_command(run, store),
+            cwd=str(PROJECT_ROOT),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # not killed with the app, not by Ctrl-C in its terminal
+            close_fds=True,
+        )
+    _reap(proc)
+    run.update_status(pid=proc.pid)
+    return proc.pid
+
+
+def launch_training(
+    cfg: TrainConfig,
+    store: RunStore | None = None,
+    name: str | None = None,
+    *,
+    threads: int | None = None,
+) -> Run:
+    """Create a run folder for `cfg` and start training it in its own process."""
+    store = store or RunStore()
+    run = new_run(cfg.validate(), store, name=name)
+    start_process(run, store, threads=threads)
+    return run
+
+
+def quick_start(store: RunStore | None = None) -> list[Run]:
+    """The home page's one-click start: a baseline and a center-loss run (λ=0.3, α=0.5) on
+    the built-in corpus with the fast preset, trained side by side (one core each on a
+    two-core machine)."""
+    store = store or RunStore()
+    threads = max(1, (os.cpu_count() or 2) // 2)
+    base = TrainConfig(**QUICK_START)
+    runs = [
+        launch_training(replace(base, lam=0.0), store, "quick baseline", threads=threads),
+        launch_training(
+            replace(base, lam=QUICK_START_LAMBDA, alpha=QUICK_START_ALPHA),
+            store,
+            "quick center loss",
+            threads=threads,
+        ),
+    ]
+    return runs
+
+
+def new_sweep_id() -> str:
+    """A fresh sweep id like "sweep-20250101-120000-ab12" (safe as a file name)."""
+    return "sweep-" + safe_run_id().replace("-run-", "-")
+
+
+def grid_configs(
+    base: TrainConfig,
+    lams: Iterable[float],
+    alphas: Iterable[float],
+    seeds: Iterable[int],
+    sweep_id: str,
+) -> list[tuple[str, TrainConfig]]:
+    """(run name, config) for every (λ, α, seed) of a grid, all tagged with `sweep_id`.
+
+    λ = 0 ignores α (the center loss has no weight), so the baseline is trained once per seed
+    (with the first α), not once per α.
+    """
+    lams = sorted({float(v) for v in lams})
+    alphas = sorted({float(v) for v in alphas})
+    seeds = sorted({int(v) for v in seeds})
+    if not lams or not alphas or not seeds:
+        raise ConfigError("a sweep needs at least one λ, one α and one seed")
+    out = []
+    for seed in seeds:
+        for lam in lams:
+            for alpha in alphas[:1] if lam == 0 else alphas:
+                cfg = replace(base, lam=lam, alpha=alpha, seed=seed, sweep_id=sweep_id).validate()
+                out.append((f"{sweep_id}-lam{lam:g}-alpha{alpha:g}-s{seed}", cfg))
+    return out
+
+
+def launch_sweep(
+    base: TrainConfig,
+    lams: Sequence[float],
+    alphas: Sequence[float],
+    seeds: Sequence[int] = (0,),
+    store: RunStore | None = None,
+    *,
+    sweep_id: str | None = None,
+) -> tuple[str, list[Run]]:
+    """Start one training process per grid point (one torch thread each, so N points share
+    the cores instead of fighting over them). Returns the sweep id and the runs."""
+    store = store or RunStore()
+    sweep_id = sweep_id or new_sweep_id()
+    configs = grid_configs(base, lams, alphas, seeds, sweep_id)
+    runs = [launch_training(cfg, store, name, threads=1) for name, cfg in configs]
+    return sweep_id, runs
+
+
+# ----------------------------------------------------------------------------- stopping
+
+
+def _cmdline(pid: int) -> str | None:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return raw.replace(b"\0", b" ").decode("utf-8", "replace")
+
+
+def _is_trainer_of(pid: object, run: Run) -> bool:
+    """Whether `pid` is a live `ser_lab train` process of this run (Linux: by its command
+    line; elsewhere: by being alive)."""
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return False
+    cmdline = _cmdline(pid)
+    if cmdline is None:
+        return sys.platform != "linux"
+    return "ser_lab" in cmdline and run.run_id in cmdline
+
+
+def stop_run(run: Run, *, wait_s: float = 0.0) -> bool:
+    """Ask the process training `run` to stop (SIGTERM). Returns False if nothing trains it.
+
+    The trainer stops after its current batch and marks the run "interrupted". A process still
+    starting up (not holding the lock yet) dies at once; the run is then marked here.
+    With `wait_s` > 0, waits up to that long for the process to end.
+    """
+    pid = run.lock_holder()
+    locked = pid is not None
+    if pid is None:
+        status = run.read_status()
+        if status.get("state") not in ACTIVE_STATES:
+            return False
+        pid = status.get("pid")
+        if not _is_trainer_of(pid, run):
+            return False
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + wait_s
+    while wait_s > 0 and time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.1)
+    if not locked:
+        # killed before train_run could record anything itself
+        time.sleep(0.2)
+        if not run.is_locked() and run.read_status().get("state") in ACTIVE_STATES:
+            run.update_status(state="interrupted", finished=time.time())
+    return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie (exited, not yet reaped) counts as ended
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().split(b") ", 1)[-1][:1] != b"Z"
+    except OSError:
+        return True
+
+
+def resume_run(run: Run, store: RunStore | None = None, *, threads: int | None = None) -> int:
+    """Start training an interrupted (or failed, or never-started) run again; returns the pid.
+
+    Refused while a process trains it, or when it is already done.
+    """
+    store = store or RunStore(run.dir.parent)
+    if run.is_locked():
+        raise RunError(f"run {run.run_id} is already being trained by process {run.lock_holder()}")
+    state = run.live_status().get("state")
+    if state == "done":
+        raise RunError(f"run {run.run_id} is finished; there is nothing to resume")
+    if state in ACTIVE_STATES and _is_trainer_of(run.read_status().get("pid"), run):
+        raise RunError(f"run {run.run_id} is starting up already")
+    run.update_status(state="queued", pid=None, error=None, finished=None)
+    return start_process(run, store, threads=threads)
+
+
+def wait_for(
+    run: Run, states: Sequence[str] = ("done", "failed", "interrupted"), timeout: float = 600.0
+) -> str:
+    """Poll the run's live state until it is one of `states`; returns it (RunError on timeout)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state = run.live_status().get("state")
+        if state in states:
+            return state
+        if time.monotonic() > deadline:
+            raise RunError(f"run {run.run_id} still {state!r} after {timeout:.0f} s")
+        time.sleep(0.25)
+
+
+def log_tail(run: Run, lines: int = 20) -> str:
+    """The last lines of the run's train.log (progress bars redraw with '\\r': last state kept)."""
+    path = run.dir / LOG_NAME
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 64 * 1024))
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    out = [line.split("\r")[-1].rstrip() for line in text.split("\n")]
+    return "\n".join([line for line in out if line][-lines:])

@@ -1,0 +1,359 @@
+"""Every page of the Streamlit app, run headless with AppTest on a tiny trained pair."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from ser_lab import launcher
+from ser_lab.corpora.synthetic import SYNTHETIC_NOTICE
+from ser_lab.runs import RunStore
+from ser_lab.trainer import new_run
+from tests import app_fixtures as fx
+from tests.app_fixtures import TINY, app_test, charts, texts
+
+# the shared fixtures (a tiny trained pair, trained once per session)
+app_store, app_env, scratch_store = fx.app_store, fx.app_env, fx.scratch_store
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def no_exception(at) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def metric(at, label: str) -> str:
+    found = [m.value for m in at.metric if m.label == label]
+    assert found, f"no metric {label!r}; have {[m.label for m in at.metric]}"
+    return found[0]
+
+
+def plotly_array(value) -> list:
+    """A plotly JSON array (plain list, or {"dtype", "bdata"} base64-encoded)."""
+    if isinstance(value, dict) and "bdata" in value:
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"]).tolist()
+    return list(value)
+
+
+def wav(samples: np.ndarray, sr: int = 16000) -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, samples, sr, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+# ----------------------------------------------------------------------------- home
+
+
+def test_home_shows_corpus_runs_and_marks(app_env):
+    at = app_test()
+    no_exception(at)
+    assert at.title[0].value == "SER Lab"
+    warning = "\n".join(w.value for w in at.warning)
+    assert "Synthetic corpus" in warning and SYNTHETIC_NOTICE in warning
+    assert metric(at, "utterances") == "32" and metric(at, "speakers") == "4"
+    assert (
+        metric(at, "runs") == "3" and metric(at, "finished") == "2" and metric(at, "broken") == "1"
+    )
+    table = at.dataframe[0].value
+    assert set(table["run"]) == {app_env.baseline, app_env.center, app_env.broken}
+    demo = dict(zip(table["run"], table["demo"]))
+    assert demo[app_env.baseline] and not demo[app_env.center]
+    broken = table[table["run"] == app_env.broken].iloc[0]
+    assert broken["state"] == "broken" and "config.json" in broken["problem"]
+    done = table[table["run"] == app_env.center].iloc[0]
+    assert 0 <= done["UA %"] <= 100 and done["λ"] == 0.3
+    assert any(b.label == "Quick start" for b in at.button)
+
+
+def test_home_corpus_form_validates_with_the_adapter(app_env, tmp_path):
+    at = app_test()
+    at.selectbox[0].set_value("emodb")
+    at.text_input[0].set_value(str(tmp_path / "nowhere"))
+    at.button(key="FormSubmitter:corpus_form-Check and use this corpus").click().run()
+    no_exception(at)
+    assert any("Not usable" in e.value and "does not exist" in e.value for e in at.error)
+    # the setting did not change
+    assert (
+        json.loads((app_env.cache / "app_settings.json").read_text())["corpus"]["name"]
+        == "synthetic"
+    )
+
+    at.selectbox[0].set_value("synthetic")
+    at.text_input[0].set_value("")
+    at.selectbox[1].set_value("tiny")
+    at.button(key="FormSubmitter:corpus_form-Check and use this corpus").click().run()
+    no_exception(at)
+    assert any("Now using" in s.value and "32 utterances" in s.value for s in at.success)
+
+
+EMODB = fx.ROOT.parent / "shared" / "datasets" / "emodb"
+
+
+@pytest.mark.skipif(
+    not (EMODB / "wav").is_dir(), reason="the EmoDB corpus is not at ../shared/datasets/emodb"
+)
+def test_home_accepts_a_real_corpus_and_every_page_follows(app_env):
+    at = app_test()
+    at.selectbox[0].set_value("emodb")
+    at.text_input[0].set_value(str(EMODB))
+    at.button(key="FormSubmitter:corpus_form-Check and use this corpus").click().run()
+    no_exception(at)
+    assert any("Now using emodb" in s.value for s in at.success)
+    assert not any(
+        "Synthetic corpus" in w.value for w in at.warning
+    )  # no synthetic mark for real speech
+    at.switch_page(fx.PAGES["corpus"]).run()
+    no_exception(at)
+    assert metric(at, "speakers") == "10" and metric(at, "classes") == "4"
+    assert int(metric(at, "utterances")) > 300
+
+
+def test_home_quick_start_launches_baseline_and_center_loss(scratch_store):
+    at = app_test()
+    quick = [b for b in at.button if b.label == "Quick start"][0]
+    quick.click().run()
+    no_exception(at)
+    store = RunStore(scratch_store.store)
+    new = [s for s in store.list() if s.name in ("quick baseline", "quick center loss")]
+    try:
+        assert len(new) == 2
+        configs = {s.name: store.get(s.run_id).config["train"] for s in new}
+        assert configs["quick baseline"]["lam"] == 0.0
+        assert (
+            configs["quick center loss"]["lam"] == 0.3
+            and configs["quick center loss"]["alpha"] == 0.5
+        )
+        for cfg in configs.values():
+            assert (
+                cfg["corpus"] == "synthetic"
+                and cfg["folds"] == [0]
+                and cfg["corpus_options"] == {"size": "medium"}
+            )
+        assert any("Started" in s.value for s in at.success)
+        # pressing it again while they run is not possible
+        assert [b for b in at.button if b.label == "Quick start"][0].disabled
+    finally:
+        for s in new:
+            launcher.stop_run(store.get(s.run_id), wait_s=30)
+    for s in new:
+        assert store.get(s.run_id).live_status()["state"] == "interrupted"
+
+
+# ----------------------------------------------------------------------------- train
+
+
+def test_train_page_shows_curves_and_results(app_env):
+    at = app_test("train")
+    no_exception(at)
+    assert at.title[0].value == "Train"
+    assert at.multiselect[0].value == [app_env.center]  # the newest run by default
+    assert len(charts(at)) == 3  # losses, accuracy, distances
+    results = app_env.run(app_env.center).read_results()
+    assert metric(at, "test UA") == f"{100 * results['mean']['UA']:.1f} %"
+    devices = [s for s in at.selectbox if s.label == "device"][0].options
+    assert devices[:2] == ["auto", "cpu"]
+
+
+def test_train_page_launches_a_run_in_its_own_process(scratch_store):
+    at = app_test("train")
+    at.text_input[0].set_value("from apptest")
+    [n for n in at.number_input if n.label == "epochs"][0].set_value(1)
+    [r for r in at.radio if r.label == "train"][0].set_value("first fold only")
+    [s for s in at.selectbox if s.label == "device"][0].set_value("cpu")
+    at.button(key="FormSubmitter:new_run-Start training").click().run()
+    no_exception(at)
+    store = RunStore(scratch_store.store)
+    run = [s for s in store.list() if s.name == "from apptest"]
+    assert len(run) == 1
+    run = store.get(run[0].run_id)
+    try:
+        cfg = run.config["train"]
+        assert cfg["epochs"] == 1 and cfg["folds"] == [0] and cfg["device"] == "cpu"
+        assert cfg["corpus_options"] == {"size": "tiny"}
+        assert isinstance(run.read_status().get("pid"), int)
+        assert any(run.run_id in s.value for s in at.success)
+        assert run.run_id in at.multiselect[0].value
+    finally:
+        launcher.stop_run(run, wait_s=30)
+
+
+def test_train_page_shows_a_failed_run_and_offers_resume(scratch_store):
+    store = RunStore(scratch_store.store)
+    run = new_run(TINY, store, name="doomed")
+    run.update_status(state="failed", error="CorpusError: the corpus vanished")
+    at = app_test("train")
+    at.multiselect[0].set_value([run.run_id]).run()
+    no_exception(at)
+    assert any("the corpus vanished" in e.value for e in at.error)
+    assert any(b.label == "Resume" for b in at.button)
+    assert not any(b.label == "Stop" for b in at.button)
+
+
+# ----------------------------------------------------------------------------- compare
+
+
+def test_compare_defaults_to_baseline_vs_center_loss(app_env):
+    at = app_test("compare")
+    no_exception(at)
+    assert at.title[0].value == "Compare two runs"
+    assert at.selectbox[0].value == app_env.baseline and at.selectbox[1].value == app_env.center
+    # 2 maps, 3 confusion matrices, 1 animation over the epochs
+    assert len(charts(at)) == 6
+    table = at.dataframe[0].value
+    ua = table[table["metric"] == "UA (mean over folds)"].iloc[0]
+    res_a = app_env.run(app_env.baseline).read_results()["mean"]["UA"]
+    res_b = app_env.run(app_env.center).read_results()["mean"]["UA"]
+    assert ua["A"] == pytest.approx(100 * res_a) and ua["B"] == pytest.approx(100 * res_b)
+    assert ua["B − A"] == pytest.approx(100 * (res_b - res_a))
+    assert "Synthetic corpus" in texts(at)
+
+
+def test_compare_shows_a_selected_utterance(app_env):
+    emb = app_env.run(app_env.baseline).load_embeddings(0)
+    test = emb["split"] == "test"
+    utt = str(emb["utt_ids"][test][0])
+    at = app_test("compare")
+    at.session_state["compare_utt"] = utt
+    at.run()
+    no_exception(at)
+    assert any(s.value == f"Utterance {utt}" for s in at.subheader)
+    names = [str(n) for n in emb["label_names"]]
+    assert metric(at, "true class") == names[int(emb["labels"][test][0])]
+    assert metric(at, "A predicts") in names and metric(at, "B predicts") in names
+    assert len(charts(at)) == 7  # + the utterance's spectrogram
+    assert len(at.get("audio")) == 1
+
+
+def test_compare_needs_two_finished_runs(tmp_path, app_store, monkeypatch):
+    monkeypatch.setenv("SER_LAB_CACHE", str(app_store.cache))
+    monkeypatch.setenv("SER_LAB_CHECKPOINTS", str(tmp_path / "empty"))
+    at = app_test("compare")
+    no_exception(at)
+    assert any("Two finished runs are needed" in i.value for i in at.info)
+
+
+# ----------------------------------------------------------------------------- explore
+
+
+def corpus_wav(app_store) -> bytes:
+    files = sorted((app_store.cache / "synthetic").glob("*tiny*/wav/*.wav"))
+    assert files
+    return files[0].read_bytes()
+
+
+def test_explore_classifies_an_uploaded_clip(app_env):
+    at = app_test("explore")
+    no_exception(at)
+    assert any("Upload or record" in i.value for i in at.info)
+    assert at.selectbox[0].value == app_env.center  # a center-loss run by default
+    at.file_uploader[0].set_value(("clip.wav", corpus_wav(app_env), "audio/wav"))
+    at.run()
+    no_exception(at)
+    assert not at.error
+    names = ["neutral", "angry", "happy", "sad"]
+    assert metric(at, "predicted") in names and metric(at, "nearest center") in names
+    assert float(metric(at, "confidence").rstrip(" %")) >= 25.0
+    assert len(charts(at)) == 4  # waveform, spectrogram, probabilities, map with the star
+    # the clip itself + 5 neighbours with their audio (the tiny corpus is in the cache)
+    assert len(at.get("audio")) == 6
+    assert any("distance" in m.value for m in at.markdown)
+
+
+@pytest.mark.parametrize(
+    ("name", "make", "expected"),
+    [
+        (
+            "notes.wav",
+            lambda: b"these are not the samples you are looking for" * 10,
+            "cannot be used",
+        ),
+        ("silence.wav", lambda: wav(np.zeros(16000, dtype=np.float32)), "silent"),
+        ("click.wav", lambda: wav(0.5 * np.sin(np.arange(1600) / 3.0).astype(np.float32)), "short"),
+    ],
+)
+def test_explore_refuses_bad_audio_with_a_message(app_env, name, make, expected):
+    at = app_test("explore")
+    at.file_uploader[0].set_value((name, make(), "audio/wav"))
+    at.run()
+    no_exception(at)
+    assert len(at.error) == 1
+    assert "This clip cannot be used" in at.error[0].value and expected in at.error[0].value.lower()
+    assert not charts(at)
+
+
+# ----------------------------------------------------------------------------- sensitivity
+
+
+def test_sensitivity_plots_all_finished_runs(app_env):
+    at = app_test("sensitivity")
+    no_exception(at)
+    assert at.title[0].value == "Sensitivity to λ and α"
+    assert at.selectbox[0].value == "(all finished runs)"
+    assert metric(at, "runs") == "2" and metric(at, "finished") == "2"
+    assert len(charts(at)) == 2
+    lam_chart = json.loads(charts(at)[0].proto.spec)
+    xs = sorted(plotly_array(lam_chart["data"][0]["x"]))
+    assert xs == [0.0, 0.3]
+
+
+def test_sensitivity_refuses_bad_grid_values(app_env):
+    at = app_test("sensitivity")
+    at.text_input[0].set_value("0, lots")
+    at.button(key="FormSubmitter:grid-Launch the grid").click().run()
+    no_exception(at)
+    assert any("λ values" in e.value and "lots" in e.value for e in at.error)
+
+
+def test_sensitivity_lists_a_sweep(scratch_store):
+    store = RunStore(scratch_store.store)
+    from dataclasses import replace
+
+    run = new_run(replace(TINY, lam=1.0, sweep_id="sweep-test"), store, name="sweep point")
+    run.update_status(pid=None)
+    at = app_test("sensitivity")
+    no_exception(at)
+    assert at.selectbox[0].value == "sweep-test"
+    assert metric(at, "runs") == "1" and metric(at, "training") == "1"
+    assert any("No run has finished yet" in i.value for i in at.info)
+
+
+# ----------------------------------------------------------------------------- corpus
+
+
+def test_corpus_page_counts_and_filters(app_env):
+    at = app_test("corpus")
+    no_exception(at)
+    assert (
+        metric(at, "utterances") == "32"
+        and metric(at, "speakers") == "4"
+        and metric(at, "classes") == "4"
+    )
+    assert len(charts(at)) == 2
+    assert any("no problem" in s.value for s in at.success)
+    assert len(at.dataframe[-1].value) == 32
+    at.multiselect[0].set_value(["angry"]).run()
+    view = at.dataframe[-1].value
+    assert len(view) == 8 and set(view["label"]) == {"angry"}
+    at.multiselect[1].set_value(["spk01"]).run()
+    assert len(at.dataframe[-1].value) == 2
+
+
+# ----------------------------------------------------------------------------- learn
+
+
+def test_learn_page_equations_and_toy(app_env):
+    at = app_test("learn")
+    no_exception(at)
+    assert at.title[0].value == "Softmax loss and center loss"
+    latex = [e.value for e in at.latex]
+    assert len(latex) == 4
+    assert any(r"\lVert z_i - c_{y_i} \rVert_2^2" in x for x in latex)
+    assert any(r"(1-\alpha)\, c_j + \alpha\, \bar z_j" in x for x in latex)
+    assert len(charts(at)) == 2
+    ratios = [float(m.value) for m in at.metric if m.label == "intra / inter"]
+    assert len(ratios) == 2 and ratios[1] < ratios[0]  # the center loss makes classes more compact

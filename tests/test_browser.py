@@ -1,0 +1,222 @@
+"""The app in a real browser: every page opens, a run trains, Compare and Explore work.
+
+Starts `streamlit run app.py` on a free port with a tmp run store (the tiny trained pair of the
+app tests plus copies of the shipped demo runs) and drives it with Playwright's Chromium at
+/usr/bin/chromium (install it with `apt-get install -y chromium`). Fails on any Streamlit
+exception box. Screenshots (1280x800 viewport, full page) go to screenshots/ (git-ignored).
+
+Skipped, with the reason, when /usr/bin/chromium or the playwright package is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests import app_fixtures as fx
+from tests.app_fixtures import ROOT, settings_json
+
+app_store = fx.app_store
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SHOTS = ROOT / "screenshots"
+EXCEPTION = '[data-testid="stException"]'
+
+try:
+    from playwright.sync_api import expect, sync_playwright
+except ImportError:  # pragma: no cover - depends on the machine
+    sync_playwright = None
+
+pytestmark = [
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} not found (apt-get install -y chromium)"
+    ),
+    pytest.mark.skipif(sync_playwright is None, reason="the playwright package is not installed"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.read().strip() == b"ok":
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError("streamlit did not become healthy")
+
+
+@pytest.fixture
+def server(app_store, tmp_path):
+    store = tmp_path / "runs"
+    shutil.copytree(app_store.store, store)
+    for demo in sorted((ROOT / "checkpoints").glob("demo-*")):
+        shutil.copytree(demo, store / demo.name)
+    (app_store.cache / "app_settings.json").write_text(settings_json("tiny"))
+    port = free_port()
+    env = dict(os.environ, SER_LAB_CHECKPOINTS=str(store), SER_LAB_CACHE=str(app_store.cache))
+    log = open(tmp_path / "streamlit.log", "wb")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app.py",
+            "--server.headless",
+            "true",
+            "--server.port",
+            str(port),
+            "--server.fileWatcherType",
+            "none",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://localhost:{port}"
+    try:
+        wait_healthy(url, proc)
+        yield {"url": url, "store": store, "log": tmp_path / "streamlit.log"}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def settle(page, timeout: float = 120_000) -> None:
+    """Wait until the script run is over (no "running" status, no skeleton placeholders) and
+    check that no exception box shows."""
+    page.wait_for_selector('[data-testid="stApp"]', timeout=timeout)
+    page.wait_for_timeout(700)
+    page.wait_for_function(
+        """() => !document.querySelector('[data-testid="stStatusWidget"]')
+                 && !document.querySelector('[data-testid="stSkeleton"]')""",
+        timeout=timeout,
+    )
+    page.wait_for_timeout(300)
+    assert page.locator(EXCEPTION).count() == 0, page.locator(EXCEPTION).first.inner_text()
+
+
+def shot(page, name: str) -> None:
+    """Save the 1280x800 viewport, and the whole page (the viewport stretched to the height of
+    Streamlit's scrolling main area, which a plain full-page screenshot would cut)."""
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}-viewport.png"))
+    height = page.evaluate(
+        "() => { const m = document.querySelector('[data-testid=\"stMain\"]');"
+        " return m ? m.scrollHeight : 800; }"
+    )
+    page.set_viewport_size({"width": 1280, "height": max(800, min(int(height) + 40, 8000))})
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(SHOTS / f"{name}.png"))
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.wait_for_timeout(300)
+
+
+def open_page(page, url: str, path: str, marker: str) -> None:
+    page.goto(f"{url}/{path}")
+    expect(page.get_by_text(marker, exact=False).first).to_be_visible(timeout=120_000)
+    settle(page)
+
+
+def test_app_in_a_browser(server, app_store):
+    url = server["url"]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        try:
+            # every page opens without an exception box
+            open_page(page, url, "", "Corpus in use")
+            expect(page.get_by_text("Synthetic corpus.", exact=False).first).to_be_visible()
+            shot(page, "home")
+            open_page(page, url, "corpus", "Problems found")
+            shot(page, "corpus")
+            open_page(page, url, "learn", "Try it: a 2-D toy")
+            page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+            shot(page, "learn")
+            open_page(page, url, "sensitivity", "Sensitivity to λ and α")
+            shot(page, "sensitivity")
+
+            # launch a tiny run and wait until it is done
+            open_page(page, url, "train", "New run")
+            page.get_by_label("name").fill("browser run")
+            epochs = page.get_by_label("epochs", exact=True)
+            epochs.fill("1")
+            epochs.press("Tab")
+            page.get_by_text("first fold only").click()
+            page.get_by_role("button", name="Start training").click()
+            expect(page.get_by_text("in its own process", exact=False)).to_be_visible(
+                timeout=60_000
+            )
+            run_id = next(d.name for d in server["store"].iterdir() if "browser-run" in d.name)
+            expect(page.get_by_text("test UA")).to_be_visible(
+                timeout=600_000
+            )  # the live view saw it finish
+            assert (server["store"] / run_id / "results.json").is_file()
+            expect(page.get_by_text(run_id).first).to_be_visible()
+            assert page.locator(EXCEPTION).count() == 0
+            shot(page, "train")
+
+            # compare: the demo pair or the newest pair; click a point of map A
+            open_page(page, url, "compare", "Accuracy and discriminability")
+            page.wait_for_selector(".js-plotly-plot .scatterlayer .point", timeout=60_000)
+            shot(page, "compare")
+            page.locator(".js-plotly-plot").first.locator(".scatterlayer .point").nth(3).click(
+                force=True
+            )
+            expect(page.get_by_text("Utterance ", exact=False).first).to_be_visible(timeout=60_000)
+            settle(page)
+            shot(page, "compare-utterance")
+
+            # explore: upload a clip of the tiny corpus to the tiny center-loss run
+            open_page(page, url, "explore", "Upload or record a clip to start")
+            page.get_by_label("run").click()
+            page.get_by_role("option", name="tiny-center", exact=False).first.click()
+            settle(page)
+            clip = sorted((app_store.cache / "synthetic").glob("*tiny*/wav/*.wav"))[0]
+            page.locator('input[type="file"]').first.set_input_files(str(clip))
+            expect(page.get_by_text("Where the clip lands")).to_be_visible(timeout=120_000)
+            settle(page)
+            shot(page, "explore")
+            bad = server["store"].parent / "not-audio.wav"
+            bad.write_bytes(b"definitely not audio" * 50)
+            page.locator('input[type="file"]').first.set_input_files(str(bad))
+            expect(page.get_by_text("This clip cannot be used", exact=False)).to_be_visible(
+                timeout=60_000
+            )
+            assert page.locator(EXCEPTION).count() == 0
+            shot(page, "explore-error")
+        finally:
+            browser.close()

@@ -1,0 +1,119 @@
+"""Training runs started as their own processes: launch, log, stop, resume, grids."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import replace
+
+import pytest
+
+from ser_lab import launcher
+from ser_lab.errors import ConfigError, RunError
+from ser_lab.runs import RunStore
+from ser_lab.trainer import TrainConfig, new_run
+from tests import app_fixtures as fx
+from tests.app_fixtures import TINY
+
+app_store = fx.app_store  # the tiny corpus and its features, made once per session
+
+
+@pytest.fixture
+def store(app_store, tmp_path, monkeypatch) -> RunStore:
+    # the tiny corpus and its features are already in the session cache
+    monkeypatch.setenv("SER_LAB_CACHE", str(app_store.cache))
+    monkeypatch.setenv("SER_LAB_CHECKPOINTS", str(tmp_path / "runs"))
+    return RunStore(tmp_path / "runs")
+
+
+def test_launch_trains_detached_and_logs(store):
+    run = launcher.launch_training(replace(TINY, epochs=1), store, "detached", threads=1)
+    pid = run.read_status()["pid"]
+    assert isinstance(pid, int) and pid != os.getpid()
+    try:
+        assert os.getsid(pid) != os.getsid(0)  # its own session: the app's Ctrl-C does not reach it
+    except ProcessLookupError:
+        pass  # already finished
+    assert launcher.wait_for(run, timeout=600) == "done"
+    results = run.read_results()
+    assert results is not None and 0 <= results["mean"]["UA"] <= 1
+    log = launcher.log_tail(run, lines=200)
+    assert f"run {run.run_id}" in log
+    assert run.config["train"]["epochs"] == 1
+    assert launcher.stop_run(run) is False  # nothing trains a finished run
+    with pytest.raises(RunError, match="finished"):
+        launcher.resume_run(run, store)
+
+
+def test_stop_marks_interrupted_and_resume_finishes_without_duplicate_epochs(store):
+    run = launcher.launch_training(
+        replace(TINY, epochs=3, snapshot_every=0), store, "stop me", threads=1
+    )
+    deadline = time.monotonic() + 600
+    while not run.read_metrics():  # stop after the first completed epoch
+        assert run.live_status()["state"] in ("queued", "running"), launcher.log_tail(run)
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert launcher.stop_run(run, wait_s=120) is True
+    assert launcher.wait_for(run, timeout=120) == "interrupted"
+    assert run.read_results() is None
+
+    launcher.resume_run(run, store, threads=1)
+    assert launcher.wait_for(run, timeout=600) == "done"
+    epochs = [m["epoch"] for m in run.read_metrics()]
+    assert sorted(epochs) == [1, 2, 3]  # each epoch exactly once
+    assert "--- started" in (run.dir / launcher.LOG_NAME).read_text()
+
+
+def test_stopping_a_process_that_is_still_starting(store):
+    run = launcher.launch_training(TINY, store, "early stop", threads=1)
+    assert launcher.stop_run(run, wait_s=60) is True
+    assert run.live_status()["state"] == "interrupted"
+
+
+def test_resume_refuses_a_run_being_trained(store):
+    run = new_run(TINY, store, name="locked")
+    with run.lock():
+        with pytest.raises(RunError, match="already being trained"):
+            launcher.resume_run(run, store)
+
+
+def test_stop_ignores_an_unrelated_pid(store):
+    run = new_run(TINY, store, name="not mine")
+    run.update_status(state="running", pid=os.getpid())  # a live pid that is not its trainer
+    assert launcher.stop_run(run) is False
+
+
+def test_grid_trains_the_baseline_once_per_seed():
+    base = TrainConfig(epochs=2)
+    grid = launcher.grid_configs(base, [0, 0.3, 1.0], [0.1, 0.5], [0, 1], "sweep-x")
+    keys = [(c.lam, c.alpha, c.seed) for _, c in grid]
+    assert len(keys) == len(set(keys)) == 2 * (1 + 2 * 2)
+    assert sum(c.lam == 0 for _, c in grid) == 2
+    assert all(c.sweep_id == "sweep-x" and c.epochs == 2 for _, c in grid)
+    assert grid[0][0] == "sweep-x-lam0-alpha0.1-s0"
+    with pytest.raises(ConfigError, match="at least one"):
+        launcher.grid_configs(base, [], [0.5], [0], "s")
+    with pytest.raises(ConfigError, match="lambda"):
+        launcher.grid_configs(base, [-1], [0.5], [0], "s")
+
+
+def test_threads_must_be_positive(store):
+    run = new_run(TINY, store)
+    with pytest.raises(ConfigError, match="threads"):
+        launcher.start_process(run, store, threads=0)
+
+
+def test_log_tail_keeps_the_last_state_of_progress_bars(store):
+    run = new_run(TINY, store)
+    (run.dir / launcher.LOG_NAME).write_text(
+        "run x\nfeatures [--] 10%\rfeatures [##] 100%\nline 3\n"
+    )
+    assert launcher.log_tail(run) == "run x\nfeatures [##] 100%\nline 3"
+    assert launcher.log_tail(run, lines=1) == "line 3"
+
+
+def test_quick_start_preset_is_a_valid_pair():
+    cfg = TrainConfig(**launcher.QUICK_START).validate()
+    assert cfg.corpus == "synthetic" and cfg.folds == [0] and cfg.snapshot_every == 1
+    assert launcher.QUICK_START_LAMBDA == 0.3 and launcher.QUICK_START_ALPHA == 0.5

@@ -116,7 +116,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ser_lab.trainer import Interrupted, new_run, train_run
 
     store = RunStore(Path(args.store) if args.store else None)
-    if args.resume:
+    if args.resume is not None:  # an empty id is an error, not "start a new run"
         run = store.get(args.resume)
     else:
         run = new_run(train_config_from_args(args), store, name=args.name)

@@ -30,11 +30,13 @@ from ser_lab.trainer import TrainConfig, new_run, train_run  # noqa: E402
 SETTINGS = {"baseline": {"lam": 0.0, "alpha": 0.5}, "center_loss": {"lam": 0.3, "alpha": 0.5}}
 
 
-def find_finished(store: RunStore, name: str) -> str | None:
-    for s in store.list():
-        if s.name == name and s.state == "done":
-            return s.run_id
-    return None
+def find_run(store: RunStore, name: str) -> tuple[str | None, str | None]:
+    """The newest run with this name and its state (done runs first), or (None, None)."""
+    matches = [s for s in store.list() if s.name == name]
+    for s in matches:
+        if s.state == "done":
+            return s.run_id, s.state
+    return (matches[0].run_id, matches[0].state) if matches else (None, None)
 
 
 def summarise(results: list[dict], run_ids: list[str], seeds: list[int]) -> dict:
@@ -110,8 +112,12 @@ def main() -> None:
         results, run_ids = [], []
         for seed in args.seeds:
             name = f"repro-{args.corpus}-{setting}-{args.features}-e{args.epochs}-s{seed}"
-            run_id = find_finished(store, name)
-            if run_id is None:
+            run_id, state = find_run(store, name)
+            if state in ("interrupted", "failed", "queued"):
+                run = store.get(run_id)  # an interrupted run continues from its last epoch
+                with run.lock():
+                    train_run(run)
+            elif run_id is None:
                 cfg = TrainConfig(
                     corpus=args.corpus, root=root, corpus_options=options, features=args.features,
                     epochs=args.epochs, n_folds=args.folds, protocol=args.protocol, seed=seed, **params,

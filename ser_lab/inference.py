@@ -42,11 +42,11 @@ window and Mel filterbank cached by `ser_lab.features`; the training z kept as o
 float32 array (an exact brute-force search is well under a millisecond for a corpus of this
 size). Warm, a 5 s clip costs about 25 ms of CPU end to end.
 
-Cold start: a UMAP map read from the disk cache has no fitted model (it cannot be stored
-without pickle), so `ser_lab.projection` refits it once per process on its first transform:
-importing umap, numba compilation and the fit take tens of seconds and dominate a cold start
-with projection. Without UMAP a cold start is about 2 s on a busy 2-core machine. In the app,
-`warm_up(background=True)` right after `from_run` hides it behind the user's choice of file.
+Cold start: the PCA and UMAP maps are read from the run's disk cache; a UMAP map places a new
+clip from the training z and their cached map positions (`ser_lab.projection.umap_place`), so
+no umap model, numba compilation or refit is needed. Only a map never computed before is
+fitted on first use (then cached). `warm_up(background=True)` right after `from_run` loads all
+of it while the user picks a file.
 """
 
 from __future__ import annotations
@@ -520,10 +520,8 @@ class Predictor:
     def _load_map(self, method: str) -> Any:
         """The fold's map through `ser_lab.analysis.project_fold` (its disk cache).
 
-        A UMAP map read back from the disk cache restores its fitted model on its first
-        `transform` (a one-off refit, see `ser_lab.projection.UmapProjection`). That first
-        transform is done here, once and under this map's lock, so two threads never refit
-        the same map and `predict` only ever pays a transform.
+        Loaded once, under this map's lock, so two threads never compute the same map and
+        `predict` only ever pays a transform.
         """
         from ser_lab.analysis import project_fold
 

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import warnings
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -133,93 +131,54 @@ class PcaProjection(Projection):
 
 @dataclass(eq=False)
 class UmapProjection(Projection):
-    """UMAP: the fitted umap.UMAP model places new points with its own `transform`.
+    """UMAP: umap-learn fits the map of the training z; new points are placed in numpy.
 
-    The fitted model is kept in memory only (it cannot be stored without pickle). A map read
-    back from the disk cache has fit_xy but no model; its first `transform` refits UMAP once
-    on `fit_z` with the same parameters and random_state. UMAP is repeatable on one machine
-    with a fixed random_state, but not guaranteed across versions or machines, so the refit
-    map is mapped onto the cached fit_xy with a similarity Procrustes fit (identity when the
-    refit is identical); `refit_rms` records how far it was off.
+    A new point (validation, test, a center, an uploaded clip) is placed the way UMAP's own
+    `transform` starts: at the membership-weighted mean of its `n_neighbors` nearest fitted
+    points' map positions, with UMAP's fuzzy membership weights exp(-(d_j - rho) / sigma)
+    (rho = distance to the nearest, sigma such that the weights sum to log2(k)); see
+    `umap_place`. UMAP then refines that start with a few optimisation epochs; SER Lab skips
+    the refinement so that placing a point needs neither the fitted umap model (which cannot be
+    stored without pickle) nor numba: only the training z and their cached map positions. A
+    clip is therefore placed identically in every process, in about a millisecond, and the map
+    itself never moves.
     """
 
     fit_z: np.ndarray | None = None
-    model: Any = None
-    refit_alignment: Similarity2D | None = None
-    refit_rms: float | None = None
-    cache_key: tuple | None = None  # names this map in the in-process model cache
-
-    def remember(self) -> None:
-        """Keep the fitted model in the in-process cache, under `cache_key`."""
-        if self.cache_key is not None and self.model is not None:
-            _MODELS.put(self.cache_key, (self.model, self.refit_alignment, self.refit_rms))
-
-    def recall(self) -> bool:
-        """Take the model from the in-process cache if this process fitted it already."""
-        hit = _MODELS.get(self.cache_key) if self.cache_key is not None else None
-        if hit is None:
-            return False
-        self.model, self.refit_alignment, self.refit_rms = hit
-        return True
+    cache_key: tuple | None = None  # names this map (kept for callers that label maps)
 
     def transform(self, z: Any) -> np.ndarray:
         z = as_points(z, dim=self.dim)
-        if self.model is None:
-            self._refit()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            xy = np.asarray(self.model.transform(z.astype(np.float32)), dtype=np.float64)
-        if self.refit_alignment is not None:
-            xy = self.refit_alignment.apply(xy)
-        return xy
-
-    def _refit(self) -> None:
-        if self.recall():
-            return
         if self.fit_z is None:
-            raise RunError("this UMAP map has neither its fitted model nor the z to refit it")
-        model, xy = _fit_umap(self.fit_z, self.params)
-        self.model = model
-        if xy.shape == self.fit_xy.shape and np.allclose(xy, self.fit_xy, atol=1e-6):
-            self.refit_rms = 0.0  # the usual case: same machine, same versions, same map
-        else:
-            ids = np.arange(len(xy))
-            _, transform = align_to(self.fit_xy, ids, xy, ids)
-            self.refit_alignment = transform
-            self.refit_rms = transform.rms
-        self.remember()
+            raise RunError("this UMAP map has lost the training z it places new points with")
+        return umap_place(self.fit_z, self.fit_xy, z, int(self.params["n_neighbors"]))
 
 
-class _LruCache:
-    """A small thread-safe LRU map (Streamlit serves sessions from several threads)."""
+def umap_place(fit_z: np.ndarray, fit_xy: np.ndarray, z: np.ndarray, n_neighbors: int) -> np.ndarray:
+    """UMAP's transform initialisation: xy = sum_j w_j xy_j / sum_j w_j over the k nearest fits.
 
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._items: OrderedDict[Any, Any] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: Any) -> Any:
-        with self._lock:
-            if key not in self._items:
-                return None
-            self._items.move_to_end(key)
-            return self._items[key]
-
-    def put(self, key: Any, value: Any) -> None:
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-
-
-# Fitted UMAP models of this process, keyed by (run dir, fold, method, params hash,
-# embeddings fingerprint). A few MB each; the app rarely needs more than two at once.
-_MODELS = _LruCache(size=4)
+    w_j = exp(-max(d_j - rho, 0) / sigma), rho the distance to the nearest fitted point and sigma
+    found by bisection so that sum_j w_j = log2(k) (umap-learn's smooth_knn_dist with
+    local_connectivity = 1).
+    """
+    fit_z = np.asarray(fit_z, dtype=np.float64)
+    k = max(1, min(n_neighbors, len(fit_z)))
+    d2 = (z**2).sum(1)[:, None] + (fit_z**2).sum(1)[None, :] - 2.0 * z @ fit_z.T  # (n, n_fit)
+    idx = np.argpartition(d2, k - 1, axis=1)[:, :k] if k < len(fit_z) else np.tile(np.arange(k), (len(z), 1))
+    d = np.sqrt(np.maximum(np.take_along_axis(d2, idx, axis=1), 0.0))  # (n, k)
+    rho = d.min(axis=1, keepdims=True)
+    excess = d - rho
+    target = np.log2(k) if k > 1 else 1.0
+    lo, hi = np.zeros((len(z), 1)), np.full((len(z), 1), np.inf)
+    sigma = np.ones((len(z), 1))
+    for _ in range(64):  # the same bisection as umap-learn's smooth_knn_dist
+        total = np.exp(-excess / sigma).sum(axis=1, keepdims=True)
+        too_big = total > target
+        hi = np.where(too_big, sigma, hi)
+        lo = np.where(too_big, lo, sigma)
+        sigma = np.where(np.isinf(hi), sigma * 2.0, (lo + hi) / 2.0)
+    w = np.exp(-excess / np.maximum(sigma, 1e-12))  # (n, k)
+    return (w[:, :, None] * np.asarray(fit_xy)[idx]).sum(axis=1) / w.sum(axis=1, keepdims=True)
 
 
 def fit_projection(
@@ -235,10 +194,8 @@ def fit_projection(
     ids = None if fit_ids is None else np.asarray(fit_ids, dtype=str)
     if method == "pca":
         return _fit_pca(z, params, ids)
-    model, xy = _fit_umap(z, params)
-    return UmapProjection(
-        method="umap", params=params, fit_xy=xy, dim=z.shape[1], fit_ids=ids, fit_z=z, model=model
-    )
+    _, xy = _fit_umap(z, params)
+    return UmapProjection(method="umap", params=params, fit_xy=xy, dim=z.shape[1], fit_ids=ids, fit_z=z)
 
 
 def _fit_pca(z: np.ndarray, params: dict, ids: np.ndarray | None) -> PcaProjection:

@@ -188,30 +188,33 @@ def test_umap_fits_separable_clusters_and_transforms_new_points(umap_fit):
     assert xy.shape == (1, 2) and nearest == 2
 
 
-def test_umap_refit_in_a_new_process_reproduces_the_map(umap_fit, monkeypatch):
-    z, _, p = umap_fit
-    monkeypatch.setattr(proj, "_MODELS", proj._LruCache(4))  # a "new process": nothing cached
-    fresh = proj.UmapProjection(
-        method="umap", params=p.params, fit_xy=p.fit_xy, dim=64, fit_z=z, cache_key=("k",)
-    )
+def test_umap_places_new_points_without_a_model_and_the_same_in_any_process(umap_fit):
+    z, labels, p = umap_fit
+    # a map rebuilt from cached arrays only (a "new process") places points identically
+    fresh = proj.UmapProjection(method="umap", params=p.params, fit_xy=p.fit_xy, dim=64, fit_z=z)
     new = z[:3] + 0.01
-    xy = fresh.transform(new)  # refits once
-    assert fresh.refit_rms == pytest.approx(0.0, abs=1e-6)
-    np.testing.assert_allclose(xy, p.transform(new), atol=1e-3)
-    # the refit model is now in the in-process cache: a second map with the key reuses it
-    again = proj.UmapProjection(
-        method="umap", params=p.params, fit_xy=p.fit_xy, dim=64, fit_z=None, cache_key=("k",)
-    )
-    assert again.recall() and again.model is fresh.model
+    np.testing.assert_array_equal(fresh.transform(new), p.transform(new))
+    # a fitted point lands near its own fitted position: its own weight is 1, and the others
+    # decay with their distance beyond the nearest
+    xy = p.transform(z[:20])
+    spread = np.ptp(p.fit_xy, axis=0).max()
+    assert np.median(np.linalg.norm(xy - p.fit_xy[:20], axis=1)) < 0.1 * spread
+    without_z = proj.UmapProjection(method="umap", params=p.params, fit_xy=p.fit_xy, dim=64)
+    with pytest.raises(RunError, match="training z"):
+        without_z.transform(new)
 
 
-def test_umap_refit_that_differs_is_aligned_to_the_cached_map(umap_fit, monkeypatch):
-    z, _, p = umap_fit
-    monkeypatch.setattr(proj, "_MODELS", proj._LruCache(4))
-    # pretend the cached map was stored mirrored and rotated (e.g. another UMAP version)
-    stored = p.fit_xy @ np.diag([1.0, -1.0]) @ rotation(30)
-    fresh = proj.UmapProjection(method="umap", params=p.params, fit_xy=stored, dim=64, fit_z=z)
-    xy = fresh.transform(z[:5])
-    assert fresh.refit_alignment is not None and fresh.refit_alignment.reflected
-    expected = p.transform(z[:5]) @ np.diag([1.0, -1.0]) @ rotation(30)
-    np.testing.assert_allclose(xy, expected, atol=1e-3)
+def test_umap_place_is_the_membership_weighted_mean_by_hand():
+    from scipy.optimize import brentq
+
+    fit_z = np.array([[0.0], [1.0], [3.0]])
+    fit_xy = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    # k = 2 at z = 0.25: distances 0.25 (rho) and 0.75, excess 0 and 0.5; the weights must sum
+    # to log2(2) = 1, so the second weight is 0 and the point sits on its nearest neighbour
+    xy = proj.umap_place(fit_z, fit_xy, np.array([[0.25]]), n_neighbors=2)
+    np.testing.assert_allclose(xy, [[0.0, 0.0]], atol=1e-6)
+    # k = 3: 1 + exp(-0.5/s) + exp(-2.5/s) = log2(3); the result is the weighted mean
+    xy = proj.umap_place(fit_z, fit_xy, np.array([[0.25]]), n_neighbors=3)
+    s = brentq(lambda s: 1 + np.exp(-0.5 / s) + np.exp(-2.5 / s) - np.log2(3), 1e-3, 100)
+    w = np.array([1.0, np.exp(-0.5 / s), np.exp(-2.5 / s)])
+    np.testing.assert_allclose(xy[0], (w[:, None] * fit_xy).sum(0) / w.sum(), atol=1e-6)

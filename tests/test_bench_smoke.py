@@ -1,0 +1,171 @@
+"""Tiny runs of the performance benchmarks' core functions: they run, return their JSON keys,
+and the quantities they report are consistent (no timing asserts)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+@pytest.fixture(scope="module")
+def bench_modules():
+    sys.path.insert(0, str(BENCH))
+    try:
+        yield {name: importlib.import_module(name)
+               for name in ("train_speed", "data_loading", "gpu_train", "scaling")}
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_iemocap_like_lengths_stay_in_range_and_have_a_long_tail(bench_modules):
+    ts = bench_modules["train_speed"]
+    seconds = ts.iemocap_like_seconds(5000, np.random.default_rng(0))
+    assert seconds.min() >= 1.0 and seconds.max() <= 14.0
+    assert 4.0 < seconds.mean() < 5.0  # IEMOCAP's mean is about 4.5 s
+    assert np.median(seconds) < seconds.mean()  # right-skewed
+    assert (seconds > 10).mean() > 0.02  # a tail of long utterances
+    assert ts.seconds_to_frames(np.array([1.0, 14.0])).tolist() == [101, 1401]
+
+
+def test_bucketing_wastes_less_compute_on_padding_than_plain_batches(bench_modules):
+    ts = bench_modules["train_speed"]
+    from ser_lab.trainer import make_batches
+
+    lengths = ts.seconds_to_frames(ts.iemocap_like_seconds(2000, np.random.default_rng(1)))
+    bucketed = ts.padding_stats(lengths, make_batches(lengths, 32, np.random.default_rng(0)))
+    plain = ts.padding_stats(lengths, ts.plain_batches(len(lengths), 32, np.random.default_rng(0)))
+    assert bucketed["real_frames"] == plain["real_frames"] == int(lengths.sum())
+    assert bucketed["useful_fraction"] > 0.9 > 0.5 > plain["useful_fraction"]
+
+
+def test_train_speed_comparison_and_breakdown_on_a_tiny_set(bench_modules):
+    ts = bench_modules["train_speed"]
+    rng = np.random.default_rng(0)
+    frames = rng.integers(40, 90, 40)
+    feats = ts.random_features(frames, rng)
+    labels = rng.integers(0, 4, 40)
+    state = ts.TrainState(labels)
+    out = ts.compare_batching(state, feats, labels, repeats=2, seed=0)
+    for key in ("bucketed_utt_per_s", "plain_utt_per_s", "speedup", "useful_frame_fraction"):
+        assert key in out
+    assert len(out["speedup_per_repeat"]) == 2 and out["speedup"] > 0
+    agree = ts.z_agreement(state.model, feats, seed=0)
+    assert agree["agree_within_1e-4"] and agree["max_abs_diff"] <= 1e-4
+    parts = ts.breakdown(state, feats, labels, n_batches=2, seed=0)
+    stages = parts["stages"]
+    for stage in ("data: pad + masks", "forward: CNN", "forward: GRU (+pack)", "backward: CNN",
+                  "backward: GRU", "optimiser (Adam)"):
+        assert stages[stage]["s"] > 0
+    assert abs(parts["unaccounted_share"]) < 0.2  # the stages cover the step
+    # the patch that measured the backward split is gone again
+    assert torch.Tensor.backward.__name__ == "backward"
+
+
+def test_pool_before_relu_probe_gives_the_same_z(bench_modules):
+    ts = bench_modules["train_speed"]
+    from ser_lab import model as model_module
+
+    original = model_module.ConvBlock.forward
+    state = ts.TrainState(np.arange(8) % 4)
+    out = ts.probe_variants(state, repeats=1, frames=60)
+    assert model_module.ConvBlock.forward is original
+    assert set(out["step_s"]) == {"current", "pool_before_relu", "channels_last", "both"}
+    assert max(out["max_abs_z_diff_vs_current"].values()) < 1e-5
+
+
+def test_data_loading_extrapolation_pays_loading_once(bench_modules):
+    dl = bench_modules["data_loading"]
+    measured = {"total_s": 100.0, "load_data_s": 2.0, "train_fold_s": 90.0, "finish_fold_s": 10.0,
+                "prepare_fold_s": 1.0, "epochs_s": 80.0, "epochs_run": 2,
+                "pad_batch_epochs_s": 0.4, "pad_batch_finish_s": 0.1}
+    ext = dl.extrapolate(measured, folds_measured=1, folds=5, epochs=20)
+    # once: 100 - 90 - 1 = 9 s; per fold 11 s; per epoch 40 s
+    assert ext["total_s"] == pytest.approx(9 + 5 * 11 + 100 * 40)
+    assert ext["pad_batch_s"] == pytest.approx(5 * 0.1 + 100 * 0.2)
+    assert ext["loading_fraction"] == pytest.approx((2 + 20.5) / 4064, rel=1e-3)
+    assert ext["meets_5_percent"] is True
+
+
+def test_data_loading_instruments_a_real_run(bench_modules, tmp_path, monkeypatch):
+    dl = bench_modules["data_loading"]
+    from ser_lab import trainer
+    from tests.fake_corpora import write_wav
+
+    speakers = ["03", "08", "09", "10", "11", "12", "13", "14", "15", "16"]
+    for i, spk in enumerate(speakers):
+        for j, letter in enumerate("WNFT"):
+            write_wav(tmp_path / "emodb" / "wav" / f"{spk}a0{j + 1}{letter}a.wav", seconds=0.8,
+                      seed=10 * i + j)
+    monkeypatch.setenv("SER_LAB_CHECKPOINTS", str(tmp_path / "runs"))
+    original = trainer.pad_batch
+    result = dl.run(tmp_path / "emodb", folds=1, epochs=1, threads=1, cache=tmp_path / "cache")
+    assert trainer.pad_batch is original  # the timers are removed again
+    measured = result["measured"]
+    assert result["corpus"]["utterances"] == 40
+    assert measured["epochs_run"] == 1 and measured["pad_batch_calls"] > 0
+    assert 0 < measured["load_data_s"] < measured["total_s"]
+    assert 0 < measured["loading_fraction"] < 1
+    for key in ("extrapolated_5x20", "extrapolated_5x30"):
+        assert result[key]["label"].startswith("EXTRAPOLATED")
+        assert result[key]["total_s"] > measured["total_s"]
+    assert isinstance(result["meets_5_percent"], bool)
+
+
+def test_gpu_bench_runs_on_cpu_and_says_it_is_not_a_gpu_result(bench_modules):
+    gt = bench_modules["gpu_train"]
+    result = gt.run("cpu", quick=True, repeats=1, profile_batches=2)
+    assert result["is_gpu_result"] is False and result["quick"] is True
+    for key in ("train_utt_per_s", "trainer_path_utt_per_s", "predict_utt_per_s",
+                "gpu_busy_share", "gpu_idle_share", "full_run_estimate_iemocap"):
+        assert key in result
+    est = result["full_run_estimate_iemocap"]
+    assert est["total_s"] == pytest.approx(2 * 5 * est["per_fold_s"], rel=1e-3)
+
+
+def test_gpu_resident_batches_match_pad_batch(bench_modules):
+    gt = bench_modules["gpu_train"]
+    from ser_lab.trainer import pad_batch
+
+    lengths = np.array([30, 55, 41, 70])
+    data = gt.ResidentData(lengths, torch.device("cpu"), seed=0)
+    host = data.host_copy()
+    idx = np.array([2, 0, 3])
+    x, lens = data.batch(idx)
+    x_ref, lens_ref = pad_batch([host[i] for i in idx])
+    assert torch.equal(lens, lens_ref) and torch.equal(x, x_ref)
+    masked = gt.device_masks(x, lens, torch.Generator().manual_seed(0))
+    assert masked.shape == x.shape
+    zeroed = (masked == 0) & (x != 0)
+    assert zeroed.any()  # some bands or spans are masked ...
+    assert (masked[x != 0] != 0).float().mean() > 0.5  # ... but most of each utterance is kept
+
+
+def test_scaling_helpers(bench_modules):
+    sc = bench_modules["scaling"]
+    lin = sc.linear_check([1, 2, 4], [3.0, 6.0, 12.0])
+    assert lin["loglog_slope"] == pytest.approx(1.0) and lin["per_unit_last_over_first"] == 1.0
+    out: dict = {}
+    with sc.peak_rss(out, "peak"):
+        block = np.ones(20_000_000)  # 160 MB
+        block.sum()
+    assert out["peak"] is None or out["peak"] > 100
+    z, labels = sc.clustered_z(100, seed=0)
+    assert z.shape == (100, 64) and set(labels) <= {0, 1, 2, 3}
+    ext = sc.extraction([5, 20], extract_max=5, seconds=[0.5, 1.0], seed=0)
+    assert [r["extrapolated"] for r in ext["by_size"]] == [False, True]
+    assert ext["by_size"][0]["features_mb"] > 0

@@ -330,8 +330,21 @@ class Run:
         Adds `stale: True` and a `problem` when it corrects the state.
         """
         status = self.read_status()
+        # The status is read before the lock is checked, and a trainer may write its final
+        # state and release the lock (or start, take it and write "running") in between. So a
+        # free lock counts only if status.json did not change meanwhile; a status that keeps
+        # changing belongs to a live process.
+        for _ in range(3):
+            if status.get("state") not in ACTIVE_STATES or self.is_locked():
+                return status
+            again = self.read_status()
+            if again == status:
+                break
+            status = again
+        else:
+            return status
         state = status.get("state")
-        if state in ACTIVE_STATES and not self.is_locked() and self._looks_dead(status):
+        if self._looks_dead(status):
             status = dict(status, state="interrupted", stale=True)
             status["problem"] = (
                 f"status says {state!r} but no process holds the run's lock "

@@ -18,7 +18,10 @@ Parts (all in one process unless said; the machine's load average is recorded):
   more; numba's one-off compilation is timed separately on a small warm-up fit;
 - umap_5000: fit on 4,000 training z, transform 1,000 (project_fold on a run folder, as the
   app does): in a fresh process (imports + compilation + fit), in this process, and the
-  cached reopen (project_fold reading fold_0/projections/), also in a fresh process.
+  cached reopen (project_fold reading fold_0/projections/), also in a fresh process;
+- umap_probe: umap-learn's exact small-data neighbour search (below 4,096 points) vs the same
+  fit on precomputed distances, side by side (a proposal for ser_lab.projection, not applied).
+  `--parts umap_probe --merge` adds it to an existing scaling.json.
 Peak memory: VmHWM from /proc/self/status after resetting it (clear_refs 5); RSS deltas are
 approximate (the allocator may keep freed memory). Prints JSON (last stdout line) and writes
 bench/results/scaling.json.

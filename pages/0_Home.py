@@ -186,8 +186,13 @@ if st.button(
         st.session_state["quick_started"] = ids
         st.session_state["watch"] = ids + list(st.session_state.get("watch", []))
         st.rerun()  # redraw with the button disabled and the new runs listed
-if st.session_state.get("quick_started"):
-    ids = st.session_state["quick_started"]
+quick_ids = st.session_state.get("quick_started") or []
+quick_done = [r for r in rows if r.run_id in quick_ids and r.state == "done"]
+if quick_ids and len(quick_done) == len(quick_ids):
+    st.success("The quick start has finished: compare the two runs.")
+    st.page_link("pages/2_Compare.py", label="Compare them", icon=":material/compare:")
+elif quick_ids:
+    ids = quick_ids
     st.success(
         "Started " + " and ".join(f"`{i}`" for i in ids) + ", each in its own process: "
         "closing this tab does not stop them."

@@ -144,13 +144,13 @@ def show_run(run_id: str) -> bool:
     )
     progress = float(status.get("progress") or 0.0)
     st.progress(min(max(progress, 0.0), 1.0), text=sup.progress_text(status) or state)
-    cols = st.columns([1, 1, 6])
-    if active and cols[0].button("Stop", icon=":material/stop:", key=f"stop-{run_id}"):
+    buttons = st.container(horizontal=True)
+    if active and buttons.button("Stop", icon=":material/stop:", key=f"stop-{run_id}"):
         if launcher.stop_run(run):
             st.toast(f"Stopping {run_id} after its current batch…")
         else:
             st.warning("No training process found for this run.")
-    if state in ("interrupted", "failed") and cols[1].button(
+    if state in ("interrupted", "failed") and buttons.button(
         "Resume", icon=":material/play_arrow:", key=f"resume-{run_id}"
     ):
         try:

@@ -45,9 +45,11 @@ def snapshots(dir_a: str, dir_b: str, fold: int, method: str, stamp: str):
     return frames_a, sup.align_snapshot_frames(frames_a, frames_b)
 
 
-@st.cache_resource(show_spinner="Reading the corpus…", max_entries=4)
-def corpus_paths(key: str) -> dict:
-    return sup.utterance_paths(sup.CorpusChoice.from_dict(json.loads(key)).load())
+@st.cache_resource(show_spinner="Reading the corpus…", max_entries=8)
+def run_audio(run_dir: str, fold: int, key: str, stamp: str) -> tuple[dict, bool]:
+    """{utt_id: path} of a run's corpus, and whether it is still the data the run saw."""
+    manifest = sup.CorpusChoice.from_dict(json.loads(key)).load()
+    return sup.utterance_paths(manifest), sup.corpus_matches(Run(run_dir), fold, manifest)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -181,10 +183,13 @@ if selected:
         run_corpus = sup.CorpusChoice.from_run(run_a)
         if run_corpus.available():
             try:
-                path = corpus_paths(run_corpus.key()).get(selected)
+                paths, same = run_audio(dir_a, fold, run_corpus.key(), stamp)
             except SerLabError as exc:
-                path = None
+                paths, same = {}, True
                 st.warning(f"The run's corpus cannot be read: {exc}")
+            if not same:
+                st.warning(sup.CORPUS_CHANGED, icon=":material/warning:")
+            path = paths.get(selected)
             if path:
                 feats, _ = spectrogram(path)
                 st.plotly_chart(figures.spectrogram_figure(feats), key="utt_spec")
@@ -194,7 +199,7 @@ if selected:
         elif run_corpus.is_synthetic:
             if st.button("Generate the built-in corpus to listen (about 30 s)"):
                 with st.spinner("Generating…"):
-                    corpus_paths(run_corpus.key())
+                    run_audio(dir_a, fold, run_corpus.key(), stamp)
                 st.rerun()
         else:
             st.caption(f"The run's corpus ({run_corpus.label()}) is not on this machine.")

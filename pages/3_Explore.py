@@ -55,19 +55,48 @@ folds = run.folds_done()
 fold = c2.selectbox("fold", folds)
 method = c3.radio("map", ["pca", "umap"], horizontal=True, format_func=str.upper)
 
-tab_up, tab_rec = st.tabs(["Upload a file", "Record"])
-with tab_up:
+SOURCES = ["Upload a file", "Record", "A held-out test utterance"]
+kind = st.radio("clip", SOURCES, horizontal=True, label_visibility="collapsed")
+name, data = None, None
+if kind == SOURCES[0]:
     uploaded = st.file_uploader(
         "audio file", type=AUDIO_TYPES, help="WAV, FLAC, OGG, MP3, AIFF …, at most 20 MB"
     )
-with tab_rec:
+    if uploaded is not None:
+        name, data = uploaded.name, uploaded.getvalue()
+elif kind == SOURCES[1]:
     recorded = st.audio_input("record with your microphone", sample_rate=16000)
-source = recorded if recorded is not None else uploaded
-if source is None:
-    st.info("Upload or record a clip to start.")
+    if recorded is not None:
+        name, data = "your recording", recorded.getvalue()
+else:
+    run_corpus = sup.CorpusChoice.from_run(run)
+    if not run_corpus.available():
+        st.caption(f"The run's corpus ({run_corpus.label()}) is not on this machine.")
+    else:
+        try:
+            paths = sup.utterance_paths(load_corpus(run_corpus.key()))
+        except SerLabError as exc:
+            st.error(f"The run's corpus cannot be read: {exc}")
+            st.stop()
+        tests = sup.predictions(run, fold)
+        tests = tests[(tests["split"] == "test") & tests["utt_id"].isin(list(paths))]
+        unseen = (
+            "its speaker was never seen in training"
+            if run.config.get("train", {}).get("protocol") in ("speaker", "session")
+            else "never used in training"
+        )
+        pick = st.selectbox(
+            f"an utterance of the test part of this fold ({unseen})",
+            list(tests["utt_id"]),
+            index=None,
+            format_func=lambda u: f"{u} ({tests.loc[u, 'label']})",
+        )
+        if pick is not None:
+            name, data = pick, sup.read_bytes(paths[pick])
+if data is None:
+    st.info("Upload or record a clip to start, or pick a held-out test utterance.")
     st.stop()
 
-data = source.getvalue()
 try:
     model = predictor(str(run.dir), fold, json.dumps(sup.run_signature(run.dir)))
     with st.spinner("Listening…"):
@@ -75,7 +104,7 @@ try:
         clip_xy = model.map(method).transform(pred.z[None, :])[0]
         fold_map = model.map(method)
 except SerLabError as exc:
-    st.error(f"This clip cannot be used: {exc}")
+    st.error(f"This clip ({name}) cannot be used: {exc}")
     st.stop()
 
 # ----------------------------------------------------------------------------- the answer
@@ -129,9 +158,15 @@ st.caption(
 # ----------------------------------------------------------------------------- neighbours
 
 st.header("Nearest training utterances")
+run_corpus = sup.CorpusChoice.from_run(run)
+if not model.corpus_problem and run_corpus.available():
+    try:
+        if not sup.corpus_matches(run, model.reference_fold, load_corpus(run_corpus.key())):
+            st.warning(sup.CORPUS_CHANGED, icon=":material/warning:")
+    except SerLabError as exc:
+        st.warning(f"The run's corpus cannot be read: {exc}")
 if model.corpus_problem:
     st.info(f"Audio of the neighbours is not available: {model.corpus_problem}.")
-    run_corpus = sup.CorpusChoice.from_run(run)
     if run_corpus.is_synthetic and st.button("Generate the built-in corpus (about 30 s)"):
         with st.spinner("Generating…"):
             load_corpus(run_corpus.key())

@@ -494,6 +494,29 @@ def compare_table(comparison: dict) -> pd.DataFrame:
 # ----------------------------------------------------------------------------- audio lookups
 
 
+def corpus_matches(run: Run, fold: int, manifest: Manifest) -> bool:
+    """Whether `manifest` still holds the data the run was trained on.
+
+    The trainer records a fingerprint of the utterances it used (ids, labels, speakers,
+    groups, durations). The same fingerprint of the manifest's utterances that appear in the
+    fold's embeddings must match it; it does not when the corpus was regenerated (e.g. a new
+    version of the synthetic generator) or edited, and then its audio is not what the model
+    heard. True when the run recorded no fingerprint (nothing to check).
+    """
+    recorded = (run.config.get("data") or {}).get("fingerprint")
+    if not recorded:
+        return True
+    used = set(np.asarray(run.load_embeddings(fold)["utt_ids"]).astype(str).tolist())
+    keep = [i for i, u in enumerate(manifest.utterances) if u.utt_id in used]
+    return len(keep) == len(used) and manifest.subset(keep).fingerprint() == recorded
+
+
+CORPUS_CHANGED = (
+    "The corpus on this machine differs from the one this run was trained on (regenerated or "
+    "edited since: its fingerprint does not match), so this audio may not be what the model heard."
+)
+
+
 def utterance_paths(manifest: Manifest) -> dict[str, str]:
     return {u.utt_id: u.path for u in manifest.utterances}
 

@@ -52,9 +52,20 @@ def _layout(
 
 
 def _equal_axes(fig: go.Figure, row: int | None = None, col: int | None = None) -> None:
+    """Map axes: no ticks or grid (the coordinates of a projection mean nothing by themselves),
+    a light frame."""
     kw = {} if row is None else {"row": row, "col": col}
-    fig.update_xaxes(showticklabels=False, title=None, zeroline=False, **kw)
-    fig.update_yaxes(showticklabels=False, title=None, zeroline=False, **kw)
+    frame = dict(
+        showticklabels=False,
+        title=None,
+        zeroline=False,
+        showgrid=False,
+        showline=True,
+        mirror=True,
+        linecolor="#dddddd",
+    )
+    fig.update_xaxes(**frame, **kw)
+    fig.update_yaxes(**frame, **kw)
 
 
 # ----------------------------------------------------------------------------- maps

@@ -264,6 +264,21 @@ def test_explore_classifies_an_uploaded_clip(app_env):
     assert any("distance" in m.value for m in at.markdown)
 
 
+def test_explore_a_held_out_test_utterance(app_env):
+    at = app_test("explore")
+    [r for r in at.radio if r.label == "clip"][0].set_value("A held-out test utterance").run()
+    no_exception(at)
+    emb = app_env.run(app_env.center).load_embeddings(0)
+    test_ids = sorted(str(u) for u in emb["utt_ids"][emb["split"] == "test"])
+    picker = at.selectbox[-1]
+    assert sorted(picker.options) == sorted(f"{u} ({u.split('_')[1]})" for u in test_ids)
+    picker.set_value(test_ids[0]).run()
+    no_exception(at)
+    assert not at.error
+    assert metric(at, "predicted") in ("neutral", "angry", "happy", "sad")
+    assert len(charts(at)) == 4
+
+
 @pytest.mark.parametrize(
     ("name", "make", "expected"),
     [
@@ -282,7 +297,8 @@ def test_explore_refuses_bad_audio_with_a_message(app_env, name, make, expected)
     at.run()
     no_exception(at)
     assert len(at.error) == 1
-    assert "This clip cannot be used" in at.error[0].value and expected in at.error[0].value.lower()
+    assert f"This clip ({name}) cannot be used" in at.error[0].value
+    assert expected in at.error[0].value.lower()
     assert not charts(at)
 
 

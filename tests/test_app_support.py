@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,7 @@ from ser_lab.colors import EMOTION_COLORS, FALLBACK_PALETTE, color_map, emotion_
 from ser_lab.errors import ConfigError, CorpusError
 from ser_lab.runs import RunSummary
 from ser_lab.toy import ToyConfig, train_toy
+from tests import app_fixtures as fx
 
 # ----------------------------------------------------------------------------- settings
 
@@ -342,3 +344,19 @@ def test_toy_checks_its_settings():
         train_toy(ToyConfig(lam=-1))
     with pytest.raises(ConfigError, match="alpha"):
         train_toy(ToyConfig(alpha=2))
+
+
+# ----------------------------------------------------------------------------- corpus check
+
+app_store = fx.app_store
+
+
+def test_corpus_fingerprint_check_spots_a_regenerated_corpus(app_store, monkeypatch):
+    monkeypatch.setenv("SER_LAB_CACHE", str(app_store.cache))
+    run = app_store.run(app_store.center)
+    manifest = sup.CorpusChoice.from_run(run).load()
+    assert sup.corpus_matches(run, 0, manifest)
+    changed = list(manifest.utterances)
+    changed[3] = replace(changed[3], duration=changed[3].duration + 0.5)
+    assert not sup.corpus_matches(run, 0, replace(manifest, utterances=changed))
+    assert not sup.corpus_matches(run, 0, manifest.subset(range(1, len(manifest))))  # one missing

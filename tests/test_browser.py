@@ -175,6 +175,9 @@ def test_app_in_a_browser(server, app_store):
             epochs = page.get_by_label("epochs", exact=True)
             epochs.fill("1")
             epochs.press("Tab")
+            folds = page.get_by_label("folds", exact=True)  # the tiny corpus has 4 speakers
+            folds.fill("2")
+            folds.press("Tab")
             page.get_by_text("first fold only").click()
             page.get_by_role("button", name="Start training").click()
             expect(page.get_by_text("in its own process", exact=False)).to_be_visible(
@@ -193,6 +196,10 @@ def test_app_in_a_browser(server, app_store):
             open_page(page, url, "compare", "Accuracy and discriminability")
             page.wait_for_selector(".js-plotly-plot .scatterlayer .point", timeout=60_000)
             shot(page, "compare")
+            page.get_by_text("Over the epochs").scroll_into_view_if_needed()
+            page.wait_for_timeout(1000)
+            page.screenshot(path=str(SHOTS / "compare-epochs-viewport.png"))
+            assert page.locator(".slider-container").count() >= 1  # the epoch slider is drawn
             page.locator(".js-plotly-plot").first.locator(".scatterlayer .point").nth(3).click(
                 force=True
             )
@@ -213,10 +220,13 @@ def test_app_in_a_browser(server, app_store):
             bad = server["store"].parent / "not-audio.wav"
             bad.write_bytes(b"definitely not audio" * 50)
             page.locator('input[type="file"]').first.set_input_files(str(bad))
-            expect(page.get_by_text("This clip cannot be used", exact=False)).to_be_visible(
-                timeout=60_000
-            )
+            expect(
+                page.get_by_text("This clip (not-audio.wav) cannot be used", exact=False)
+            ).to_be_visible(timeout=60_000)
             assert page.locator(EXCEPTION).count() == 0
             shot(page, "explore-error")
+        except Exception:
+            shot(page, "failure")  # what the page showed when the test failed
+            raise
         finally:
             browser.close()

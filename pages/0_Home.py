@@ -12,7 +12,7 @@ from ser_lab.errors import SerLabError
 from ser_lab.runs import RunStore
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
+@st.cache_data(show_spinner=False, max_entries=16, ttl=5)
 def list_runs(root: str, signature: tuple) -> list:
     """The run list; `signature` (file mtimes) makes a changed store a new cache entry."""
     return RunStore(root).list()

@@ -11,7 +11,7 @@ from ser_lab.errors import SerLabError
 from ser_lab.runs import Run, RunStore
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
+@st.cache_data(show_spinner=False, max_entries=16, ttl=5)
 def list_runs(root: str, signature: tuple) -> list:
     return RunStore(root).list()
 

@@ -13,7 +13,7 @@ from ser_lab.runs import Run, RunStore
 AUDIO_TYPES = ["wav", "flac", "ogg", "mp3", "aiff", "aif", "au", "caf"]
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
+@st.cache_data(show_spinner=False, max_entries=16, ttl=5)
 def list_runs(root: str, signature: tuple) -> list:
     return RunStore(root).list()
 

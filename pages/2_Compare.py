@@ -45,6 +45,19 @@ def snapshots(dir_a: str, dir_b: str, fold: int, method: str, stamp: str):
     return frames_a, sup.align_snapshot_frames(frames_a, frames_b)
 
 
+@st.cache_resource(show_spinner=False, max_entries=16)
+def snapshot_chart(dir_a: str, dir_b: str, fold: int, method: str, stamp: str, titles: tuple):
+    """The animated figure of both runs (None when they share no snapshot epoch); cached,
+    because a figure with a frame per epoch takes a while to build."""
+    frames_a, frames_b = snapshots(dir_a, dir_b, fold, method, stamp)
+    if not sup.common_epochs(frames_a, frames_b):
+        return None
+    names = (
+        frames_a[-1].get("label_names") or analysis.load_fold(dir_a, fold)["label_names"].tolist()
+    )
+    return figures.snapshot_figure(frames_a, frames_b, [str(n) for n in names], list(titles))
+
+
 @st.cache_resource(show_spinner="Reading the corpus…", max_entries=8)
 def run_audio(run_dir: str, fold: int, key: str, stamp: str) -> tuple[dict, bool]:
     """{utt_id: path} of a run's corpus, and whether it is still the data the run saw."""
@@ -144,10 +157,12 @@ for col, m, rid, key in ((cols[0], map_a, id_a, "map_a"), (cols[1], map_b, id_b,
     )
     event = col.plotly_chart(fig, key=key, on_select="rerun", selection_mode="points")
     picked = [p for p in (event.selection.points if event else []) if p.get("customdata")]
-    if picked:
-        new = str(picked[0]["customdata"][0])
-        if new != selected:
-            st.session_state["compare_utt"] = new
+    clicked = str(picked[0]["customdata"][0]) if picked else None
+    # a chart keeps its selection across reruns: only a change of it is a new click
+    if clicked != st.session_state.get(f"{key}_seen"):
+        st.session_state[f"{key}_seen"] = clicked
+        if clicked is not None and clicked != selected:
+            st.session_state["compare_utt"] = clicked
             st.rerun()
 st.caption(
     f"B's map is turned onto A's (Procrustes on the "
@@ -205,7 +220,7 @@ if selected:
             st.caption(f"The run's corpus ({run_corpus.label()}) is not on this machine.")
         if st.button("Clear selection"):
             st.session_state.pop("compare_utt", None)
-            st.rerun()
+            st.rerun()  # the charts' own selections are remembered as seen: they do not come back
 
 # ----------------------------------------------------------------------------- numbers
 
@@ -255,17 +270,12 @@ c3.plotly_chart(
 st.header("Over the epochs")
 if run_a.list_snapshots(fold) and run_b.list_snapshots(fold):
     try:
-        frames_a, frames_b = snapshots(dir_a, dir_b, fold, method, stamp)
+        fig = snapshot_chart(dir_a, dir_b, fold, method, stamp, (f"A: {id_a}", f"B: {id_b}"))
     except SerLabError as exc:
         st.warning(f"No animation: {exc}")
     else:
-        if sup.common_epochs(frames_a, frames_b):
-            st.plotly_chart(
-                figures.snapshot_figure(
-                    frames_a, frames_b, map_a.label_names, [f"A: {id_a}", f"B: {id_b}"]
-                ),
-                key="snapshots",
-            )
+        if fig is not None:
+            st.plotly_chart(fig, key="snapshots")
             st.caption(
                 "Each run's map is fitted on its last epoch and applied to every epoch; drag the "
                 "slider or press play. Points: a fixed subset of training and test utterances."

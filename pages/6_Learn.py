@@ -11,6 +11,12 @@ def toy(lam: float, alpha: float, steps: int, seed: int):
     return train_toy(ToyConfig(lam=lam, alpha=alpha, steps=steps, seed=seed))
 
 
+@st.cache_resource(show_spinner=False, max_entries=32)
+def toy_chart(lam: float, alpha: float, steps: int, seed: int):
+    """The animated figure (a frame per snapshot takes a while to build: built once)."""
+    return figures.toy_figure(toy(lam, alpha, steps, seed))
+
+
 st.title("Softmax loss and center loss")
 st.markdown(
     """
@@ -71,9 +77,15 @@ with st.spinner("Training two tiny networks…"):
     center = toy(float(lam), float(alpha), steps, 0)
 
 cols = st.columns(2)
-for col, result, title, key in (
-    (cols[0], base, "softmax only (λ = 0)", "toy_base"),
-    (cols[1], center, f"softmax + center loss (λ = {lam:g}, α = {alpha:g})", "toy_center"),
+for col, result, title, key, lam_ in (
+    (cols[0], base, "softmax only (λ = 0)", "toy_base", 0.0),
+    (
+        cols[1],
+        center,
+        f"softmax + center loss (λ = {lam:g}, α = {alpha:g})",
+        "toy_center",
+        float(lam),
+    ),
 ):
     intra, inter = result.intra_inter()
     col.subheader(title)
@@ -85,7 +97,7 @@ for col, result, title, key in (
         f"{intra / inter:.3f}",
         help="lower: more compact, better separated classes",
     )
-    col.plotly_chart(figures.toy_figure(result), key=key)
+    col.plotly_chart(toy_chart(lam_, float(alpha), steps, 0), key=key)
 st.caption(
     "The ratio intra / inter is scale-free, so the two panels can be compared even though their "
     "features live on different scales. Press replay to watch training; crosses are the centers."

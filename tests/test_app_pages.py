@@ -227,6 +227,11 @@ def test_compare_shows_a_selected_utterance(app_env):
     assert metric(at, "A predicts") in names and metric(at, "B predicts") in names
     assert len(charts(at)) == 7  # + the utterance's spectrogram
     assert len(at.get("audio")) == 1
+    assert not at.warning  # the corpus on disk is the one the runs were trained on
+    [b for b in at.button if b.label == "Clear selection"][0].click().run()
+    no_exception(at)
+    assert not any(s.value.startswith("Utterance ") for s in at.subheader)
+    assert len(charts(at)) == 6
 
 
 def test_compare_needs_two_finished_runs(tmp_path, app_store, monkeypatch):

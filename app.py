@@ -1,6 +1,8 @@
 """SER Lab, the app: `streamlit run app.py` (or `make app`).
 
-This file only sets the page up and routes to the pages in pages/; each page reads its inputs,
+This file only sets the page up and routes to the pages in app_pages/ (not pages/: a folder of
+that name would also switch on Streamlit's older automatic multipage mode, which then fights
+st.navigation over the first URL a new server sees); each page reads its inputs,
 calls ser_lab and draws. The corpus in use is shown in the sidebar of every page.
 """
 
@@ -11,23 +13,29 @@ from ser_lab import app_support as sup
 st.set_page_config(page_title="SER Lab", page_icon=":material/graphic_eq:", layout="wide")
 
 PAGES = [
-    st.Page("pages/0_Home.py", title="Home", icon=":material/home:", url_path="home", default=True),
-    st.Page("pages/1_Train.py", title="Train", icon=":material/model_training:", url_path="train"),
-    st.Page("pages/2_Compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
     st.Page(
-        "pages/3_Explore.py",
+        "app_pages/home.py", title="Home", icon=":material/home:", url_path="home", default=True
+    ),
+    st.Page(
+        "app_pages/train.py", title="Train", icon=":material/model_training:", url_path="train"
+    ),
+    st.Page("app_pages/compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
+    st.Page(
+        "app_pages/explore.py",
         title="Explore a clip",
         icon=":material/graphic_eq:",
         url_path="explore",
     ),
     st.Page(
-        "pages/4_Sensitivity.py",
+        "app_pages/sensitivity.py",
         title="Sensitivity",
         icon=":material/tune:",
         url_path="sensitivity",
     ),
-    st.Page("pages/5_Corpus.py", title="Corpus", icon=":material/folder_open:", url_path="corpus"),
-    st.Page("pages/6_Learn.py", title="Learn", icon=":material/school:", url_path="learn"),
+    st.Page(
+        "app_pages/corpus.py", title="Corpus", icon=":material/folder_open:", url_path="corpus"
+    ),
+    st.Page("app_pages/learn.py", title="Learn", icon=":material/school:", url_path="learn"),
 ]
 
 page = st.navigation(PAGES)

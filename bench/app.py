@@ -35,12 +35,12 @@ sys.path.insert(0, str(ROOT))
 TARGET_S = 2.0
 PAGES = {
     "home": None,
-    "train": "pages/1_Train.py",
-    "compare": "pages/2_Compare.py",
-    "explore": "pages/3_Explore.py",
-    "sensitivity": "pages/4_Sensitivity.py",
-    "corpus": "pages/5_Corpus.py",
-    "learn": "pages/6_Learn.py",
+    "train": "app_pages/train.py",
+    "compare": "app_pages/compare.py",
+    "explore": "app_pages/explore.py",
+    "sensitivity": "app_pages/sensitivity.py",
+    "corpus": "app_pages/corpus.py",
+    "learn": "app_pages/learn.py",
 }
 
 

@@ -26,7 +26,7 @@ HOVER_POINT = (
 
 
 LEGEND_TOP = dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1.0)
-LEGEND_BELOW = dict(orientation="h", yanchor="top", y=-0.02, xanchor="left", x=0.0)
+LEGEND_BELOW = dict(orientation="h", yanchor="top", y=-0.05, xanchor="left", x=0.0)
 
 
 def _layout(
@@ -180,7 +180,7 @@ def map_figure(
                     y=(clip[1] + cy) / 2,
                     text=f"{clip_distances[j]:.2f}",
                     showarrow=False,
-                    font=dict(size=11, color=emotion_color(name)),
+                    font=dict(size=13, color=emotion_color(name)),
                     bgcolor="rgba(255,255,255,0.8)",
                 )
         fig.add_trace(
@@ -330,8 +330,8 @@ def snapshot_figure(
         None,
         height + 110,
         margin=dict(t=40, b=110),
-        sliders=[slider],
-        updatemenus=[play],
+        sliders=[slider] if len(epochs) > 1 else [],  # plotly draws no slider of one step
+        updatemenus=[play] if len(epochs) > 1 else [],
         plot_bgcolor="white",
         showlegend=False,
     )

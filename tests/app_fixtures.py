@@ -23,12 +23,12 @@ from ser_lab.trainer import TrainConfig, new_run, train_run
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
 PAGES = {
-    "train": "pages/1_Train.py",
-    "compare": "pages/2_Compare.py",
-    "explore": "pages/3_Explore.py",
-    "sensitivity": "pages/4_Sensitivity.py",
-    "corpus": "pages/5_Corpus.py",
-    "learn": "pages/6_Learn.py",
+    "train": "app_pages/train.py",
+    "compare": "app_pages/compare.py",
+    "explore": "app_pages/explore.py",
+    "sensitivity": "app_pages/sensitivity.py",
+    "corpus": "app_pages/corpus.py",
+    "learn": "app_pages/learn.py",
 }
 TINY = TrainConfig(
     corpus_options={"size": "tiny"}, n_folds=2, folds=[0], epochs=2, snapshot_every=1, workers=1

@@ -173,7 +173,7 @@ def test_app_in_a_browser(server, app_store):
             open_page(page, url, "train", "New run")
             page.get_by_label("name").fill("browser run")
             epochs = page.get_by_label("epochs", exact=True)
-            epochs.fill("1")
+            epochs.fill("2")  # two snapshot epochs: the Compare animation has a slider
             epochs.press("Tab")
             folds = page.get_by_label("folds", exact=True)  # the tiny corpus has 4 speakers
             folds.fill("2")

@@ -50,8 +50,8 @@ def snapshot_chart(dir_a: str, dir_b: str, fold: int, method: str, stamp: str, t
     """The animated figure of both runs (None when they share no snapshot epoch); cached,
     because a figure with a frame per epoch takes a while to build."""
     frames_a, frames_b = snapshots(dir_a, dir_b, fold, method, stamp)
-    if not sup.common_epochs(frames_a, frames_b):
-        return None
+    if len(sup.common_epochs(frames_a, frames_b)) < 2:
+        return None  # nothing to animate
     names = (
         frames_a[-1].get("label_names") or analysis.load_fold(dir_a, fold)["label_names"].tolist()
     )
@@ -281,7 +281,7 @@ if run_a.list_snapshots(fold) and run_b.list_snapshots(fold):
                 "slider or press play. Points: a fixed subset of training and test utterances."
             )
         else:
-            st.info("The two runs saved snapshots at different epochs.")
+            st.info("The two runs share fewer than two epochs with snapshots: nothing to animate.")
 else:
     st.info(
         "No per-epoch snapshots in one of these runs (train with snapshots every N epochs to see this)."

@@ -44,36 +44,36 @@ st.markdown(
 )
 GUIDE = [
     (
-        "pages/1_Train.py",
+        "app_pages/train.py",
         "Train",
         ":material/model_training:",
         "launch runs, watch losses, accuracy and distances live",
     ),
     (
-        "pages/2_Compare.py",
+        "app_pages/compare.py",
         "Compare",
         ":material/compare:",
         "two runs' maps of z, confusion matrices, discriminability",
     ),
     (
-        "pages/3_Explore.py",
+        "app_pages/explore.py",
         "Explore a clip",
         ":material/graphic_eq:",
         "upload or record audio, see where it lands",
     ),
     (
-        "pages/4_Sensitivity.py",
+        "app_pages/sensitivity.py",
         "Sensitivity",
         ":material/tune:",
         "sweep λ and α, accuracy with error bars",
     ),
     (
-        "pages/5_Corpus.py",
+        "app_pages/corpus.py",
         "Corpus",
         ":material/folder_open:",
         "classes, speakers, problems, every utterance",
     ),
-    ("pages/6_Learn.py", "Learn", ":material/school:", "the two losses, and a live 2-D toy"),
+    ("app_pages/learn.py", "Learn", ":material/school:", "the two losses, and a live 2-D toy"),
 ]
 for start in (0, 3):
     cols = st.columns(3)
@@ -190,14 +190,14 @@ quick_ids = st.session_state.get("quick_started") or []
 quick_done = [r for r in rows if r.run_id in quick_ids and r.state == "done"]
 if quick_ids and len(quick_done) == len(quick_ids):
     st.success("The quick start has finished: compare the two runs.")
-    st.page_link("pages/2_Compare.py", label="Compare them", icon=":material/compare:")
+    st.page_link("app_pages/compare.py", label="Compare them", icon=":material/compare:")
 elif quick_ids:
     ids = quick_ids
     st.success(
         "Started " + " and ".join(f"`{i}`" for i in ids) + ", each in its own process: "
         "closing this tab does not stop them."
     )
-    st.page_link("pages/1_Train.py", label="Watch them train", icon=":material/model_training:")
+    st.page_link("app_pages/train.py", label="Watch them train", icon=":material/model_training:")
 elif quick_active:
     st.info("A quick start is running: " + ", ".join(r.run_id for r in quick_active))
 

@@ -393,7 +393,7 @@ METRIC_NAMES = {
 }
 
 
-def curves_figure(frame: pd.DataFrame, group: str, title: str, *, height: int = 280) -> go.Figure:
+def curves_figure(frame: pd.DataFrame, group: str, title: str, *, height: int = 330) -> go.Figure:
     """Per-epoch curves of one metric group (see app_support.METRIC_GROUPS); folds dashed
     differently when a run has several."""
     sub = frame[frame["group"] == group]
@@ -414,13 +414,19 @@ def curves_figure(frame: pd.DataFrame, group: str, title: str, *, height: int = 
                     line=dict(dash=dashes[i % len(dashes)]),
                 )
             )
-    _layout(fig, title, height)
+    # the legend goes under the plot, below the axis title, with room for three entries
+    _layout(
+        fig,
+        title,
+        height,
+        legend=dict(orientation="h", yanchor="top", y=-0.32, xanchor="left", x=0),
+        margin=dict(b=95),
+    )
     fig.update_xaxes(
-        title="epoch",
+        title=dict(text="epoch", standoff=4),
         dtick=1 if len(sub["epoch"].unique() if not sub.empty else []) <= 20 else None,
     )
     fig.update_yaxes(title="%" if group == "accuracy" else None)
-    fig.update_layout(legend=dict(orientation="h", y=-0.3, x=0, xanchor="left", yanchor="top"))
     return fig
 
 

@@ -58,15 +58,18 @@ with st.expander("Launch a grid", expanded=False):
                 snapshot_every=0,
                 workers=1,
             )
-            sweep_id, runs = launcher.launch_sweep(base, lams, alphas, seeds, store)
+            sweep_id, _ = launcher.launch_sweep(base, lams, alphas, seeds, store)
         except SerLabError as exc:
             st.error(f"Not launched: {exc}")
         else:
             st.session_state["sweep"] = sweep_id
-            st.success(f"Launched sweep `{sweep_id}`: {len(runs)} runs.")
+            st.success(
+                f"Launched sweep `{sweep_id}` in its own process (`python -m ser_lab sweep`): "
+                "one run per core at a time; closing this tab does not stop it."
+            )
 
 rows = list_runs(str(store.root), sup.store_signature(store))
-sweeps = sup.sweep_ids(rows)
+sweeps = sup.sweep_options(store, rows)
 options = sweeps + [ALL_RUNS]
 current = st.session_state.get("sweep")
 choice = st.selectbox(
@@ -76,7 +79,30 @@ choice = st.selectbox(
     help="a sweep launched here, or every finished run in the store",
 )
 sweep_id = None if choice == ALL_RUNS else choice
-active = any(sup.is_active(r) for r in rows if sweep_id is None or r.sweep_id == sweep_id)
+process = launcher.sweep_process(store, sweep_id) if sweep_id else None
+active = process is not None or any(
+    sup.is_active(r) for r in rows if sweep_id is None or r.sweep_id == sweep_id
+)
+if sweep_id:
+    points = sup.sweep_points(store, sweep_id)
+    unfinished = [p for p in points if p.get("state") != "done"]
+    buttons = st.container(horizontal=True)
+    if process is not None:
+        buttons.caption(f"The sweep process (pid {process}) is running.")
+        if buttons.button("Stop the sweep", icon=":material/stop:"):
+            launcher.stop_sweep(store, sweep_id)
+            st.toast(
+                "Stopping: running points finish their current batch and are marked interrupted."
+            )
+    elif unfinished and buttons.button(
+        f"Resume the sweep ({len(unfinished)} points not done)", icon=":material/play_arrow:"
+    ):
+        try:
+            launcher.resume_sweep(store, sweep_id)
+        except SerLabError as exc:
+            st.error(str(exc))
+        else:
+            st.rerun()
 
 
 def results_view() -> None:
@@ -84,12 +110,17 @@ def results_view() -> None:
     signature = sup.store_signature(store_now)
     frame = sweep_table(str(store.root), signature, sweep_id)
     if frame.empty:
-        st.info("No runs to show yet.")
+        st.info("No runs to show yet (a sweep creates each run folder when its training starts).")
         return
     runs = frame.drop_duplicates("run")
     states = runs["state"].value_counts().to_dict()
+    planned = len(sup.sweep_points(store_now, sweep_id)) if sweep_id else 0
     cols = st.columns(4)
-    cols[0].metric("runs", len(runs))
+    cols[0].metric(
+        "runs",
+        len(runs) if not planned else f"{len(runs)} of {planned}",
+        help="run folders so far (a sweep creates each when its training starts)",
+    )
     cols[1].metric("finished", states.get("done", 0))
     cols[2].metric("training", states.get("running", 0) + states.get("queued", 0))
     cols[3].metric("failed / interrupted", states.get("failed", 0) + states.get("interrupted", 0))

@@ -398,10 +398,6 @@ def metrics_frame(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["fold", "epoch", "group", "metric", "value"])
 
 
-def run_folds(run: Run) -> list[int]:
-    return run.folds_done()
-
-
 def common_folds(run_a: Run, run_b: Run) -> list[int]:
     return sorted(set(run_a.folds_done()) & set(run_b.folds_done()))
 
@@ -544,13 +540,32 @@ def read_bytes(path: str | os.PathLike | None) -> bytes | None:
 # ----------------------------------------------------------------------------- sweeps
 
 
-def sweep_ids(rows: Iterable[RunSummary]) -> list[str]:
-    """Sweep ids present in the store, newest first."""
-    seen: dict[str, str] = {}
+def sweep_points(store: RunStore, sweep_id: str) -> list[dict]:
+    """The points of a sweep's manifest (all of them, started or not); [] without one."""
+    from ser_lab.sweep import read_manifest
+
+    try:
+        manifest = read_manifest(store, sweep_id)
+    except SerLabError:
+        return []
+    return list((manifest or {}).get("points") or [])
+
+
+def sweep_options(store: RunStore, rows: Iterable[RunSummary]) -> list[str]:
+    """Every sweep of the store (with a manifest, or seen on a run), newest first."""
+    from ser_lab.sweep import list_sweeps, read_manifest
+
+    created: dict[str, str] = {}
     for r in rows:
-        if r.sweep_id and (r.sweep_id not in seen or (r.created or "") > seen[r.sweep_id]):
-            seen[r.sweep_id] = r.created or ""
-    return sorted(seen, key=lambda s: seen[s], reverse=True)
+        if r.sweep_id and (r.created or "") > created.get(r.sweep_id, ""):
+            created[r.sweep_id] = r.created or ""
+    for sweep_id in list_sweeps(store):
+        try:
+            manifest = read_manifest(store, sweep_id) or {}
+        except SerLabError:
+            manifest = {}
+        created[sweep_id] = max(created.get(sweep_id, ""), str(manifest.get("created") or ""))
+    return sorted(created, key=lambda s: (created[s], s), reverse=True)
 
 
 def sweep_frame(store: RunStore, rows: Iterable[RunSummary], sweep_id: str | None) -> pd.DataFrame:

@@ -23,6 +23,7 @@ threads (`threads=`, through OMP_NUM_THREADS / MKL_NUM_THREADS).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -33,9 +34,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from ser_lab import fileio
 from ser_lab.errors import ConfigError, RunError
 from ser_lab.paths import PROJECT_ROOT
-from ser_lab.runs import ACTIVE_STATES, Run, RunStore, safe_run_id
+from ser_lab.runs import ACTIVE_STATES, Run, RunStore
 from ser_lab.trainer import TrainConfig, new_run
 
 LOG_NAME = "train.log"
@@ -157,11 +159,6 @@ def quick_start(store: RunStore | None = None) -> list[Run]:
     return runs
 
 
-def new_sweep_id() -> str:
-    """A fresh sweep id like "sweep-20250101-120000-ab12" (safe as a file name)."""
-    return "sweep-" + safe_run_id().replace("-run-", "-")
-
-
 def grid_configs(
     base: TrainConfig,
     lams: Iterable[float],
@@ -188,6 +185,88 @@ def grid_configs(
     return out
 
 
+# ----------------------------------------------------------------------------- sweeps
+
+# TrainConfig fields a sweep sets per point or itself; every other field is shared (--set).
+_SWEEP_OWN = ("lam", "alpha", "seed", "sweep_id", "corpus", "classes", "root")
+
+
+def _cli_value(value: object) -> str:
+    """A TrainConfig value as `python -m ser_lab sweep --set FIELD=VALUE` reads it back."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+def sweep_spec(
+    base: TrainConfig,
+    lams: Sequence[float],
+    alphas: Sequence[float],
+    seeds: Sequence[int],
+    sweep_id: str | None = None,
+):
+    """The `ser_lab.sweep.SweepSpec` of a λ × α grid (the baseline λ = 0 once per seed, see
+    `grid_configs`), checked: a bad value fails here, before any process starts."""
+    from ser_lab.sweep import SweepSpec, new_sweep_id
+
+    sweep_id = sweep_id or new_sweep_id()
+    configs = grid_configs(base, lams, alphas, [seeds[0]] if seeds else [], sweep_id)
+    shared = {k: v for k, v in base.validate().to_dict().items() if k not in _SWEEP_OWN}
+    shared.update(corpus=base.corpus, classes=base.classes)
+    if base.root:
+        shared["root"] = base.root
+    points = [{"lam": cfg.lam, "alpha": cfg.alpha} for _, cfg in configs]
+    return SweepSpec(base=shared, points=points, seeds=list(seeds), sweep_id=sweep_id).validate()
+
+
+def sweep_command(spec, store: RunStore) -> list[str]:
+    """`python -m ser_lab --store STORE sweep ...` for a spec (what a terminal user would type)."""
+    cmd = [sys.executable, "-m", "ser_lab", "--store", str(Path(store.root).resolve()), "sweep"]
+    for name, value in spec.base.items():
+        cmd += ["--set", f"{name}={_cli_value(value)}"]
+    for point in spec.points:
+        cmd += ["--point", *(f"{k}={_cli_value(v)}" for k, v in point.items())]
+    cmd += ["--seeds", *(str(s) for s in spec.seeds), "--sweep-id", spec.sweep_id]
+    return cmd
+
+
+def sweep_files(store: RunStore, sweep_id: str) -> tuple[Path, Path]:
+    """(log, pid file) of a sweep launched from the app, next to its manifest."""
+    from ser_lab.sweep import sweeps_dir, validate_sweep_id
+
+    folder = sweeps_dir(store)
+    validate_sweep_id(sweep_id)
+    return folder / f"{sweep_id}.log", folder / f"{sweep_id}.pid"
+
+
+def _start_sweep(cmd: list[str], store: RunStore, sweep_id: str) -> int:
+    log_path, pid_path = sweep_files(store, sweep_id)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    env = _child_env(store, None)
+    with open(log_path, "ab") as log:
+        log.write(f"\n--- started {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
+        log.flush()
+        proc = subprocess.Popen(
+            cmd,
+            cwd=str(PROJECT_ROOT),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
+    _reap(proc)
+    fileio.atomic_write_text(pid_path, f"{proc.pid}\n")
+    return proc.pid
+
+
 def launch_sweep(
     base: TrainConfig,
     lams: Sequence[float],
@@ -196,14 +275,60 @@ def launch_sweep(
     store: RunStore | None = None,
     *,
     sweep_id: str | None = None,
-) -> tuple[str, list[Run]]:
-    """Start one training process per grid point (one torch thread each, so N points share
-    the cores instead of fighting over them). Returns the sweep id and the runs."""
+) -> tuple[str, int]:
+    """Start a λ × α grid as ONE detached `python -m ser_lab sweep` process (see
+    `ser_lab.sweep`: one worker per core, each pinned to its share of the threads; features
+    extracted once; resumable). Every point is a normal run folder tagged with the sweep id,
+    created when its training starts; the sweep's manifest lists all points from the start.
+    Returns (sweep id, pid)."""
     store = store or RunStore()
-    sweep_id = sweep_id or new_sweep_id()
-    configs = grid_configs(base, lams, alphas, seeds, sweep_id)
-    runs = [launch_training(cfg, store, name, threads=1) for name, cfg in configs]
-    return sweep_id, runs
+    spec = sweep_spec(base, lams, alphas, seeds, sweep_id)
+    return spec.sweep_id, _start_sweep(sweep_command(spec, store), store, spec.sweep_id)
+
+
+def sweep_process(store: RunStore, sweep_id: str) -> int | None:
+    """The pid of the live sweep process launched for `sweep_id`, if any."""
+    _, pid_path = sweep_files(store, sweep_id)
+    try:
+        pid = int(pid_path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    if not _alive(pid):
+        return None
+    cmdline = _cmdline(pid)
+    if cmdline is not None and ("sweep" not in cmdline or sweep_id not in cmdline):
+        return None  # the pid was reused by another process
+    return pid
+
+
+def stop_sweep(store: RunStore, sweep_id: str) -> bool:
+    """SIGTERM the sweep process: its runs stop after their current batch (interrupted)."""
+    pid = sweep_process(store, sweep_id)
+    if pid is None:
+        return False
+    os.kill(pid, signal.SIGTERM)
+    return True
+
+
+def resume_sweep(store: RunStore, sweep_id: str) -> int:
+    """Start `python -m ser_lab sweep --resume SWEEP_ID` (unfinished points are trained)."""
+    from ser_lab.sweep import read_manifest
+
+    if read_manifest(store, sweep_id) is None:
+        raise RunError(f"no sweep {sweep_id!r} in {store.root}")
+    if sweep_process(store, sweep_id) is not None:
+        raise RunError(f"sweep {sweep_id} is running already")
+    cmd = [
+        sys.executable,
+        "-m",
+        "ser_lab",
+        "--store",
+        str(Path(store.root).resolve()),
+        "sweep",
+        "--resume",
+        sweep_id,
+    ]
+    return _start_sweep(cmd, store, sweep_id)
 
 
 # ----------------------------------------------------------------------------- stopping

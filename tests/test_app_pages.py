@@ -269,6 +269,19 @@ def test_explore_classifies_an_uploaded_clip(app_env):
     assert any("distance" in m.value for m in at.markdown)
 
 
+def test_explore_classifies_a_recording(app_env):
+    at = app_test("explore")
+    [r for r in at.radio if r.label == "clip"][0].set_value("Record").run()
+    no_exception(at)
+    assert len(at.audio_input) == 1 and not at.file_uploader
+    at.audio_input[0].set_value(("recording.wav", corpus_wav(app_env), "audio/wav"))
+    at.run()
+    no_exception(at)
+    assert not at.error
+    assert metric(at, "predicted") in ("neutral", "angry", "happy", "sad")
+    assert len(charts(at)) == 4
+
+
 def test_explore_a_held_out_test_utterance(app_env):
     at = app_test("explore")
     [r for r in at.radio if r.label == "clip"][0].set_value("A held-out test utterance").run()
@@ -341,6 +354,36 @@ def test_sensitivity_lists_a_sweep(scratch_store):
     assert at.selectbox[0].value == "sweep-test"
     assert metric(at, "runs") == "1" and metric(at, "training") == "1"
     assert any("No run has finished yet" in i.value for i in at.info)
+
+
+def test_sensitivity_offers_to_resume_an_unfinished_sweep(scratch_store):
+    from dataclasses import replace
+
+    from ser_lab.sweep import MANIFEST_VERSION, sweeps_dir
+
+    store = RunStore(scratch_store.store)
+    run = new_run(replace(TINY, lam=0.3, sweep_id="sweep-half"), store, name="sweep-half point")
+    run.update_status(state="interrupted")
+    sweeps_dir(store).mkdir()
+    points = [
+        {"key": "a", "run_id": run.run_id, "state": "interrupted"},
+        {"key": "b", "run_id": None, "state": "pending"},
+        {"key": "c", "run_id": None, "state": "done"},
+    ]
+    manifest = {
+        "format_version": MANIFEST_VERSION,
+        "sweep_id": "sweep-half",
+        "created": "2099-01-01T00:00:00",
+        "spec": {},
+        "points": points,
+    }
+    (sweeps_dir(store) / "sweep-half.json").write_text(json.dumps(manifest))
+    at = app_test("sensitivity")
+    no_exception(at)
+    assert at.selectbox[0].value == "sweep-half"
+    assert metric(at, "runs") == "1 of 3"  # one run folder so far, three points planned
+    assert any(b.label == "Resume the sweep (2 points not done)" for b in at.button)
+    assert not any(b.label == "Stop the sweep" for b in at.button)
 
 
 # ----------------------------------------------------------------------------- corpus

@@ -206,14 +206,29 @@ def test_parse_values():
         sup.parse_values(" , ", "α")
 
 
-def test_sweep_ids_newest_first():
+def test_sweep_options_newest_first_from_runs_and_manifests(tmp_path):
+    from ser_lab.runs import RunStore
+    from ser_lab.sweep import MANIFEST_VERSION, sweeps_dir
+
+    store = RunStore(tmp_path)
     rows = [
         row("a", 0.3, sweep_id="s1", created="2025-01-01T10:00:00"),
         row("b", 0.3, sweep_id="s2", created="2025-01-02T10:00:00"),
         row("c", 0.3, sweep_id="s1", created="2025-01-01T11:00:00"),
         row("d", 0.0),
     ]
-    assert sup.sweep_ids(rows) == ["s2", "s1"]
+    assert sup.sweep_options(store, rows) == ["s2", "s1"]
+    sweeps_dir(store).mkdir()
+    manifest = {
+        "format_version": MANIFEST_VERSION,
+        "sweep_id": "s3",
+        "created": "2025-01-03T09:00:00",
+        "points": [{"key": "k", "state": "pending"}, {"key": "l", "state": "done"}],
+    }
+    (sweeps_dir(store) / "s3.json").write_text(json.dumps(manifest))
+    assert sup.sweep_options(store, rows) == ["s3", "s2", "s1"]  # no run folder yet, still listed
+    assert [p["key"] for p in sup.sweep_points(store, "s3")] == ["k", "l"]
+    assert sup.sweep_points(store, "s1") == []
 
 
 # ----------------------------------------------------------------------------- comparison helpers

@@ -98,6 +98,46 @@ def test_grid_trains_the_baseline_once_per_seed():
         launcher.grid_configs(base, [-1], [0.5], [0], "s")
 
 
+def test_sweep_command_reads_back_as_the_same_spec(store):
+    from ser_lab.cli import build_parser
+    from ser_lab.sweep import spec_from_args
+
+    base = replace(TINY, epochs=2, root=None)
+    spec = launcher.sweep_spec(base, [0, 0.3, 1], [0.1, 0.5], [0, 1], "sweep-roundtrip")
+    assert spec.points[0] == {"lam": 0.0, "alpha": 0.1}  # the baseline once
+    assert len(spec.points) == 1 + 2 * 2 and spec.seeds == [0, 1]
+    cmd = launcher.sweep_command(spec, store)
+    assert cmd[1:3] == ["-m", "ser_lab"]
+    again = spec_from_args(build_parser().parse_args(cmd[3:]))
+    assert again.base == spec.base and again.points == spec.points and again.seeds == spec.seeds
+    assert again.sweep_id == "sweep-roundtrip"
+    assert again.base["corpus_options"] == {"size": "tiny"} and again.base["folds"] == [0]
+    with pytest.raises(ConfigError):
+        launcher.sweep_spec(base, [0.3], [1.5], [0])  # α out of range: refused before launching
+
+
+def test_sweep_runs_every_point_in_one_process(store):
+    from ser_lab.sweep import read_manifest
+
+    sweep_id, pid = launcher.launch_sweep(
+        replace(TINY, epochs=1, snapshot_every=0), [0, 0.3], [0.5], [0], store
+    )
+    assert launcher.sweep_process(store, sweep_id) == pid
+    deadline = time.monotonic() + 600
+    while launcher.sweep_process(store, sweep_id) is not None:
+        assert time.monotonic() < deadline, launcher.sweep_files(store, sweep_id)[0].read_text()
+        time.sleep(0.5)
+    manifest = read_manifest(store, sweep_id)
+    assert [p["state"] for p in manifest["points"]] == ["done", "done"]
+    runs = [s for s in store.list() if s.sweep_id == sweep_id]
+    assert sorted(s.lam for s in runs) == [0.0, 0.3] and all(s.state == "done" for s in runs)
+    assert launcher.stop_sweep(store, sweep_id) is False
+    with pytest.raises(RunError, match="no sweep"):
+        launcher.resume_sweep(store, "sweep-never-launched")
+    with pytest.raises(ConfigError, match="invalid sweep id"):
+        launcher.sweep_files(store, "../escape")
+
+
 def test_threads_must_be_positive(store):
     run = new_run(TINY, store)
     with pytest.raises(ConfigError, match="threads"):

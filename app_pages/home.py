@@ -226,9 +226,13 @@ else:
             "progress %": st.column_config.ProgressColumn(
                 "progress", min_value=0, max_value=100, format="%d%%"
             ),
-            "problem": st.column_config.TextColumn("problem / error", width="large"),
+            "problem": st.column_config.TextColumn("problem / error", width="medium"),
         },
     )
     if broken:
-        st.caption("Broken runs are folders SER Lab cannot read; the problem column says why.")
+        lines = [f"- `{r.run_id}`: {r.problem}" for r in rows if r.state == "broken"][:5]
+        st.warning(
+            "Run folders SER Lab cannot read (left out of every other page):\n" + "\n".join(lines),
+            icon=":material/warning:",
+        )
 st.caption(f"Run store: {store.root}")

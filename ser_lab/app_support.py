@@ -306,6 +306,7 @@ def runs_frame(rows: Iterable[RunSummary]) -> pd.DataFrame:
     columns = [
         "run",
         "state",
+        "problem",
         "demo",
         "UA %",
         "WA %",
@@ -315,7 +316,6 @@ def runs_frame(rows: Iterable[RunSummary]) -> pd.DataFrame:
         "features",
         "epochs",
         "progress %",
-        "problem",
         "sweep",
     ]
     return pd.DataFrame(records, columns=columns)

@@ -65,6 +65,7 @@ def test_home_shows_corpus_runs_and_marks(app_env):
     assert demo[app_env.baseline] and not demo[app_env.center]
     broken = table[table["run"] == app_env.broken].iloc[0]
     assert broken["state"] == "broken" and "config.json" in broken["problem"]
+    assert any(app_env.broken in w.value and "config.json" in w.value for w in at.warning)
     done = table[table["run"] == app_env.center].iloc[0]
     assert 0 <= done["UA %"] <= 100 and done["λ"] == 0.3
     assert any(b.label == "Quick start" for b in at.button)

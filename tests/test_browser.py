@@ -116,13 +116,16 @@ def server(app_store, tmp_path):
 
 
 def settle(page, timeout: float = 120_000) -> None:
-    """Wait until the script run is over (no "running" status, no skeleton placeholders) and
-    check that no exception box shows."""
+    """Wait until the script run is over (the app's data-test-script-state says so, and no
+    skeleton placeholder is left) and check that no exception box shows."""
     page.wait_for_selector('[data-testid="stApp"]', timeout=timeout)
-    page.wait_for_timeout(700)
+    page.wait_for_timeout(500)
     page.wait_for_function(
-        """() => !document.querySelector('[data-testid="stStatusWidget"]')
-                 && !document.querySelector('[data-testid="stSkeleton"]')""",
+        """() => {
+            const app = document.querySelector('[data-testid="stApp"]');
+            const state = app && app.getAttribute('data-test-script-state');
+            return state === 'notRunning' && !document.querySelector('[data-testid="stSkeleton"]');
+        }""",
         timeout=timeout,
     )
     page.wait_for_timeout(300)
@@ -159,7 +162,8 @@ def test_app_in_a_browser(server, app_store):
         try:
             # every page opens without an exception box
             open_page(page, url, "", "Corpus in use")
-            expect(page.get_by_text("Synthetic corpus.", exact=False).first).to_be_visible()
+            alert = page.locator('[data-testid="stAlert"]').filter(has_text="Synthetic corpus.")
+            expect(alert.first).to_be_visible(timeout=60_000)
             shot(page, "home")
             open_page(page, url, "corpus", "Problems found")
             shot(page, "corpus")

@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from ser_lab.fileio import atomic_write_json  # noqa: E402
 from ser_lab.runs import RunStore  # noqa: E402
+from ser_lab.stats import paired_difference  # noqa: E402
 from ser_lab.trainer import TrainConfig, new_run, train_run  # noqa: E402
 
 SETTINGS = {"baseline": {"lam": 0.0, "alpha": 0.5}, "center_loss": {"lam": 0.3, "alpha": 0.5}}
@@ -63,10 +64,20 @@ def summarise(results: list[dict], run_ids: list[str], seeds: list[int]) -> dict
                 "UA_pooled": 100 * r["pooled"]["UA"],
                 "WA_pooled": 100 * r["pooled"]["WA"],
                 "fold_UA": [100 * f["UA"] for f in r["folds"]],
+                "fold_WA": [100 * f["WA"] for f in r["folds"]],
                 "best_epochs": [f["best_epoch"] for f in r["folds"]],
             }
             for s, rid, r in zip(seeds, run_ids, results)
         ],
+    }
+
+
+def fold_units(setting: dict, metric: str) -> dict[tuple[int, int], float]:
+    """{(seed, fold): test-fold metric in percent} for one setting's summary."""
+    return {
+        (row["seed"], k): value
+        for row in setting["per_seed"]
+        for k, value in enumerate(row[f"fold_{metric}"])
     }
 
 
@@ -137,6 +148,10 @@ def main() -> None:
         return
     summary["UA_difference"] = summary["center_loss"]["UA_mean"] - summary["baseline"]["UA_mean"]
     summary["WA_difference"] = summary["center_loss"]["WA_mean"] - summary["baseline"]["WA_mean"]
+    # Paired over the same (seed, fold) units: the folds' speakers and the seeds match.
+    for metric in ("UA", "WA"):
+        units = {s: fold_units(summary[s], metric) for s in SETTINGS}
+        summary[f"{metric}_paired"] = paired_difference(units["baseline"], units["center_loss"]).to_dict()
     summary["wall_time_s"] = time.time() - started
     atomic_write_json(out, summary)
     print(json.dumps(summary))

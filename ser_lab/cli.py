@@ -69,11 +69,13 @@ def cmd_data_features(args: argparse.Namespace) -> int:
     manifest = load_corpus(args.corpus, args.root, classes=args.classes, **corpus_options(args))
     bar = ProgressBar(f"features ({args.features})")
     t0 = time.time()
-    result = extract_corpus(
-        manifest, FeatureConfig(kind=args.features), cache=FeatureCache(),
-        workers=args.workers, progress=lambda d, t: bar.update(d, t),
-    )
-    bar.close()
+    try:
+        result = extract_corpus(
+            manifest, FeatureConfig(kind=args.features), cache=FeatureCache(),
+            workers=args.workers, progress=lambda d, t: bar.update(d, t),
+        )
+    finally:
+        bar.close()  # an error message starts on its own line, not after the bar
     frames = sum(len(f) for f in result.features)
     print(
         f"{len(result.features)} utterances, {frames} frames, {time.time() - t0:.1f} s; "
@@ -205,6 +207,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def fold_or_ensemble(text: str) -> int | str:
+    """argparse type of predict --fold: a fold index or the word 'ensemble'."""
+    if text == "ensemble":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fold index or 'ensemble', got {text!r}") from None
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from ser_lab.inference import Predictor
     from ser_lab.runs import RunStore
@@ -294,7 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="class probabilities and center distances for clips")
     p.add_argument("run")
     p.add_argument("clips", nargs="+")
-    p.add_argument("--fold", type=int, default=0)
+    p.add_argument("--fold", type=fold_or_ensemble, default=0,
+                   help="fold index, or 'ensemble' to average every finished fold")
     p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"))
     p.set_defaults(func=cmd_predict)
 

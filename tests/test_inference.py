@@ -288,3 +288,15 @@ def test_cli_predict_reports_errors(trained, tmp_path, capsys):
     bad.write_bytes(b"RIFF????WAVEjunk")
     code = cli_main(["--store", str(store.root), "predict", run.run_id, str(bad)])
     assert code == 2 and "error:" in capsys.readouterr().out
+
+
+def test_cli_predict_ensemble_averages_both_folds(trained, train_clip, capsys):
+    store, run = trained["store"], trained["run"]
+    code = cli_main(["--store", str(store.root), "predict", run.run_id, train_clip["path"], "--fold", "ensemble"])
+    out = capsys.readouterr().out
+    assert code == 0
+    ensemble = Predictor.from_run(run, fold="ensemble")
+    label = ensemble.predict(train_clip["path"], with_projection=False).predicted
+    assert f"{train_clip['path']}: {label}" in out
+    with pytest.raises(SystemExit):
+        cli_main(["--store", str(store.root), "predict", run.run_id, "x.wav", "--fold", "all"])

@@ -48,6 +48,7 @@ def fake_run(store, lam, alpha, seed, offset):
         )
         labels = np.repeat(np.arange(4), 6)
         z = rng.normal(size=(24, 8)).astype(np.float32) + 3 * np.eye(4, 8)[labels]
+        run.save_model(fold, {"label_names": LABELS})  # a done run has a model per fold
         run.save_embeddings(
             fold,
             z=z,

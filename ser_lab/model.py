@@ -75,10 +75,11 @@ class ConvBlock(nn.Module):
         self.pool = nn.MaxPool2d(2)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.relu(self.conv(x))
+        # Pool before ReLU: max and ReLU commute, and the pool then runs on a quarter of the
+        # values. No mask is needed between conv and pool: every pooling window that survives
+        # the length floor below lies wholly inside the valid frames.
         lengths = conv_out_length(lengths, self.kernel, self.stride, self.padding)
-        x = time_mask(x, lengths)
-        x = self.pool(x)
+        x = torch.relu(self.pool(self.conv(x)))
         lengths = torch.div(lengths, 2, rounding_mode="floor")
         return time_mask(x, lengths), lengths
 

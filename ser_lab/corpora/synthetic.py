@@ -79,6 +79,7 @@ D. H. Klatt, "Software for a cascade/parallel formant synthesizer", JASA 67(3), 
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import os
@@ -95,7 +96,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from scipy import fft, signal
+from scipy import fft
 
 from ser_lab.corpora.base import PAPER_EMOTIONS, Manifest, Utterance
 from ser_lab.errors import ConfigError, CorpusError
@@ -604,9 +605,11 @@ def _resonator(x: np.ndarray, freqs: np.ndarray) -> np.ndarray:
 def _vocal_tract(x: np.ndarray, tracks: np.ndarray, fixed: np.ndarray) -> np.ndarray:
     """Cascade of the formant resonators: F1-F3 time-varying (tracks, every _HOLD samples),
     F4 and F5 fixed."""
+    from scipy.signal import sosfilt
+
     for j in range(tracks.shape[1]):
         x = _resonator(x, tracks[:, j])
-    return signal.sosfilt(_resonator_sos(fixed, _bandwidths(fixed)), x)
+    return sosfilt(_resonator_sos(fixed, _bandwidths(fixed)), x)
 
 
 def _resonator_sos(freqs: np.ndarray, bws: np.ndarray) -> np.ndarray:
@@ -657,16 +660,20 @@ def _envelope(n: int, start: float, end: float, attack: float, release: float) -
     return slice(i0, i1), g
 
 
-def _band_sos(band: tuple[float, float]) -> np.ndarray:
-    return signal.butter(4, band, btype="bandpass", fs=SAMPLE_RATE, output="sos")
+@functools.cache
+def _band_filters() -> dict[str, np.ndarray]:
+    """Band-pass filters of the fricatives and bursts, built on first use: scipy.signal takes
+    over a second to import, and inference only needs this module for the cache path."""
+    from scipy import signal
 
-
-_BAND_FILTERS = {ph: _band_sos(b) for ph, (b, _) in {**FRICATIVES, **PLOSIVES}.items()
-                 if b[1] > 0}
+    return {ph: signal.butter(4, b, btype="bandpass", fs=SAMPLE_RATE, output="sos")
+            for ph, (b, _) in {**FRICATIVES, **PLOSIVES}.items() if b[1] > 0}
 
 
 def synthesize(speaker: Speaker, p: UtteranceParams, rng: np.random.Generator) -> np.ndarray:
     """Render one utterance as float samples in [-1, 1] at 16 kHz."""
+    from scipy.signal import sosfilt
+
     segments, syllables = plan_utterance(p, rng)
     n = int(round(p.duration * SAMPLE_RATE))
     f0 = _f0_contour(p, syllables, n, rng)
@@ -692,7 +699,7 @@ def synthesize(speaker: Speaker, p: UtteranceParams, rng: np.random.Generator) -
             if seg.phone == "h":
                 tract_noise_env[sl] = np.maximum(tract_noise_env[sl], amp)
             else:
-                noise = signal.sosfilt(_BAND_FILTERS[seg.phone], rng.normal(size=g.size))
+                noise = sosfilt(_band_filters()[seg.phone], rng.normal(size=g.size))
                 direct[sl] += amp * noise / (noise.std() + 1e-9)
 
     # source: flow derivative normalised to unit RMS while voiced, plus aspiration noise

@@ -87,7 +87,7 @@ def main() -> None:
     p.add_argument("--root", default=str(ROOT.parent / "shared" / "datasets" / "emodb"))
     p.add_argument("--size", default=None, help="synthetic corpus size")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--protocol", default="speaker")
     p.add_argument("--features", default="mel")
@@ -109,6 +109,7 @@ def main() -> None:
     store = RunStore(Path(args.store) if args.store else None)
     summary: dict = {
         "corpus": args.corpus,
+        "corpus_options": options,
         "protocol": args.protocol,
         "n_folds": args.folds,
         "features": args.features,
@@ -122,7 +123,8 @@ def main() -> None:
             continue
         results, run_ids = [], []
         for seed in args.seeds:
-            name = f"repro-{args.corpus}-{setting}-{args.features}-e{args.epochs}-s{seed}"
+            corpus = f"{args.corpus}-{args.size}" if args.size else args.corpus
+            name = f"repro-{corpus}-{setting}-{args.features}-e{args.epochs}-s{seed}"
             run_id, state = find_run(store, name)
             if state in ("interrupted", "failed", "queued"):
                 run = store.get(run_id)  # an interrupted run continues from its last epoch

@@ -528,3 +528,15 @@ def test_resume_with_a_bad_last_pt_is_refused_and_runs_nothing(
     assert row.state == "failed" and "last.pt" in row.error
     shutil.rmtree(run.dir)
 
+
+
+def test_cli_output_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    # `python -m ser_lab runs | head -1`: the reader leaves first; no traceback, exit 141.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ser_lab", "--store", str(tmp_path / "runs"), "runs"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=Path(__file__).resolve().parent.parent,
+    )
+    proc.stdout.close()  # before the child (still importing) writes anything
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 141, err.decode()
+    assert b"Traceback" not in err and b"BrokenPipeError" not in err

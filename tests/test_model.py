@@ -76,3 +76,31 @@ def test_output_length_and_minimum_input():
 def test_config_round_trip():
     cfg = ModelConfig(n_bins=513, n_classes=7)
     assert ModelConfig.from_dict(cfg.to_dict()) == cfg
+
+
+@pytest.mark.parametrize("kernel,stride", [(7, 2), (3, 1)])
+def test_conv_block_equals_the_papers_order(kernel, stride):
+    # ConvBlock pools before the ReLU for speed; it must equal the paper's conv -> ReLU ->
+    # 2x2 max-pool with the padding zeroed before and after the pool, values and gradients.
+    from ser_lab.model import ConvBlock, conv_out_length, time_mask
+
+    torch.manual_seed(3)
+    block = ConvBlock(2, 5, kernel, stride)
+    x = torch.randn(3, 2, 16, 41)
+    lengths = torch.tensor([41, 30, 9])
+    x = time_mask(x, lengths)
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+
+    out, out_lengths = block(x1, lengths)
+
+    conv_lengths = conv_out_length(lengths, kernel, stride, kernel // 2)
+    ref = time_mask(torch.relu(block.conv(x2)), conv_lengths)
+    ref_lengths = torch.div(conv_lengths, 2, rounding_mode="floor")
+    ref = time_mask(block.pool(ref), ref_lengths)
+
+    assert torch.equal(out_lengths, ref_lengths)
+    assert torch.equal(out, ref)
+    weights = torch.randn_like(out)
+    (out * weights).sum().backward()
+    (ref * weights).sum().backward()
+    assert torch.equal(x1.grad, x2.grad)

@@ -9,7 +9,8 @@ For each corpus (EmoDB from ../shared/datasets/emodb, and the built-in synthetic
 - warm: the same extraction again, 5 times, on the cache the all-cores cold pass filled (the
   path index and the corpus pack mean no hashing, no decoding, no STFT: one stat per file and
   one read of the pack). The speed-up is cold (all cores) / median warm pass; the first warm
-  pass is reported too (cached_speedup_first_warm). Also times load_audio + compute_features on one clip.
+  pass is reported too (cached_speedup_first_warm).
+Also times load_audio + compute_features on one clip.
 Prints the results as JSON (the last stdout line) and writes bench/results/features.json.
 """
 

@@ -117,13 +117,13 @@ def main() -> None:
         "seeds": args.seeds,
         "model_selection": "best validation UA (speaker-disjoint validation part of each training fold)",
     }
+    corpus = f"{args.corpus}-{args.size}" if args.size else args.corpus  # in run names
     started = time.time()
     for setting, params in SETTINGS.items():
         if setting not in args.settings:
             continue
         results, run_ids = [], []
         for seed in args.seeds:
-            corpus = f"{args.corpus}-{args.size}" if args.size else args.corpus
             name = f"repro-{corpus}-{setting}-{args.features}-e{args.epochs}-s{seed}"
             run_id, state = find_run(store, name)
             if state in ("interrupted", "failed", "queued"):

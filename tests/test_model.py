@@ -1,7 +1,15 @@
 import pytest
 import torch
 
-from ser_lab.model import CnnBiGru, ModelConfig, min_frames, output_length
+from ser_lab.model import (
+    CnnBiGru,
+    ConvBlock,
+    ModelConfig,
+    conv_out_length,
+    min_frames,
+    output_length,
+    time_mask,
+)
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +90,6 @@ def test_config_round_trip():
 def test_conv_block_equals_the_papers_order(kernel, stride):
     # ConvBlock pools before the ReLU for speed; it must equal the paper's conv -> ReLU ->
     # 2x2 max-pool with the padding zeroed before and after the pool, values and gradients.
-    from ser_lab.model import ConvBlock, conv_out_length, time_mask
-
     torch.manual_seed(3)
     block = ConvBlock(2, 5, kernel, stride)
     x = torch.randn(3, 2, 16, 41)

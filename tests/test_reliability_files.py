@@ -529,7 +529,6 @@ def test_resume_with_a_bad_last_pt_is_refused_and_runs_nothing(
     shutil.rmtree(run.dir)
 
 
-
 def test_cli_output_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
     # `python -m ser_lab runs | head -1`: the reader leaves first; no traceback, exit 141.
     proc = subprocess.Popen(

@@ -102,6 +102,7 @@ def train_config_from_args(args: argparse.Namespace):
         lam=args.lam,
         alpha=args.alpha,
         epochs=args.epochs,
+        patience=args.patience,
         n_folds=args.folds,
         folds=args.fold,
         protocol=args.protocol,
@@ -131,6 +132,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         feature_bar.update(done, total)
 
     def on_progress(event: dict) -> None:
+        if event.get("fold_done"):
+            if "train" in bars:
+                bars.pop("train").close()
+            print(f"fold {event['fold']}: {event['stop_reason']}", flush=True)
+            return
         bar = bars.setdefault("train", ProgressBar("training"))
         epochs = run_epochs(run)
         frac = 1.0 if event.get("epoch_done") else event["batch"] / event["n_batches"]
@@ -248,6 +254,22 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_quickstart(args: argparse.Namespace) -> int:
+    from ser_lab.quickstart import format_pair, run_quick_start
+    from ser_lab.runs import RunStore
+
+    store = RunStore(Path(args.store) if args.store else None)
+    if not args.json:
+        print(f"training the quick-start pair (seed {args.seed}) in {store.root} ...", file=sys.stderr, flush=True)
+    summary = run_quick_start(store, seed=args.seed)
+    if args.json:
+        print(json.dumps(summary, indent=1))
+    else:
+        print(format_pair(summary))
+        print(f"({summary['wall_s']:.0f} s; open both on the app's Compare page)")
+    return 0
+
+
 # ----------------------------------------------------------------------------- parser
 
 
@@ -262,6 +284,8 @@ def add_corpus_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ser_lab.trainer import TrainConfig
+
     parser = argparse.ArgumentParser(prog="python -m ser_lab", description="SER Lab command line")
     parser.add_argument("--store", default=None, help="run store folder (default: ./checkpoints or $SER_LAB_CHECKPOINTS)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -281,7 +305,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--features", default="mel", choices=("mel", "stft"))
     p.add_argument("--lam", "--lambda", dest="lam", type=float, default=0.0, help="center loss weight λ (0 = baseline)")
     p.add_argument("--alpha", type=float, default=0.5, help="center update rate α in [0, 1]")
-    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--epochs", type=int, default=TrainConfig.epochs,
+                   help=f"most epochs per fold (default {TrainConfig.epochs})")
+    p.add_argument("--patience", type=int, default=TrainConfig.patience,
+                   help=f"stop a fold after N epochs without a better validation UA; 0 = never (default {TrainConfig.patience})")
     p.add_argument("--folds", type=int, default=5, help="number of folds")
     p.add_argument("--fold", type=int, action="append", default=None, help="train only this fold (repeatable)")
     p.add_argument("--protocol", default="speaker", choices=("paper", "speaker", "session"))
@@ -316,6 +343,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_a")
     p.add_argument("run_b")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("quickstart", help="train the home page's quick-start pair and compare it")
+    p.add_argument("--seed", type=int, default=0, help="seed of both runs (init, batches, split)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_quickstart)
 
     from ser_lab.sweep import add_sweep_commands
 

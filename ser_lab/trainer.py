@@ -53,7 +53,8 @@ class TrainConfig:
     features: str = "mel"  # "mel" (128 bands) or "stft" (513 bins)
     lam: float = 0.0  # lambda, weight of the center loss; 0 = softmax-only baseline
     alpha: float = 0.5  # center update rate
-    epochs: int = 30
+    epochs: int = 60  # the most epochs a fold trains (early stopping usually ends it sooner)
+    patience: int = 15  # stop a fold after this many epochs without a better validation UA (0 = never)
     n_folds: int = 5
     folds: list[int] | None = None  # train only these folds (e.g. [0] for a quick run)
     protocol: str = "speaker"  # "paper" (stratified), "speaker" (speaker-independent), "session"
@@ -82,6 +83,8 @@ class TrainConfig:
             raise ConfigError(f"device must be one of {DEVICES}, got {self.device!r}")
         if self.epochs < 1:
             raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
+        if isinstance(self.patience, bool) or not isinstance(self.patience, int) or self.patience < 0:
+            raise ConfigError(f"patience must be an int >= 0 (0 = no early stopping), got {self.patience!r}")
         if self.n_folds < 2 and self.protocol != "session":
             raise ConfigError(f"folds must be >= 2, got {self.n_folds}")
         if self.batch_size < 1 or self.lr <= 0:
@@ -97,7 +100,10 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        values = {k: v for k, v in d.items() if k in known}
+        # Runs created before early stopping trained every epoch: resuming one keeps that.
+        values.setdefault("patience", 0)
+        return cls(**values)
 
 
 class Interrupted(Exception):
@@ -351,6 +357,8 @@ def train_fold(
     labels_t = torch.from_numpy(data.labels)
 
     for epoch in range(state.epoch + 1, cfg.epochs + 1):
+        if should_stop(state, cfg):  # a resumed fold that had already stopped early
+            break
         model.train()
         batches = make_batches(train_lengths, cfg.batch_size, epoch_rng(cfg.seed, fold_k, epoch))
         sums = {"softmax_loss": 0.0, "center_loss": 0.0, "total_loss": 0.0}
@@ -416,6 +424,21 @@ def train_fold(
     return finish_fold(cfg, data, labels_names, fold_k, run, device, model, state)
 
 
+def should_stop(state: FoldState, cfg: TrainConfig) -> bool:
+    """Early stopping: `patience` epochs in a row without a better validation UA."""
+    return cfg.patience > 0 and state.epoch - state.best_epoch >= cfg.patience
+
+
+def stop_reason(state: FoldState, cfg: TrainConfig) -> str:
+    """Why a finished fold stopped training, in words (recorded in results.json)."""
+    if state.epoch < cfg.epochs and should_stop(state, cfg):
+        return (
+            f"early stop after epoch {state.epoch}: no better validation UA for {cfg.patience} "
+            f"epochs (best at epoch {state.best_epoch})"
+        )
+    return f"reached the maximum of {cfg.epochs} epochs (best validation UA at epoch {state.best_epoch})"
+
+
 def drop_metrics_after(run, fold_k: int, epoch: int) -> None:
     """Forget metric lines of epochs that a resumed fold will train again (exactly once per epoch)."""
     from ser_lab.fileio import atomic_write_text
@@ -454,6 +477,8 @@ def finish_fold(cfg, data, labels_names, fold_k, run, device, model, state: Fold
             "feature_config": FeatureConfig(kind=cfg.features).to_dict(),
             "model_config": model.cfg.to_dict(),
             "best_epoch": state.best_epoch,
+            "epochs_trained": state.epoch,
+            "stop_reason": stop_reason(state, cfg),
             "format_version": 1,
         },
     )
@@ -469,7 +494,10 @@ def finish_fold(cfg, data, labels_names, fold_k, run, device, model, state: Fold
         label_names=np.array(labels_names),
     )
     (run.fold_dir(fold_k) / "last.pt").unlink(missing_ok=True)
-    return {"fold": fold_k, **test_scores, "best_epoch": state.best_epoch, "n_test": int(test_mask.sum())}
+    return {
+        "fold": fold_k, **test_scores, "best_epoch": state.best_epoch, "epochs_trained": state.epoch,
+        "stop_reason": stop_reason(state, cfg), "n_test": int(test_mask.sum()),
+    }
 
 
 def snapshot_subset(cfg: TrainConfig, data: FoldData, fold_k: int) -> np.ndarray | None:
@@ -586,6 +614,8 @@ def train_run(
                     progress({**event, "total_epochs": total_epochs, "fold_pos": n, "resumed": bool(done_before)})
 
             fold_results.append(train_fold(cfg, data, manifest.labels, k, run, device, report))
+            if progress:
+                progress({"fold_done": True, "fold": k, "stop_reason": fold_results[-1]["stop_reason"]})
         results = pool_results(fold_results, manifest.labels)
         run.write_results(results)
         run.update_status(state="done", progress=1.0, finished=time.time(), eta_s=0)
@@ -649,7 +679,11 @@ def fold_result_from_disk(run, k: int, labels: tuple[str, ...]) -> dict:
     test = emb["split"] == "test"
     s = scores(emb["labels"][test], emb["preds"][test], labels)
     model = run.load_model(k)
-    return {"fold": k, **s, "best_epoch": int(model.get("best_epoch", 0)), "n_test": int(test.sum())}
+    out = {"fold": k, **s, "best_epoch": int(model.get("best_epoch", 0)), "n_test": int(test.sum())}
+    for key in ("epochs_trained", "stop_reason"):
+        if key in model:
+            out[key] = model[key]
+    return out
 
 
 def pool_results(fold_results: list[dict], labels: tuple[str, ...]) -> dict:

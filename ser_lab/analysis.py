@@ -71,6 +71,7 @@ from ser_lab.projection import (
     params_key,
     resolve_params,
 )
+from ser_lab.stats import sample_std
 
 __all__ = [
     "METHODS",
@@ -81,6 +82,8 @@ __all__ = [
     "align_map",
     "align_to",
     "class_means",
+    "CompareRow",
+    "compare_rows",
     "compare_runs",
     "discriminability",
     "export_csv",
@@ -644,10 +647,6 @@ def _as_list(runs: Any, side: str) -> list[Any]:
     return [_open(r) for r in items]
 
 
-def _std(values: list[float]) -> float:
-    return float(np.std(values)) if len(values) > 1 else float("nan")
-
-
 def _side(runs: list[Any]) -> tuple[dict[str, Any], dict[str, list]]:
     """One side of a comparison, and its test predictions per utt_id."""
     labels: list[str] | None = None
@@ -695,8 +694,8 @@ def _side(runs: list[Any]) -> tuple[dict[str, Any], dict[str, list]]:
         **{
             key: {
                 "mean": float(np.mean([f[key] for f in folds])),
-                "std_folds": _std([f[key] for f in folds]),
-                "std_seeds": _std(run_means[key]),
+                "std_folds": sample_std([f[key] for f in folds]),
+                "std_seeds": sample_std(run_means[key]),
             }
             for key in ("UA", "WA")
         },
@@ -806,57 +805,85 @@ def _changed(preds_a: dict, preds_b: dict, labels: list[str]) -> dict[str, Any]:
     }
 
 
-def format_compare_table(comparison: dict[str, Any]) -> str:
-    """A plain-text table of a `compare_runs` result: metric rows; A, B and B - A columns.
+@dataclass(frozen=True)
+class CompareRow:
+    """One row of the comparison table: a metric of side A and side B, and B - A.
 
-    Accuracies and recalls in percent; NaN (undefined) as "-".
-    """
+    Values are as computed (fractions for accuracies, units of z for distances); `percent`
+    says which ones to show as percent. `std_a` / `std_b`: the sample std over folds where
+    the row has one (None for a single fold)."""
+
+    metric: str
+    a: float | None
+    b: float | None
+    percent: bool
+    std_a: float | None = None
+    std_b: float | None = None
+
+    @property
+    def diff(self) -> float | None:
+        if self.a is None or self.b is None or not np.isfinite(self.a) or not np.isfinite(self.b):
+            return None
+        return self.b - self.a
+
+
+_DISC_ROWS = (
+    ("intra", "intra-class distance ↓"),
+    ("inter", "inter-center distance ↑"),
+    ("intra_inter_ratio", "intra / inter ↓"),
+    ("fisher", "Fisher criterion ↑"),
+    ("silhouette", "silhouette ↑"),
+)
+
+
+def compare_rows(comparison: dict[str, Any]) -> list[CompareRow]:
+    """The rows of a `compare_runs` result, in order: the one table that
+    `python -m ser_lab compare` prints and the app's Compare page shows."""
     a, b = comparison["a"], comparison["b"]
     several = a["n_runs"] > 1 or b["n_runs"] > 1
-    rows: list[tuple[str, str, str, str]] = []
-
-    def add(name: str, va: float, vb: float, pct: bool, std_a: str = "", std_b: str = "") -> None:
-        rows.append((name, _num(va, pct) + std_a, _num(vb, pct) + std_b, _num(vb - va, pct, True)))
-
+    rows = []
     for key in ("UA", "WA"):
         sa, sb = a[key], b[key]
-        add(
-            f"{key} mean +- std over folds",
-            sa["mean"],
-            sb["mean"],
-            True,
-            f" +- {_num(sa['std_folds'], True)}",
-            f" +- {_num(sb['std_folds'], True)}",
+        rows.append(
+            CompareRow(
+                f"{key} (mean over folds)", sa["mean"], sb["mean"], True,
+                sa.get("std_folds"), sb.get("std_folds"),
+            )
         )
         if several:
-            rows.append(
-                (
-                    f"{key} std over runs",
-                    _num(sa["std_seeds"], True),
-                    _num(sb["std_seeds"], True),
-                    "",
-                )
-            )
+            rows.append(CompareRow(f"{key} std over runs", sa["std_seeds"], sb["std_seeds"], True))
     for key in ("UA", "WA"):
-        add(f"{key} pooled", a["pooled"][key], b["pooled"][key], True)
+        rows.append(CompareRow(f"{key} pooled", a["pooled"][key], b["pooled"][key], True))
     for name in comparison["labels"]:
         ra, rb = a["pooled"]["recall"].get(name), b["pooled"]["recall"].get(name)
         if ra is not None and rb is not None:
-            add(f"recall {name}", ra, rb, True)
-    for part in ("train", "test"):
+            rows.append(CompareRow(f"recall {name}", ra, rb, True))
+    for part in ("test", "train"):
         da, db = a["discriminability"][part], b["discriminability"][part]
-        for key, label in (
-            ("intra", "intra-class distance (lower better)"),
-            ("inter", "inter-center distance"),
-            ("intra_inter_ratio", "intra / inter (lower better)"),
-            ("fisher", "Fisher trace(S_B)/trace(S_W)"),
-            ("silhouette", "silhouette"),
-        ):
-            add(f"{part}: {label}", da[key], db[key], False)
+        for key, label in _DISC_ROWS:
+            rows.append(CompareRow(f"{part}: {label}", da[key], db[key], False))
     ka, kb = a["discriminability"]["knn"], b["discriminability"]["knn"]
-    add("5-NN accuracy train->test (WA)", ka["accuracy"], kb["accuracy"], True)
-    add("5-NN accuracy train->test (UA)", ka["ua"], kb["ua"], True)
+    rows.append(CompareRow("5-NN accuracy of z, train → test ↑", ka["accuracy"], kb["accuracy"], True))
+    rows.append(CompareRow("5-NN UA of z, train → test ↑", ka["ua"], kb["ua"], True))
+    return rows
 
+
+def format_compare_table(comparison: dict[str, Any]) -> str:
+    """`compare_rows` as plain text: metric rows; A, B and B - A columns.
+
+    Accuracies and recalls in percent (with ± the sample std over folds where there is one);
+    an undefined value as "-".
+    """
+    a, b = comparison["a"], comparison["b"]
+
+    def cell(value: float | None, std: float | None, pct: bool) -> str:
+        return _num(value, pct) + (f" ± {_num(std, pct)}" if std is not None else "")
+
+    rows = [
+        (r.metric, cell(r.a, r.std_a, r.percent), cell(r.b, r.std_b, r.percent),
+         _num(r.diff, r.percent, True))
+        for r in compare_rows(comparison)
+    ]
     header = ("metric", "A", "B", "B - A")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
 

@@ -168,9 +168,10 @@ def format_results(results: dict) -> str:
         lines.append(f"{r['fold']:>6} {100 * r['UA']:7.2f} {100 * r['WA']:7.2f} {recalls}")
     m, p = results["mean"], results["pooled"]
     lines.append("-" * len(head))
-    lines.append(
-        f"{'mean':>6} {100 * m['UA']:7.2f} {100 * m['WA']:7.2f}   (std UA {100 * m['UA_std']:.2f}, WA {100 * m['WA_std']:.2f})"
-    )
+    spread = ""
+    if m.get("UA_std") is not None and m.get("WA_std") is not None:  # no std of a single fold
+        spread = f"   (sample std UA {100 * m['UA_std']:.2f}, WA {100 * m['WA_std']:.2f})"
+    lines.append(f"{'mean':>6} {100 * m['UA']:7.2f} {100 * m['WA']:7.2f}{spread}")
     recalls = " ".join(f"{100 * p['recall'].get(n, float('nan')):7.1f}" for n in labels)
     lines.append(f"{'pooled':>6} {100 * p['UA']:7.2f} {100 * p['WA']:7.2f} {recalls}")
     return "\n".join(lines)

@@ -653,20 +653,18 @@ def fold_result_from_disk(run, k: int, labels: tuple[str, ...]) -> dict:
 
 
 def pool_results(fold_results: list[dict], labels: tuple[str, ...]) -> dict:
-    """Per-fold scores, their mean/std, and the scores of all folds' test predictions pooled."""
+    """Per-fold scores, their mean and sample std (`ser_lab.stats.mean_std`; None for one
+    fold), and the scores of all folds' test predictions pooled."""
+    from ser_lab.stats import mean_std
+
     pooled_cm = np.sum([np.array(r["confusion"]) for r in fold_results], axis=0)
-    ua = np.array([r["UA"] for r in fold_results])
-    wa = np.array([r["WA"] for r in fold_results])
+    ua = mean_std(r["UA"] for r in fold_results)
+    wa = mean_std(r["WA"] for r in fold_results)
     return {
         "labels": list(labels),
         "folds": fold_results,
         "pooled": scores_from_confusion(pooled_cm, labels),
-        "mean": {
-            "UA": float(ua.mean()),
-            "WA": float(wa.mean()),
-            "UA_std": float(ua.std()),
-            "WA_std": float(wa.std()),
-        },
+        "mean": {"UA": ua.mean, "WA": wa.mean, "UA_std": ua.std, "WA_std": wa.std},
     }
 
 

@@ -362,7 +362,7 @@ def test_compare_two_runs(tmp_path):
     # fold 0 and fold 1 each test 40 utterances, 10 per class
     assert [f["WA"] for f in sa["folds"]] == [39 / 40, 39 / 40]
     assert sa["UA"]["mean"] == pytest.approx(0.975) and sa["UA"]["std_folds"] == 0.0
-    assert np.isnan(sa["UA"]["std_seeds"])  # one run: no spread over seeds
+    assert sa["UA"]["std_seeds"] is None  # one run: no spread over seeds
     assert sa["pooled"]["confusion"][0] == [18, 1, 0, 1]
     assert sa["pooled"]["recall"]["neutral"] == pytest.approx(0.9)
     assert sb["pooled"]["confusion"][0] == [18, 1, 1, 0]
@@ -396,8 +396,8 @@ def test_compare_groups_of_runs_over_seeds(tmp_path):
     assert sa["n_runs"] == 2 and len(sa["folds"]) == 4
     # a2's folds: fold 0 has 2 wrong out of 40 (0.95), fold 1 none
     assert sa["WA"]["mean"] == pytest.approx((1 + 1 + 0.95 + 1) / 4)
-    assert sa["WA"]["std_seeds"] == pytest.approx(np.std([1.0, 0.975]))
-    assert sa["WA"]["std_folds"] == pytest.approx(np.std([1, 1, 0.95, 1]))
+    assert sa["WA"]["std_seeds"] == pytest.approx(np.std([1.0, 0.975], ddof=1))
+    assert sa["WA"]["std_folds"] == pytest.approx(np.std([1, 1, 0.95, 1], ddof=1))
     assert sum(map(sum, sa["pooled"]["confusion"])) == 2 * N_UTT
     ch = c["changed"]
     # utt000: A right 1 of 2 (no majority), B wrong in both -> neither fixed nor broken
@@ -431,8 +431,10 @@ def test_format_compare_table(tmp_path):
     assert lines[0] == "A: A" and lines[1] == "B: B"
     header = next(line for line in lines if line.startswith("metric"))
     assert header.split() == ["metric", "A", "B", "B", "-", "A"]
-    ua = next(line for line in lines if line.startswith("UA mean"))
-    assert "97.50 +- 0.00" in ua and "98.75 +- 1.25" in ua and ua.endswith("+1.25")
+    ua = next(line for line in lines if line.startswith("UA (mean over folds)"))
+    # ± the sample std over B's two folds (100 and 97.5)
+    assert "97.50 ± 0.00" in ua and f"98.75 ± {np.std([100, 97.5], ddof=1):.2f}" in ua
+    assert ua.endswith("+1.25")
     neutral = next(line for line in lines if line.startswith("recall neutral"))
     assert neutral.split()[-3:] == ["90.00", "95.00", "+5.00"]
     assert any(line.startswith("test: Fisher") for line in lines)

@@ -674,19 +674,7 @@ def new_run(cfg: TrainConfig, store=None, name: str | None = None):
 
     cfg.validate()
     store = store or RunStore()
-    config = {
-        "train": cfg.to_dict(),
-        # flat copies for listings and filters
-        "corpus": cfg.corpus,
-        "root": cfg.root,
-        "features": cfg.features,
-        "lam": cfg.lam,
-        "alpha": cfg.alpha,
-        "epochs": cfg.epochs,
-        "n_folds": cfg.n_folds,
-        "protocol": cfg.protocol,
-        "seed": cfg.seed,
-        "sweep_id": cfg.sweep_id,
-        "demo": cfg.demo,
-    }
+    # The settings are recorded once; listings read their columns from "train"
+    # (ser_lab.runs.config_columns).
+    config = {"train": cfg.to_dict()}
     return store.create(config, name=name)

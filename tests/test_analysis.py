@@ -13,10 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ser_lab import analysis
+from ser_lab import RUN_FORMAT_VERSION, analysis
 from ser_lab import projection as proj
 from ser_lab.analysis import (
-    RunFolder,
     align_map,
     compare_runs,
     discriminability,
@@ -31,6 +30,7 @@ from ser_lab.analysis import (
     snapshot_frames,
 )
 from ser_lab.errors import ConfigError, RunError
+from ser_lab.runs import Run
 
 LABELS = ["neutral", "angry", "happy", "sad"]
 D = 64
@@ -120,7 +120,8 @@ def make_run(
         "mean": {"UA": np.mean(ua), "WA": np.mean(wa), "UA_std": np.std(ua), "WA_std": np.std(wa)},
     }
     (run_dir / "results.json").write_text(json.dumps(results))
-    (run_dir / "config.json").write_text(json.dumps({"lam": 0.3, "alpha": 0.5, "seed": seed}))
+    config = {"format_version": RUN_FORMAT_VERSION, "train": {"lam": 0.3, "alpha": 0.5, "seed": seed}}
+    (run_dir / "config.json").write_text(json.dumps(config))
     return run_dir
 
 
@@ -150,8 +151,8 @@ def run_a(tmp_path):
 
 
 def test_run_folder_reads_the_contract(run_a):
-    run = RunFolder(run_a)
-    assert run.run_id == "run-a" and run.config["lam"] == 0.3
+    run = Run(run_a)
+    assert run.run_id == "run-a" and run.config["train"]["lam"] == 0.3
     assert run_folds(run_a) == [0, 1]
     emb = load_fold(run_a, 1)
     assert emb["z"].shape == (N_UTT, D) and emb["probs"].shape == (N_UTT, 4)
@@ -159,7 +160,7 @@ def test_run_folder_reads_the_contract(run_a):
     with pytest.raises(RunError, match="no embeddings"):
         load_fold(run_a, 7)
     with pytest.raises(RunError, match="no run folder"):
-        RunFolder(run_a / "missing")
+        load_fold(run_a / "missing", 0)
     with pytest.raises(ConfigError):
         load_fold(run_a, -1)
 
@@ -355,7 +356,7 @@ def test_compare_two_runs(tmp_path):
     # breaks utt002 (neutral, fold 0)
     a = make_run(tmp_path, "A", spread=2.0, wrong={"utt000": 1, "utt001": 3})
     b = make_run(tmp_path, "B", spread=0.5, seed=1, wrong={"utt001": 2, "utt002": 1})
-    c = compare_runs(RunFolder(a), b)  # a Run-like object or a folder path
+    c = compare_runs(Run(a), b)  # a Run or a folder path
     assert c["labels"] == LABELS
     sa, sb = c["a"], c["b"]
     assert sa["run_ids"] == ["A"] and sb["n_runs"] == 1 and sa["configs"][0]["lam"] == 0.3
@@ -536,7 +537,7 @@ def test_run_store_runs_work_too(tmp_path, monkeypatch):
     runs = pytest.importorskip("ser_lab.runs")
     monkeypatch.setenv("SER_LAB_CHECKPOINTS", str(tmp_path / "ckpt"))
     store = runs.RunStore(tmp_path / "ckpt")
-    run = store.create({"lam": 0.0, "alpha": 0.5, "seed": 0}, name="analysis")
+    run = store.create({"train": {"lam": 0.0, "alpha": 0.5, "seed": 0}}, name="analysis")
     source = make_run(tmp_path, "src")
     with np.load(source / "fold_0" / "embeddings.npz") as data:
         run.save_embeddings(0, **dict(data))

@@ -249,6 +249,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_app(args: argparse.Namespace) -> int:
+    from ser_lab.serve import run_app
+
+    return run_app(args.streamlit_args, store=args.store)
+
+
 # ----------------------------------------------------------------------------- parser
 
 
@@ -263,7 +269,7 @@ def add_corpus_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m ser_lab", description="SER Lab command line")
+    parser = argparse.ArgumentParser(prog="ser-lab", description="SER Lab command line (also: python -m ser_lab)")
     parser.add_argument("--store", default=None, help="run store folder (default: ./checkpoints or $SER_LAB_CHECKPOINTS)")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -318,14 +324,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_b")
     p.set_defaults(func=cmd_compare)
 
+    p = sub.add_parser(
+        "app",
+        help="start the Streamlit app (http://127.0.0.1:8501)",
+        description="Start the Streamlit app. Any further arguments go to `streamlit run`, "
+        "e.g. `ser-lab app --server.port 8600` or `--server.address 0.0.0.0` to serve other "
+        "machines (the default binds 127.0.0.1 only).",
+    )
+    p.add_argument("streamlit_args", nargs="*", metavar="STREAMLIT_ARG", help="arguments for `streamlit run`")
+    p.set_defaults(func=cmd_app)
+
     from ser_lab.sweep import add_sweep_commands
 
     add_sweep_commands(sub)
     return parser
 
 
+def _app_split(argv: list[str]) -> tuple[list[str], list[str]] | None:
+    """(ser-lab's own arguments, streamlit's) when the command is `app`: everything after
+    the verb goes to `streamlit run` untouched (argparse would take `--server.port` for an
+    option of its own), except a lone -h / --help, which shows the verb's help."""
+    for i, token in enumerate(argv):
+        before = argv[:i]
+        if token == "app" and (
+            not before
+            or (len(before) == 2 and before[0] == "--store")
+            or (len(before) == 1 and before[0].startswith("--store="))
+        ):
+            rest = argv[i + 1 :]
+            if rest in (["-h"], ["--help"]):
+                return argv, []
+            return argv[: i + 1], rest
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    split = _app_split(argv)
+    if split is not None:
+        args = parser.parse_args(split[0])
+        args.streamlit_args = split[1]
+    else:
+        args = parser.parse_args(argv)
     try:
         code = args.func(args)
         sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at exit

@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 
 import ser_lab
-from ser_lab import fileio, paths
+from ser_lab import fileio, paths, procs
 from ser_lab.errors import RunError
 
 STATES = ("queued", "running", "done", "failed", "interrupted")
@@ -122,7 +122,7 @@ def package_versions() -> dict[str, str | None]:
     """Versions of the packages a result depends on, recorded in every config.json.
 
     Read from the installed metadata rather than by importing, so listing or creating a run
-    stays fast (importing librosa alone takes seconds).
+    stays fast (importing scipy or torch takes seconds).
     """
     versions: dict[str, str | None] = {
         "python": sys.version.split()[0],
@@ -131,7 +131,7 @@ def package_versions() -> dict[str, str | None]:
     for key, dist in (
         ("torch", "torch"),
         ("numpy", "numpy"),
-        ("librosa", "librosa"),
+        ("scipy", "scipy"),
         ("sklearn", "scikit-learn"),
     ):
         try:
@@ -205,18 +205,6 @@ def _iso_to_ts(value: Any) -> float | None:
     if moment.tzinfo is None:
         moment = moment.astimezone()
     return moment.timestamp()
-
-
-def _pid_alive(pid: Any) -> bool:
-    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # ----------------------------------------------------------------------------- summary
@@ -346,7 +334,7 @@ class Run:
         if status.get("state") == "running":
             return True  # a live trainer always holds the lock while running
         pid = status.get("pid")
-        if _pid_alive(pid):
+        if procs.is_alive(pid, status.get("pid_started")):
             return False  # launched, still starting up
         if isinstance(pid, int) and not isinstance(pid, bool) and pid > 0:
             return True  # the launched process is gone without ever taking the lock
@@ -502,27 +490,12 @@ class Run:
         """Hold the run's exclusive lock: only the holder may train the run.
 
         Non-blocking: if another process (or another `lock()` in this one) holds it, raises
-        RunError naming that process. The lock dies with the process, so a killed trainer
-        never leaves a run locked. The lock file itself is never replaced or deleted (that
-        would let two processes lock two different files); only its pid text changes.
+        RunError naming that process (see `exclusive_lock`).
         """
         if not self.dir.is_dir():
             raise RunError(f"run {self.run_id} does not exist at {self.dir}")
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            if not _flock_patiently(fd, LOCK_PATIENCE_S):
-                holder = _read_pid(fd)
-                who = f"process {holder}" if holder else "another process"
-                raise RunError(f"run {self.run_id} is already being trained by {who}") from None
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-            try:
-                yield self
-            finally:
-                os.ftruncate(fd, 0)
-                fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
+        with exclusive_lock(self.lock_path, f"run {self.run_id} is already being trained"):
+            yield self
 
     def is_locked(self) -> bool:
         """Whether some process (this one included) holds the lock right now."""
@@ -576,6 +549,7 @@ def _initial_status(config: dict) -> dict:
         "progress": 0.0,
         "heartbeat": time.time(),
         "pid": None,
+        "pid_started": None,  # the process start time of `pid` (ser_lab.procs)
         "started": None,
         "finished": None,
         "error": None,
@@ -590,6 +564,35 @@ def _unpickling_reason(error: Exception) -> str:
     lines = [line.strip() for line in str(error).splitlines()]
     useful = [line for line in lines if line and not line.startswith(boilerplate)]
     return useful[0] if useful else type(error).__name__
+
+
+@contextlib.contextmanager
+def exclusive_lock(
+    path: str | Path, busy: str, patience_s: float = LOCK_PATIENCE_S
+) -> Iterator[None]:
+    """Hold an exclusive flock on the file `path` (created if needed), with this process's
+    pid written in it; RunError "<busy> by process N" if another holder has it. The one lock
+    of SER Lab: a run's (`Run.lock`) and a sweep launcher's (`ser_lab.sweep.sweep_lock`).
+
+    The lock dies with the process, so a killed holder never leaves it held. The file itself
+    is never replaced or deleted (that would let two processes lock two different files);
+    only its pid text changes.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if not _flock_patiently(fd, patience_s):
+            holder = _read_pid(fd)
+            who = f"process {holder}" if holder else "another process"
+            raise RunError(f"{busy} by {who}") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def _flock_patiently(fd: int, patience_s: float) -> bool:

@@ -57,7 +57,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import itertools
 import json
 import os
@@ -368,25 +367,13 @@ def list_sweeps(store) -> list[str]:
 @contextlib.contextmanager
 def sweep_lock(store, sweep_id: str) -> Iterator[None]:
     """Held by the one process launching a sweep (fcntl.flock; released if it dies)."""
+    from ser_lab.runs import exclusive_lock
+
     folder = sweeps_dir(store)
     folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / f"{validate_sweep_id(sweep_id)}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-            who = f"process {holder}" if holder.isdigit() else "another process"
-            raise RunError(f"sweep {sweep_id} is already being run by {who}") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        try:
-            yield
-        finally:
-            os.ftruncate(fd, 0)
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+    path = folder / f"{validate_sweep_id(sweep_id)}.lock"
+    with exclusive_lock(path, f"sweep {sweep_id} is already being run", patience_s=0.0):
+        yield
 
 
 # ----------------------------------------------------------------------------- finding runs

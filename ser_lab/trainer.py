@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, field, fields
 import numpy as np
 import torch
 
+from ser_lab import procs
 from ser_lab.errors import ConfigError, CorpusError
 from ser_lab.features import FeatureConfig, NormStats
 from ser_lab.losses import CenterLoss, class_weights, weighted_cross_entropy
@@ -544,7 +545,10 @@ def train_run(
     cfg = TrainConfig.from_dict(run.config["train"]).validate()
     device = select_device(cfg.device)
     started = time.time()
-    run.update_status(state="running", pid=os.getpid(), started=started, error=None, device=str(device))
+    run.update_status(
+        state="running", pid=os.getpid(), pid_started=procs.start_time(os.getpid()),
+        started=started, error=None, device=str(device),
+    )
     stop = {"requested": False}
     previous = install_stop_handlers(stop)
     try:

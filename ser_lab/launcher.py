@@ -30,7 +30,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -159,32 +159,6 @@ def quick_start(store: RunStore | None = None) -> list[Run]:
     return runs
 
 
-def grid_configs(
-    base: TrainConfig,
-    lams: Iterable[float],
-    alphas: Iterable[float],
-    seeds: Iterable[int],
-    sweep_id: str,
-) -> list[tuple[str, TrainConfig]]:
-    """(run name, config) for every (λ, α, seed) of a grid, all tagged with `sweep_id`.
-
-    λ = 0 ignores α (the center loss has no weight), so the baseline is trained once per seed
-    (with the first α), not once per α.
-    """
-    lams = sorted({float(v) for v in lams})
-    alphas = sorted({float(v) for v in alphas})
-    seeds = sorted({int(v) for v in seeds})
-    if not lams or not alphas or not seeds:
-        raise ConfigError("a sweep needs at least one λ, one α and one seed")
-    out = []
-    for seed in seeds:
-        for lam in lams:
-            for alpha in alphas[:1] if lam == 0 else alphas:
-                cfg = replace(base, lam=lam, alpha=alpha, seed=seed, sweep_id=sweep_id).validate()
-                out.append((f"{sweep_id}-lam{lam:g}-alpha{alpha:g}-s{seed}", cfg))
-    return out
-
-
 # ----------------------------------------------------------------------------- sweeps
 
 # TrainConfig fields a sweep sets per point or itself; every other field is shared (--set).
@@ -211,18 +185,23 @@ def sweep_spec(
     seeds: Sequence[int],
     sweep_id: str | None = None,
 ):
-    """The `ser_lab.sweep.SweepSpec` of a λ × α grid (the baseline λ = 0 once per seed, see
-    `grid_configs`), checked: a bad value fails here, before any process starts."""
-    from ser_lab.sweep import SweepSpec, new_sweep_id
+    """The `ser_lab.sweep.SweepSpec` of a λ × α grid (`ser_lab.sweep.lam_alpha_points`: the
+    baseline λ = 0 once per seed), every run of it checked by `expand`: a bad value fails
+    here, before any process starts."""
+    from ser_lab.sweep import SweepSpec, expand, lam_alpha_points, new_sweep_id
 
-    sweep_id = sweep_id or new_sweep_id()
-    configs = grid_configs(base, lams, alphas, [seeds[0]] if seeds else [], sweep_id)
     shared = {k: v for k, v in base.validate().to_dict().items() if k not in _SWEEP_OWN}
     shared.update(corpus=base.corpus, classes=base.classes)
     if base.root:
         shared["root"] = base.root
-    points = [{"lam": cfg.lam, "alpha": cfg.alpha} for _, cfg in configs]
-    return SweepSpec(base=shared, points=points, seeds=list(seeds), sweep_id=sweep_id).validate()
+    spec = SweepSpec(
+        base=shared,
+        points=lam_alpha_points(lams, alphas),
+        seeds=list(seeds),
+        sweep_id=sweep_id or new_sweep_id(),
+    ).validate()
+    expand(spec)
+    return spec
 
 
 def sweep_command(spec, store: RunStore) -> list[str]:

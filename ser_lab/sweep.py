@@ -63,7 +63,7 @@ import os
 import re
 import secrets
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
@@ -321,6 +321,21 @@ def expand(spec: SweepSpec) -> list:
                     seen.add(ident)
                     configs.append(cfg)
     return configs
+
+
+def lam_alpha_points(lams: Iterable[float], alphas: Iterable[float]) -> list[dict]:
+    """The points of a λ × α grid, sorted, with the baseline λ = 0 once (at the smallest α):
+    without the center loss α has no effect, so training it once per α would only repeat it.
+    What the app's Sensitivity page launches (`ser_lab.launcher.sweep_spec`)."""
+    lams = sorted({float(v) for v in lams})
+    alphas = sorted({float(v) for v in alphas})
+    if not lams or not alphas:
+        raise ConfigError("a sweep needs at least one λ and one α")
+    return [
+        {"lam": lam, "alpha": alpha}
+        for lam in lams
+        for alpha in (alphas[:1] if lam == 0 else alphas)
+    ]
 
 
 def _describe(params: dict, seed: int) -> str:

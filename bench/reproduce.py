@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from ser_lab.fileio import atomic_write_json  # noqa: E402
 from ser_lab.runs import RunStore  # noqa: E402
-from ser_lab.stats import paired_difference  # noqa: E402
+from ser_lab.stats import mean_std, paired_difference  # noqa: E402
 from ser_lab.trainer import TrainConfig, new_run, train_run  # noqa: E402
 
 SETTINGS = {"baseline": {"lam": 0.0, "alpha": 0.5}, "center_loss": {"lam": 0.3, "alpha": 0.5}}
@@ -42,18 +42,18 @@ def find_run(store: RunStore, name: str) -> tuple[str | None, str | None]:
 
 def summarise(results: list[dict], run_ids: list[str], seeds: list[int]) -> dict:
     """Mean and std over seeds of each seed's fold-mean UA/WA (percent), plus per-class recall."""
-    ua = np.array([100 * r["mean"]["UA"] for r in results])
-    wa = np.array([100 * r["mean"]["WA"] for r in results])
+    ua = mean_std(100 * r["mean"]["UA"] for r in results)
+    wa = mean_std(100 * r["mean"]["WA"] for r in results)
     labels = results[0]["labels"]
     recall = {
         name: float(np.mean([100 * r["pooled"]["recall"].get(name, np.nan) for r in results]))
         for name in labels
     }
     return {
-        "UA_mean": float(ua.mean()),
-        "UA_std": float(ua.std(ddof=1)) if len(ua) > 1 else 0.0,
-        "WA_mean": float(wa.mean()),
-        "WA_std": float(wa.std(ddof=1)) if len(wa) > 1 else 0.0,
+        "UA_mean": ua.mean,
+        "UA_std": ua.std,  # sample std over seeds (None for one seed)
+        "WA_mean": wa.mean,
+        "WA_std": wa.std,
         "per_class_recall": recall,
         "per_seed": [
             {

@@ -322,7 +322,7 @@ def make_run(store_root: Path, n_train: int, n_other: int, seed: int):
 
     n = n_train + n_other
     z, labels = clustered_z(n, seed)
-    run = RunStore(store_root).create({"corpus": "bench", "name": "umap-bench"}, name="umap-bench")
+    run = RunStore(store_root).create({"train": {"corpus": "bench"}}, name="umap-bench")
     probs = np.full((n, N_CLASSES), 1.0 / N_CLASSES, dtype=np.float32)
     split = np.array(["train"] * n_train + ["val"] * (n_other // 2)
                      + ["test"] * (n_other - n_other // 2))

@@ -18,10 +18,10 @@ results.json. This module turns them into:
 - exports: `export_csv(run, k, path)`, `export_projector_tsv(run, k, out_dir)` (TensorBoard
   Embedding Projector).
 
-A `run` argument is either a `ser_lab.runs.Run` (anything with `.dir`, `.run_id`,
-`load_embeddings(k)`, `read_results()`, `list_snapshots(k)`, `load_snapshot(k, e)`; `.config`
-and `fold_dir(k)` are used when present) or the path of a run folder, read directly with
-`np.load(allow_pickle=False)` by `RunFolder`.
+A `run` argument is either a `ser_lab.runs.Run` (or anything with its reading API: `.dir`,
+`.run_id`, `load_embeddings(k)`, `read_results()`, `list_snapshots(k)`, `load_snapshot(k, e)`;
+`.config` and `fold_dir(k)` are used when present) or the path of a run folder, opened as a
+`Run`: every file is read, and checked, by `ser_lab.runs`, the one reader of run folders.
 
 Caching. A map is stored in fold_k/projections/<method>-<params hash>.npz: the 2-D
 coordinates of every point, centers and class means, the parameters, a fingerprint of the
@@ -71,16 +71,19 @@ from ser_lab.projection import (
     params_key,
     resolve_params,
 )
+from ser_lab.runs import SNAPSHOT_KEYS, SPLITS, Run, config_columns
+from ser_lab.stats import sample_std
 
 __all__ = [
     "METHODS",
     "FoldMap",
     "Projection",
-    "RunFolder",
     "Similarity2D",
     "align_map",
     "align_to",
     "class_means",
+    "CompareRow",
+    "compare_rows",
     "compare_runs",
     "discriminability",
     "export_csv",
@@ -101,91 +104,18 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CACHE_FORMAT = 1
-SPLITS = ("train", "val", "test")
-EMBEDDING_KEYS = ("z", "labels", "preds", "probs", "utt_ids", "split", "centers", "label_names")
-SNAPSHOT_KEYS = ("z", "labels", "utt_ids", "split", "centers")
 ALIGN_MODES = ("none", "rigid", "similarity")
 
 
 # ----------------------------------------------------------------------------- run access
 
 
-class RunFolder:
-    """A read-only view of a run folder with the reading API of `ser_lab.runs.Run`.
-
-    Lets the analysis work on a folder path (tests, exported runs) without the run store;
-    every .npz is read with allow_pickle=False.
-    """
-
-    def __init__(self, path: str | os.PathLike) -> None:
-        self.dir = Path(path)
-        if not self.dir.is_dir():
-            raise RunError(f"no run folder at {self.dir}")
-        self.run_id = self.dir.name
-
-    def __repr__(self) -> str:
-        return f"RunFolder({str(self.dir)!r})"
-
-    @property
-    def config(self) -> dict:
-        path = self.dir / "config.json"
-        if not path.is_file():
-            return {}
-        return _read_json(path, f"run {self.run_id}: config.json")
-
-    def fold_dir(self, k: int) -> Path:
-        return self.dir / f"fold_{int(k)}"
-
-    def load_embeddings(self, k: int) -> dict[str, np.ndarray]:
-        path = self.fold_dir(k) / "embeddings.npz"
-        if not path.is_file():
-            raise RunError(f"run {self.run_id}: fold {k} has no embeddings.npz (not trained yet?)")
-        return _read_npz(path, f"run {self.run_id}: fold {k} embeddings.npz")
-
-    def read_results(self) -> dict | None:
-        path = self.dir / "results.json"
-        return _read_json(path, f"run {self.run_id}: results.json") if path.is_file() else None
-
-    def list_snapshots(self, k: int) -> list[int]:
-        folder = self.fold_dir(k) / "snapshots"
-        if not folder.is_dir():
-            return []
-        epochs = []
-        for path in folder.glob("epoch_*.npz"):
-            digits = path.stem[len("epoch_") :]
-            if digits.isdigit():
-                epochs.append(int(digits))
-        return sorted(epochs)
-
-    def load_snapshot(self, k: int, epoch: int) -> dict[str, np.ndarray]:
-        path = self.fold_dir(k) / "snapshots" / f"epoch_{int(epoch):03d}.npz"
-        if not path.is_file():
-            raise RunError(f"run {self.run_id}: fold {k} has no snapshot of epoch {epoch}")
-        return _read_npz(path, f"run {self.run_id}: fold {k} snapshot {epoch}")
-
-
-def _read_json(path: Path, what: str) -> dict:
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise RunError(f"{what} is unreadable ({type(e).__name__}: {e})") from None
-    if not isinstance(obj, dict):
-        raise RunError(f"{what} holds a {type(obj).__name__}, expected a JSON object")
-    return obj
-
-
-def _read_npz(path: Path, what: str) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {key: data[key] for key in data.files}
-    except Exception as e:  # noqa: BLE001 - corrupt zip, object arrays, truncated file...
-        raise RunError(f"{what} is corrupt or unreadable ({type(e).__name__}: {e})") from None
-
-
 def _open(run: Any) -> Any:
-    """A Run-like object for a Run, a RunFolder or a folder path."""
+    """A Run-like object for a Run or the path of a run folder (read by `ser_lab.runs.Run`)."""
     if isinstance(run, (str, os.PathLike)):
-        return RunFolder(run)
+        if not Path(run).is_dir():
+            raise RunError(f"no run folder at {run}")
+        return Run(run)
     if not hasattr(run, "load_embeddings") or not hasattr(run, "dir"):
         raise ConfigError(f"expected a run or a run folder path, got {type(run).__name__}")
     return run
@@ -233,56 +163,24 @@ def run_folds(run: Any) -> list[int]:
 
 
 def load_fold(run: Any, fold: int) -> dict[str, np.ndarray]:
-    """Fold k's embeddings, checked: one row per utterance everywhere, integer labels,
-    known split names, one center and one name per class, unique utt_ids."""
+    """Fold k's embeddings as read and checked by `ser_lab.runs.Run.load_embeddings` (one row
+    per utterance everywhere, integer labels, known split names, one center and one name per
+    class, unique utt_ids), in float64 for the numbers computed from them."""
     run, fold = _open(run), _check_fold(fold)
-    emb = dict(run.load_embeddings(fold))
-    what = f"run {_run_id(run)}: fold {fold} embeddings"
-    missing = [key for key in EMBEDDING_KEYS if key not in emb]
-    if missing:
-        raise RunError(f"{what} miss arrays: {', '.join(missing)}")
-    return _check_arrays(emb, what, with_preds=True)
+    return _as_float64(run.load_embeddings(fold))
 
 
-def _check_arrays(arrs: dict, what: str, *, with_preds: bool) -> dict[str, np.ndarray]:
-    z = np.asarray(arrs["z"])
-    if z.ndim != 2 or z.shape[0] == 0:
-        raise RunError(f"{what}: z must be a non-empty (N, dim) array, got shape {z.shape}")
-    n = len(z)
+def _as_float64(arrs: dict) -> dict[str, np.ndarray]:
     out = dict(arrs)
-    out["z"] = z.astype(np.float64)
+    for key in ("z", "centers", "probs"):
+        if key in out:
+            out[key] = np.asarray(out[key], dtype=np.float64)
     for key in ("utt_ids", "split", "label_names"):
-        if key in arrs:
-            out[key] = np.asarray(arrs[key]).astype(str)
-    int_keys = ("labels", "preds") if with_preds else ("labels",)
-    for key in int_keys:
-        arr = np.asarray(arrs[key])
-        if arr.shape != (n,) or not np.issubdtype(arr.dtype, np.integer) or (arr < 0).any():
-            raise RunError(f"{what}: {key} must be {n} non-negative class ids")
-        out[key] = arr.astype(np.int64)
-    for key in ("utt_ids", "split"):
-        if out[key].shape != (n,):
-            raise RunError(f"{what}: {key} has shape {out[key].shape}, expected ({n},)")
-    bad = sorted(set(out["split"].tolist()) - set(SPLITS))
-    if bad:
-        raise RunError(f"{what}: unknown split names {bad} (expected {', '.join(SPLITS)})")
-    if len(np.unique(out["utt_ids"])) != n:
-        raise RunError(f"{what}: utt_ids are not unique")
-    centers = np.asarray(arrs["centers"], dtype=np.float64)
-    if centers.ndim != 2 or centers.shape[1] != z.shape[1]:
-        raise RunError(f"{what}: centers have shape {centers.shape}, expected (C, {z.shape[1]})")
-    out["centers"] = centers
-    n_classes = len(centers)
-    if "label_names" in out and len(out["label_names"]) != n_classes:
-        raise RunError(f"{what}: {len(out['label_names'])} label names for {n_classes} centers")
-    top = max(int(out[k].max()) for k in int_keys)
-    if top >= n_classes:
-        raise RunError(f"{what}: class id {top} but only {n_classes} classes")
-    if with_preds:
-        probs = np.asarray(arrs["probs"], dtype=np.float64)
-        if probs.shape != (n, n_classes):
-            raise RunError(f"{what}: probs have shape {probs.shape}, expected ({n}, {n_classes})")
-        out["probs"] = probs
+        if key in out:
+            out[key] = np.asarray(out[key]).astype(str)
+    for key in ("labels", "preds"):
+        if key in out:
+            out[key] = np.asarray(out[key]).astype(np.int64)
     return out
 
 
@@ -644,10 +542,6 @@ def _as_list(runs: Any, side: str) -> list[Any]:
     return [_open(r) for r in items]
 
 
-def _std(values: list[float]) -> float:
-    return float(np.std(values)) if len(values) > 1 else float("nan")
-
-
 def _side(runs: list[Any]) -> tuple[dict[str, Any], dict[str, list]]:
     """One side of a comparison, and its test predictions per utt_id."""
     labels: list[str] | None = None
@@ -695,8 +589,8 @@ def _side(runs: list[Any]) -> tuple[dict[str, Any], dict[str, list]]:
         **{
             key: {
                 "mean": float(np.mean([f[key] for f in folds])),
-                "std_folds": _std([f[key] for f in folds]),
-                "std_seeds": _std(run_means[key]),
+                "std_folds": sample_std([f[key] for f in folds]),
+                "std_seeds": sample_std(run_means[key]),
             }
             for key in ("UA", "WA")
         },
@@ -748,9 +642,9 @@ def _pooled_confusion(results: dict, folds: list[dict], n: int, run_id: str) -> 
 
 
 def _config_summary(run: Any) -> dict[str, Any]:
-    config = _config(run)
+    columns = config_columns(_config(run))
     keys = ("corpus", "features", "lam", "alpha", "seed", "n_folds", "protocol", "epochs")
-    return {k: config.get(k) for k in keys if k in config}
+    return {k: columns[k] for k in keys if columns[k] is not None}
 
 
 def _mean_discriminability(per_fold: list[dict]) -> dict[str, Any]:
@@ -806,57 +700,85 @@ def _changed(preds_a: dict, preds_b: dict, labels: list[str]) -> dict[str, Any]:
     }
 
 
-def format_compare_table(comparison: dict[str, Any]) -> str:
-    """A plain-text table of a `compare_runs` result: metric rows; A, B and B - A columns.
+@dataclass(frozen=True)
+class CompareRow:
+    """One row of the comparison table: a metric of side A and side B, and B - A.
 
-    Accuracies and recalls in percent; NaN (undefined) as "-".
-    """
+    Values are as computed (fractions for accuracies, units of z for distances); `percent`
+    says which ones to show as percent. `std_a` / `std_b`: the sample std over folds where
+    the row has one (None for a single fold)."""
+
+    metric: str
+    a: float | None
+    b: float | None
+    percent: bool
+    std_a: float | None = None
+    std_b: float | None = None
+
+    @property
+    def diff(self) -> float | None:
+        if self.a is None or self.b is None or not np.isfinite(self.a) or not np.isfinite(self.b):
+            return None
+        return self.b - self.a
+
+
+_DISC_ROWS = (
+    ("intra", "intra-class distance ↓"),
+    ("inter", "inter-center distance ↑"),
+    ("intra_inter_ratio", "intra / inter ↓"),
+    ("fisher", "Fisher criterion ↑"),
+    ("silhouette", "silhouette ↑"),
+)
+
+
+def compare_rows(comparison: dict[str, Any]) -> list[CompareRow]:
+    """The rows of a `compare_runs` result, in order: the one table that
+    `python -m ser_lab compare` prints and the app's Compare page shows."""
     a, b = comparison["a"], comparison["b"]
     several = a["n_runs"] > 1 or b["n_runs"] > 1
-    rows: list[tuple[str, str, str, str]] = []
-
-    def add(name: str, va: float, vb: float, pct: bool, std_a: str = "", std_b: str = "") -> None:
-        rows.append((name, _num(va, pct) + std_a, _num(vb, pct) + std_b, _num(vb - va, pct, True)))
-
+    rows = []
     for key in ("UA", "WA"):
         sa, sb = a[key], b[key]
-        add(
-            f"{key} mean +- std over folds",
-            sa["mean"],
-            sb["mean"],
-            True,
-            f" +- {_num(sa['std_folds'], True)}",
-            f" +- {_num(sb['std_folds'], True)}",
+        rows.append(
+            CompareRow(
+                f"{key} (mean over folds)", sa["mean"], sb["mean"], True,
+                sa.get("std_folds"), sb.get("std_folds"),
+            )
         )
         if several:
-            rows.append(
-                (
-                    f"{key} std over runs",
-                    _num(sa["std_seeds"], True),
-                    _num(sb["std_seeds"], True),
-                    "",
-                )
-            )
+            rows.append(CompareRow(f"{key} std over runs", sa["std_seeds"], sb["std_seeds"], True))
     for key in ("UA", "WA"):
-        add(f"{key} pooled", a["pooled"][key], b["pooled"][key], True)
+        rows.append(CompareRow(f"{key} pooled", a["pooled"][key], b["pooled"][key], True))
     for name in comparison["labels"]:
         ra, rb = a["pooled"]["recall"].get(name), b["pooled"]["recall"].get(name)
         if ra is not None and rb is not None:
-            add(f"recall {name}", ra, rb, True)
-    for part in ("train", "test"):
+            rows.append(CompareRow(f"recall {name}", ra, rb, True))
+    for part in ("test", "train"):
         da, db = a["discriminability"][part], b["discriminability"][part]
-        for key, label in (
-            ("intra", "intra-class distance (lower better)"),
-            ("inter", "inter-center distance"),
-            ("intra_inter_ratio", "intra / inter (lower better)"),
-            ("fisher", "Fisher trace(S_B)/trace(S_W)"),
-            ("silhouette", "silhouette"),
-        ):
-            add(f"{part}: {label}", da[key], db[key], False)
+        for key, label in _DISC_ROWS:
+            rows.append(CompareRow(f"{part}: {label}", da[key], db[key], False))
     ka, kb = a["discriminability"]["knn"], b["discriminability"]["knn"]
-    add("5-NN accuracy train->test (WA)", ka["accuracy"], kb["accuracy"], True)
-    add("5-NN accuracy train->test (UA)", ka["ua"], kb["ua"], True)
+    rows.append(CompareRow("5-NN accuracy of z, train → test ↑", ka["accuracy"], kb["accuracy"], True))
+    rows.append(CompareRow("5-NN UA of z, train → test ↑", ka["ua"], kb["ua"], True))
+    return rows
 
+
+def format_compare_table(comparison: dict[str, Any]) -> str:
+    """`compare_rows` as plain text: metric rows; A, B and B - A columns.
+
+    Accuracies and recalls in percent (with ± the sample std over folds where there is one);
+    an undefined value as "-".
+    """
+    a, b = comparison["a"], comparison["b"]
+
+    def cell(value: float | None, std: float | None, pct: bool) -> str:
+        return _num(value, pct) + (f" ± {_num(std, pct)}" if std is not None else "")
+
+    rows = [
+        (r.metric, cell(r.a, r.std_a, r.percent), cell(r.b, r.std_b, r.percent),
+         _num(r.diff, r.percent, True))
+        for r in compare_rows(comparison)
+    ]
     header = ("metric", "A", "B", "B - A")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
 
@@ -967,12 +889,7 @@ def snapshot_frames(
 
 
 def _load_snapshot(run: Any, fold: int, epoch: int) -> dict[str, np.ndarray]:
-    snap = dict(run.load_snapshot(fold, epoch))
-    what = f"run {_run_id(run)}: fold {fold} snapshot {epoch}"
-    missing = [key for key in SNAPSHOT_KEYS if key not in snap]
-    if missing:
-        raise RunError(f"{what} misses arrays: {', '.join(missing)}")
-    return _check_arrays(snap, what, with_preds=False)
+    return _as_float64(run.load_snapshot(fold, epoch))
 
 
 def _frames_xy(

@@ -449,41 +449,21 @@ def common_epochs(frames_a: list[dict], frames_b: list[dict]) -> list[int]:
     return sorted({f["epoch"] for f in frames_a} & {f["epoch"] for f in frames_b})
 
 
-COMPARE_ROWS: tuple[tuple[str, str, str, bool], ...] = (
-    # (label, part, key, percent)
-    ("UA (mean over folds)", "", "UA", True),
-    ("WA (mean over folds)", "", "WA", True),
-    ("test: intra-class distance ↓", "test", "intra", False),
-    ("test: inter-center distance ↑", "test", "inter", False),
-    ("test: intra / inter ↓", "test", "intra_inter_ratio", False),
-    ("test: Fisher criterion ↑", "test", "fisher", False),
-    ("test: silhouette ↑", "test", "silhouette", False),
-    ("train: intra / inter ↓", "train", "intra_inter_ratio", False),
-    ("5-NN accuracy of z, train → test ↑", "knn", "accuracy", True),
-)
-
-
 def compare_table(comparison: dict) -> pd.DataFrame:
-    """The UA / WA and discriminability rows of `ser_lab.analysis.compare_runs` as a table
-    with A, B and B − A columns (accuracies in percent)."""
-    a, b = comparison["a"], comparison["b"]
+    """The rows of `ser_lab.analysis.compare_rows` (the table `python -m ser_lab compare`
+    prints) as a frame with A, B and B − A columns (accuracies in percent)."""
+    from ser_lab.analysis import compare_rows
 
-    def value(side: dict, part: str, key: str) -> float:
-        if not part:
-            return float(side[key]["mean"])
-        return float(side["discriminability"][part][key])
+    def scaled(value: float | None, scale: float) -> float | None:
+        return None if value is None else value * scale
 
     rows = []
-    for label, part, key, is_pct in COMPARE_ROWS:
-        va, vb = value(a, part, key), value(b, part, key)
-        scale = 100.0 if is_pct else 1.0
-        rows.append({"metric": label, "A": va * scale, "B": vb * scale, "B − A": (vb - va) * scale})
-    for name in comparison["labels"]:
-        ra, rb = a["pooled"]["recall"].get(name), b["pooled"]["recall"].get(name)
-        if ra is not None and rb is not None:
-            rows.append(
-                {"metric": f"recall {name}", "A": 100 * ra, "B": 100 * rb, "B − A": 100 * (rb - ra)}
-            )
+    for r in compare_rows(comparison):
+        scale = 100.0 if r.percent else 1.0
+        rows.append(
+            {"metric": r.metric, "A": scaled(r.a, scale), "B": scaled(r.b, scale),
+             "B − A": scaled(r.diff, scale)}
+        )
     return pd.DataFrame(rows, columns=["metric", "A", "B", "B − A"])
 
 
@@ -609,35 +589,31 @@ def sweep_frame(store: RunStore, rows: Iterable[RunSummary], sweep_id: str | Non
 
 
 def sensitivity(frame: pd.DataFrame, axis: str, fixed: float | None = None) -> pd.DataFrame:
-    """Mean, standard deviation (over folds and seeds) and count of UA and WA per value of
-    `axis` ("lam" or "alpha"), in percent.
+    """Mean, sample std (over folds and seeds; NaN for a single unit) and count of UA and WA
+    per value of `axis` ("lam" or "alpha"), in percent: `ser_lab.stats.sensitivity_curve`
+    (the sweep report's curves), with its rule for the baseline.
 
-    For the λ curve, `fixed` is the α the center-loss runs must have (the baseline λ = 0 is
-    kept whatever its α: α has no effect without the center loss). For the α curve, `fixed` is
-    the λ (> 0) the runs must have.
+    For the λ curve, `fixed` is the α the center-loss runs must have (the λ = 0 point is the
+    baseline at that α, else at its smallest α). For the α curve, `fixed` is the λ (> 0).
+    None: every finished run, pooled.
     """
+    from ser_lab.stats import sensitivity_curve
+
     if axis not in ("lam", "alpha"):
         raise ConfigError(f"axis must be 'lam' or 'alpha', got {axis!r}")
-    df = frame.dropna(subset=["UA"])
-    if fixed is not None:
-        if axis == "lam":
-            df = df[(df["lam"] == 0) | np.isclose(df["alpha"].astype(float), fixed)]
-        else:
-            df = df[np.isclose(df["lam"].astype(float), fixed)]
     columns = [axis, "UA_mean", "UA_std", "WA_mean", "WA_std", "n"]
-    if df.empty:
-        return pd.DataFrame(columns=columns)
-    grouped = df.groupby(axis)
-    out = pd.DataFrame(
-        {
-            "UA_mean": 100 * grouped["UA"].mean(),
-            "UA_std": 100 * grouped["UA"].std(ddof=0),
-            "WA_mean": 100 * grouped["WA"].mean(),
-            "WA_std": 100 * grouped["WA"].std(ddof=0),
-            "n": grouped["UA"].count(),
-        }
-    ).reset_index()
-    return out[columns].sort_values(axis).reset_index(drop=True)
+    records = frame.dropna(subset=["UA"]).to_dict("records")
+    held = {"lam": "alpha", "alpha": "lam"}[axis]
+    points = sensitivity_curve(records, axis, {} if fixed is None else {held: fixed})
+    out = []
+    for p in points:
+        row = {axis: p.value, "n": p.metrics["UA"].n}
+        for m in ("UA", "WA"):
+            ms = p.metrics[m]
+            row[f"{m}_mean"] = 100 * ms.mean
+            row[f"{m}_std"] = np.nan if ms.std is None else 100 * ms.std
+        out.append(row)
+    return pd.DataFrame(out, columns=columns)
 
 
 def parse_values(text: str, what: str, *, integer: bool = False) -> list[float]:

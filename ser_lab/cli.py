@@ -174,9 +174,10 @@ def format_results(results: dict) -> str:
         lines.append(f"{r['fold']:>6} {100 * r['UA']:7.2f} {100 * r['WA']:7.2f} {recalls}")
     m, p = results["mean"], results["pooled"]
     lines.append("-" * len(head))
-    lines.append(
-        f"{'mean':>6} {100 * m['UA']:7.2f} {100 * m['WA']:7.2f}   (std UA {100 * m['UA_std']:.2f}, WA {100 * m['WA_std']:.2f})"
-    )
+    spread = ""
+    if m.get("UA_std") is not None and m.get("WA_std") is not None:  # no std of a single fold
+        spread = f"   (sample std UA {100 * m['UA_std']:.2f}, WA {100 * m['WA_std']:.2f})"
+    lines.append(f"{'mean':>6} {100 * m['UA']:7.2f} {100 * m['WA']:7.2f}{spread}")
     recalls = " ".join(f"{100 * p['recall'].get(n, float('nan')):7.1f}" for n in labels)
     lines.append(f"{'pooled':>6} {100 * p['UA']:7.2f} {100 * p['WA']:7.2f} {recalls}")
     return "\n".join(lines)
@@ -270,6 +271,12 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_app(args: argparse.Namespace) -> int:
+    from ser_lab.serve import run_app
+
+    return run_app(args.streamlit_args, store=args.store)
+
+
 # ----------------------------------------------------------------------------- parser
 
 
@@ -286,7 +293,7 @@ def add_corpus_args(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from ser_lab.trainer import TrainConfig
 
-    parser = argparse.ArgumentParser(prog="python -m ser_lab", description="SER Lab command line")
+    parser = argparse.ArgumentParser(prog="ser-lab", description="SER Lab command line (also: python -m ser_lab)")
     parser.add_argument("--store", default=None, help="run store folder (default: ./checkpoints or $SER_LAB_CHECKPOINTS)")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -349,14 +356,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_quickstart)
 
+    p = sub.add_parser(
+        "app",
+        help="start the Streamlit app (http://127.0.0.1:8501)",
+        description="Start the Streamlit app. Any further arguments go to `streamlit run`, "
+        "e.g. `ser-lab app --server.port 8600` or `--server.address 0.0.0.0` to serve other "
+        "machines (the default binds 127.0.0.1 only).",
+    )
+    p.add_argument("streamlit_args", nargs="*", metavar="STREAMLIT_ARG", help="arguments for `streamlit run`")
+    p.set_defaults(func=cmd_app)
+
     from ser_lab.sweep import add_sweep_commands
 
     add_sweep_commands(sub)
     return parser
 
 
+def _app_split(argv: list[str]) -> tuple[list[str], list[str]] | None:
+    """(ser-lab's own arguments, streamlit's) when the command is `app`: everything after
+    the verb goes to `streamlit run` untouched (argparse would take `--server.port` for an
+    option of its own), except a lone -h / --help, which shows the verb's help."""
+    for i, token in enumerate(argv):
+        before = argv[:i]
+        if token == "app" and (
+            not before
+            or (len(before) == 2 and before[0] == "--store")
+            or (len(before) == 1 and before[0].startswith("--store="))
+        ):
+            rest = argv[i + 1 :]
+            if rest in (["-h"], ["--help"]):
+                return argv, []
+            return argv[: i + 1], rest
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    split = _app_split(argv)
+    if split is not None:
+        args = parser.parse_args(split[0])
+        args.streamlit_args = split[1]
+    else:
+        args = parser.parse_args(argv)
     try:
         code = args.func(args)
         sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at exit

@@ -30,11 +30,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from ser_lab import fileio
+from ser_lab import fileio, procs
 from ser_lab.errors import ConfigError, RunError
 from ser_lab.paths import PROJECT_ROOT
 from ser_lab.runs import ACTIVE_STATES, Run, RunStore
@@ -122,7 +122,7 @@ def start_process(run: Run, store: RunStore, *, threads: int | None = None) -> i
             close_fds=True,
         )
     _reap(proc)
-    run.update_status(pid=proc.pid)
+    run.update_status(pid=proc.pid, pid_started=procs.start_time(proc.pid))
     return proc.pid
 
 
@@ -159,32 +159,6 @@ def quick_start(store: RunStore | None = None, *, seed: int = 0) -> list[Run]:
     return runs
 
 
-def grid_configs(
-    base: TrainConfig,
-    lams: Iterable[float],
-    alphas: Iterable[float],
-    seeds: Iterable[int],
-    sweep_id: str,
-) -> list[tuple[str, TrainConfig]]:
-    """(run name, config) for every (λ, α, seed) of a grid, all tagged with `sweep_id`.
-
-    λ = 0 ignores α (the center loss has no weight), so the baseline is trained once per seed
-    (with the first α), not once per α.
-    """
-    lams = sorted({float(v) for v in lams})
-    alphas = sorted({float(v) for v in alphas})
-    seeds = sorted({int(v) for v in seeds})
-    if not lams or not alphas or not seeds:
-        raise ConfigError("a sweep needs at least one λ, one α and one seed")
-    out = []
-    for seed in seeds:
-        for lam in lams:
-            for alpha in alphas[:1] if lam == 0 else alphas:
-                cfg = replace(base, lam=lam, alpha=alpha, seed=seed, sweep_id=sweep_id).validate()
-                out.append((f"{sweep_id}-lam{lam:g}-alpha{alpha:g}-s{seed}", cfg))
-    return out
-
-
 # ----------------------------------------------------------------------------- sweeps
 
 # TrainConfig fields a sweep sets per point or itself; every other field is shared (--set).
@@ -211,18 +185,23 @@ def sweep_spec(
     seeds: Sequence[int],
     sweep_id: str | None = None,
 ):
-    """The `ser_lab.sweep.SweepSpec` of a λ × α grid (the baseline λ = 0 once per seed, see
-    `grid_configs`), checked: a bad value fails here, before any process starts."""
-    from ser_lab.sweep import SweepSpec, new_sweep_id
+    """The `ser_lab.sweep.SweepSpec` of a λ × α grid (`ser_lab.sweep.lam_alpha_points`: the
+    baseline λ = 0 once per seed), every run of it checked by `expand`: a bad value fails
+    here, before any process starts."""
+    from ser_lab.sweep import SweepSpec, expand, lam_alpha_points, new_sweep_id
 
-    sweep_id = sweep_id or new_sweep_id()
-    configs = grid_configs(base, lams, alphas, [seeds[0]] if seeds else [], sweep_id)
     shared = {k: v for k, v in base.validate().to_dict().items() if k not in _SWEEP_OWN}
     shared.update(corpus=base.corpus, classes=base.classes)
     if base.root:
         shared["root"] = base.root
-    points = [{"lam": cfg.lam, "alpha": cfg.alpha} for _, cfg in configs]
-    return SweepSpec(base=shared, points=points, seeds=list(seeds), sweep_id=sweep_id).validate()
+    spec = SweepSpec(
+        base=shared,
+        points=lam_alpha_points(lams, alphas),
+        seeds=list(seeds),
+        sweep_id=sweep_id or new_sweep_id(),
+    ).validate()
+    expand(spec)
+    return spec
 
 
 def sweep_command(spec, store: RunStore) -> list[str]:
@@ -263,7 +242,8 @@ def _start_sweep(cmd: list[str], store: RunStore, sweep_id: str) -> int:
             close_fds=True,
         )
     _reap(proc)
-    fileio.atomic_write_text(pid_path, f"{proc.pid}\n")
+    # the pid and its start time, so a reused pid is never taken for the sweep
+    fileio.atomic_write_text(pid_path, f"{proc.pid} {procs.start_time(proc.pid) or ''}\n")
     return proc.pid
 
 
@@ -290,14 +270,16 @@ def sweep_process(store: RunStore, sweep_id: str) -> int | None:
     """The pid of the live sweep process launched for `sweep_id`, if any."""
     _, pid_path = sweep_files(store, sweep_id)
     try:
-        pid = int(pid_path.read_text().strip())
-    except (OSError, ValueError):
+        fields = pid_path.read_text().split()
+        pid = int(fields[0])
+        started = float(fields[1]) if len(fields) > 1 else None
+    except (OSError, ValueError, IndexError):
         return None
-    if not _alive(pid):
+    if not procs.is_alive(pid, started):
         return None
-    cmdline = _cmdline(pid)
-    if cmdline is not None and ("sweep" not in cmdline or sweep_id not in cmdline):
-        return None  # the pid was reused by another process
+    cmdline = " ".join(procs.cmdline(pid) or [])
+    if "sweep" not in cmdline or sweep_id not in cmdline:
+        return None  # not the sweep process (or its command line cannot be read)
     return pid
 
 
@@ -334,29 +316,13 @@ def resume_sweep(store: RunStore, sweep_id: str) -> int:
 # ----------------------------------------------------------------------------- stopping
 
 
-def _cmdline(pid: int) -> str | None:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return None
-    return raw.replace(b"\0", b" ").decode("utf-8", "replace")
-
-
-def _is_trainer_of(pid: object, run: Run) -> bool:
-    """Whether `pid` is a live `ser_lab train` process of this run (Linux: by its command
-    line; elsewhere: by being alive)."""
-    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+def _is_trainer_of(pid: object, run: Run, started: float | None) -> bool:
+    """Whether `pid` (started at `started`, as recorded in status.json) is a live
+    `ser_lab train` process of this run, by its start time and its command line."""
+    if not procs.is_alive(pid, started):
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return False
-    cmdline = _cmdline(pid)
-    if cmdline is None:
-        return sys.platform != "linux"
-    return "ser_lab" in cmdline and run.run_id in cmdline
+    cmdline = procs.cmdline(pid)  # type: ignore[arg-type]
+    return cmdline is not None and "ser_lab" in " ".join(cmdline) and run.run_id in cmdline
 
 
 def stop_run(run: Run, *, wait_s: float = 0.0) -> bool:
@@ -373,14 +339,14 @@ def stop_run(run: Run, *, wait_s: float = 0.0) -> bool:
         if status.get("state") not in ACTIVE_STATES:
             return False
         pid = status.get("pid")
-        if not _is_trainer_of(pid, run):
+        if not _is_trainer_of(pid, run, status.get("pid_started")):
             return False
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
         return False
     deadline = time.monotonic() + wait_s
-    while wait_s > 0 and time.monotonic() < deadline and _alive(pid):
+    while wait_s > 0 and time.monotonic() < deadline and procs.is_alive(pid):
         time.sleep(0.1)
     if not locked:
         # killed before train_run could record anything itself
@@ -388,21 +354,6 @@ def stop_run(run: Run, *, wait_s: float = 0.0) -> bool:
         if not run.is_locked() and run.read_status().get("state") in ACTIVE_STATES:
             run.update_status(state="interrupted", finished=time.time())
     return True
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie (exited, not yet reaped) counts as ended
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().split(b") ", 1)[-1][:1] != b"Z"
-    except OSError:
-        return True
 
 
 def resume_run(run: Run, store: RunStore | None = None, *, threads: int | None = None) -> int:
@@ -416,9 +367,10 @@ def resume_run(run: Run, store: RunStore | None = None, *, threads: int | None =
     state = run.live_status().get("state")
     if state == "done":
         raise RunError(f"run {run.run_id} is finished; there is nothing to resume")
-    if state in ACTIVE_STATES and _is_trainer_of(run.read_status().get("pid"), run):
+    status = run.read_status()
+    if state in ACTIVE_STATES and _is_trainer_of(status.get("pid"), run, status.get("pid_started")):
         raise RunError(f"run {run.run_id} is starting up already")
-    run.update_status(state="queued", pid=None, error=None, finished=None)
+    run.update_status(state="queued", pid=None, pid_started=None, error=None, finished=None)
     return start_process(run, store, threads=threads)
 
 

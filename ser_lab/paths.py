@@ -1,11 +1,17 @@
-"""Where SER Lab keeps its files. Both places can be moved with an environment variable."""
+"""Where SER Lab keeps its files, and where its app is. Both data places can be moved with an
+environment variable; neither is ever inside the installed package."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+from ser_lab.errors import ConfigError
+
+# The folder that holds the ser_lab package: the repository root in a checkout,
+# site-packages in an installed wheel (so never a place to write to).
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+APP_PACKAGE = "ser_lab_app"  # the app's files in a wheel (see pyproject.toml)
 
 
 def cache_dir() -> Path:
@@ -16,7 +22,22 @@ def cache_dir() -> Path:
 
 
 def checkpoints_dir() -> Path:
-    """The run store: $SER_LAB_CHECKPOINTS or <project>/checkpoints."""
-    path = Path(os.environ.get("SER_LAB_CHECKPOINTS") or PROJECT_ROOT / "checkpoints")
+    """The run store: $SER_LAB_CHECKPOINTS, else ./checkpoints of the working directory (in a
+    checkout, started from its root, the folder that holds the demo runs)."""
+    path = Path(os.environ.get("SER_LAB_CHECKPOINTS") or Path.cwd() / "checkpoints")
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def app_dir() -> Path:
+    """The folder holding the Streamlit app: app.py, app_pages/ and .streamlit/config.toml.
+
+    In a checkout that is the repository root; in an installed wheel the same files are the
+    data package `ser_lab_app` next to `ser_lab` (one copy of each file either way)."""
+    for folder in (PROJECT_ROOT, PROJECT_ROOT / APP_PACKAGE):
+        if (folder / "app.py").is_file() and (folder / "app_pages").is_dir():
+            return folder
+    raise ConfigError(
+        f"the SER Lab app is not installed next to {Path(__file__).resolve().parent} "
+        "(no app.py and app_pages/); reinstall the ser-lab package"
+    )

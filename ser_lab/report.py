@@ -227,7 +227,9 @@ def comparisons(settings: list[Setting]) -> list[dict]:
 
 
 def curves(settings: list[Setting], others: list[str]) -> list[dict]:
-    """UA / WA vs λ at each α (and vs α at each λ) that has at least two values to plot."""
+    """UA / WA vs λ at each α of the center-loss settings, and vs α at each λ > 0, wherever
+    the curve has at least two points. The λ = 0 baseline joins the λ curves by the one rule
+    of `ser_lab.stats.sensitivity_curve` (its own α, else its smallest)."""
     records = [
         {**s.params, "seed": seed, "fold": fold, **{m: 100 * u[m] for m in METRICS}}
         for s in settings
@@ -243,12 +245,12 @@ def curves(settings: list[Setting], others: list[str]) -> list[dict]:
     for group in groups:
         fixed_rest = json.loads(group)
         members = [s for s in settings if all(s.params[k] == v for k, v in fixed_rest.items())]
+        center = [s for s in members if s.params["lam"] != 0]
         for vary, hold in (("lam", "alpha"), ("alpha", "lam")):
-            for held in sorted({s.params[hold] for s in members}):
-                values = {s.params[vary] for s in members if s.params[hold] == held}
-                if len(values) < 2:
-                    continue
+            for held in sorted({s.params[hold] for s in center}):
                 points = sensitivity_curve(records, vary, {**fixed_rest, hold: held})
+                if len(points) < 2:
+                    continue
                 out.append(
                     {
                         "vary": vary,
@@ -305,7 +307,8 @@ def plot_curve(curve: dict) -> bytes:
     x = np.array([p["value"] for p in curve["points"]], dtype=float)
     for m, marker in zip(METRICS, ("o", "s")):
         y = np.array([p[m]["mean"] for p in curve["points"]])
-        err = np.nan_to_num(np.array([p[m]["std"] for p in curve["points"]]))
+        # no error bar where a point has a single unit (no std)
+        err = np.array([p[m]["std"] or 0.0 for p in curve["points"]], dtype=float)
         ax.errorbar(x, y, yerr=err, marker=marker, capsize=3, label=m)
     symbol = "λ" if curve["vary"] == "lam" else "α"
     if curve["vary"] == "lam" and len(x) > 2 and x.max() > 0:

@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 
 import ser_lab
-from ser_lab import fileio, paths
+from ser_lab import fileio, paths, procs
 from ser_lab.errors import RunError
 
 STATES = ("queued", "running", "done", "failed", "interrupted")
@@ -122,7 +122,7 @@ def package_versions() -> dict[str, str | None]:
     """Versions of the packages a result depends on, recorded in every config.json.
 
     Read from the installed metadata rather than by importing, so listing or creating a run
-    stays fast (importing librosa alone takes seconds).
+    stays fast (importing scipy or torch takes seconds).
     """
     versions: dict[str, str | None] = {
         "python": sys.version.split()[0],
@@ -131,7 +131,7 @@ def package_versions() -> dict[str, str | None]:
     for key, dist in (
         ("torch", "torch"),
         ("numpy", "numpy"),
-        ("librosa", "librosa"),
+        ("scipy", "scipy"),
         ("sklearn", "scikit-learn"),
     ):
         try:
@@ -171,33 +171,23 @@ def read_config(run_dir: str | Path) -> dict:
     return config
 
 
-def _lookup(config: dict, *keys: str) -> Any:
-    """The first present, non-None value among `keys` ("a.b" looks inside nested dicts).
-
-    The summary must not depend on one exact config layout, so each column tries the few
-    names a trainer config may use for it.
-    """
-    for key in keys:
-        value: Any = config
-        for part in key.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
-        if value is not None:
-            return value
-    return None
-
-
-def _config_columns(config: dict) -> dict[str, Any]:
-    corpus = _lookup(config, "corpus.name", "corpus", "train.corpus")
-    features = _lookup(config, "features.kind", "features", "feature_config.kind", "train.features")
+def config_columns(config: dict) -> dict[str, Any]:
+    """The listing's columns of a run config, read from its "train" dict: the TrainConfig
+    that `ser_lab.trainer.new_run` records, the one copy of a run's settings."""
+    train = config.get("train")
+    train = train if isinstance(train, dict) else {}
+    corpus, features, sweep_id = train.get("corpus"), train.get("features"), train.get("sweep_id")
     return {
         "corpus": corpus if isinstance(corpus, str) else None,
         "features": features if isinstance(features, str) else None,
-        "lam": _lookup(config, "lam", "lambda", "train.lam"),
-        "alpha": _lookup(config, "alpha", "train.alpha"),
-        "epochs": _lookup(config, "epochs", "n_epochs", "train.epochs"),
-        "n_folds": _lookup(config, "n_folds", "train.n_folds"),
-        "protocol": _lookup(config, "protocol", "train.protocol"),
-        "seed": _lookup(config, "seed", "train.seed"),
+        "lam": train.get("lam"),
+        "alpha": train.get("alpha"),
+        "epochs": train.get("epochs"),
+        "n_folds": train.get("n_folds"),
+        "protocol": train.get("protocol"),
+        "seed": train.get("seed"),
+        "sweep_id": str(sweep_id) if sweep_id is not None else None,
+        "demo": train.get("demo") is True,
     }
 
 
@@ -215,18 +205,6 @@ def _iso_to_ts(value: Any) -> float | None:
     if moment.tzinfo is None:
         moment = moment.astimezone()
     return moment.timestamp()
-
-
-def _pid_alive(pid: Any) -> bool:
-    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # ----------------------------------------------------------------------------- summary
@@ -356,7 +334,7 @@ class Run:
         if status.get("state") == "running":
             return True  # a live trainer always holds the lock while running
         pid = status.get("pid")
-        if _pid_alive(pid):
+        if procs.is_alive(pid, status.get("pid_started")):
             return False  # launched, still starting up
         if isinstance(pid, int) and not isinstance(pid, bool) and pid > 0:
             return True  # the launched process is gone without ever taking the lock
@@ -512,27 +490,12 @@ class Run:
         """Hold the run's exclusive lock: only the holder may train the run.
 
         Non-blocking: if another process (or another `lock()` in this one) holds it, raises
-        RunError naming that process. The lock dies with the process, so a killed trainer
-        never leaves a run locked. The lock file itself is never replaced or deleted (that
-        would let two processes lock two different files); only its pid text changes.
+        RunError naming that process (see `exclusive_lock`).
         """
         if not self.dir.is_dir():
             raise RunError(f"run {self.run_id} does not exist at {self.dir}")
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            if not _flock_patiently(fd, LOCK_PATIENCE_S):
-                holder = _read_pid(fd)
-                who = f"process {holder}" if holder else "another process"
-                raise RunError(f"run {self.run_id} is already being trained by {who}") from None
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-            try:
-                yield self
-            finally:
-                os.ftruncate(fd, 0)
-                fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
+        with exclusive_lock(self.lock_path, f"run {self.run_id} is already being trained"):
+            yield self
 
     def is_locked(self) -> bool:
         """Whether some process (this one included) holds the lock right now."""
@@ -576,7 +539,7 @@ class Run:
 
 
 def _initial_status(config: dict) -> dict:
-    columns = _config_columns(config)
+    columns = config_columns(config)
     return {
         "state": "queued",
         "fold": None,
@@ -586,6 +549,7 @@ def _initial_status(config: dict) -> dict:
         "progress": 0.0,
         "heartbeat": time.time(),
         "pid": None,
+        "pid_started": None,  # the process start time of `pid` (ser_lab.procs)
         "started": None,
         "finished": None,
         "error": None,
@@ -600,6 +564,35 @@ def _unpickling_reason(error: Exception) -> str:
     lines = [line.strip() for line in str(error).splitlines()]
     useful = [line for line in lines if line and not line.startswith(boilerplate)]
     return useful[0] if useful else type(error).__name__
+
+
+@contextlib.contextmanager
+def exclusive_lock(
+    path: str | Path, busy: str, patience_s: float = LOCK_PATIENCE_S
+) -> Iterator[None]:
+    """Hold an exclusive flock on the file `path` (created if needed), with this process's
+    pid written in it; RunError "<busy> by process N" if another holder has it. The one lock
+    of SER Lab: a run's (`Run.lock`) and a sweep launcher's (`ser_lab.sweep.sweep_lock`).
+
+    The lock dies with the process, so a killed holder never leaves it held. The file itself
+    is never replaced or deleted (that would let two processes lock two different files);
+    only its pid text changes.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if not _flock_patiently(fd, patience_s):
+            holder = _read_pid(fd)
+            who = f"process {holder}" if holder else "another process"
+            raise RunError(f"{busy} by {who}") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def _flock_patiently(fd: int, patience_s: float) -> bool:
@@ -676,8 +669,8 @@ def _plain(obj: Any, where: str) -> Any:
 
 
 def _check_arrays(arrays: dict[str, Any], required: tuple[str, ...], what: str) -> dict:
-    """Arrays ready for a pickle-free .npz: required keys present, one row per utterance,
-    known dtypes, split names valid."""
+    """Arrays ready for a pickle-free .npz: required keys present, known dtypes, and the
+    content checks of `check_arrays` (what every reader relies on)."""
     missing = [key for key in required if key not in arrays]
     if missing:
         raise RunError(f"{what} is missing arrays: {', '.join(missing)}")
@@ -697,20 +690,51 @@ def _check_arrays(arrays: dict[str, Any], required: tuple[str, ...], what: str) 
         if arr.dtype == object:
             raise RunError(f"{what}: {key} has dtype object; it cannot be saved without pickle")
         clean[key] = arr
-    z = clean["z"]
-    if z.ndim != 2:
-        raise RunError(f"{what}: z must be 2-D (N, dim), got shape {z.shape}")
+    check_arrays(clean, what)
+    return clean
+
+
+def check_arrays(arrays: dict[str, np.ndarray], what: str) -> None:
+    """RunError unless embeddings or a snapshot are consistent: z a non-empty (N, dim) array;
+    labels (and preds) N non-negative integer class ids below the number of centers; utt_ids
+    N unique names; split N names from SPLITS; centers (C, dim); one label name per center;
+    probs (N, C). Checked on every save and every load, so no reader needs checks of its own."""
+    z = np.asarray(arrays["z"])
+    if z.ndim != 2 or z.shape[0] == 0:
+        raise RunError(f"{what}: z must be a non-empty 2-D (N, dim) array, got shape {z.shape}")
     n = z.shape[0]
-    for key in ("labels", "preds", "probs", "utt_ids", "split"):
-        if key in clean and (clean[key].ndim < 1 or clean[key].shape[0] != n):
-            raise RunError(f"{what}: {key} has shape {clean[key].shape}, expected {n} rows like z")
-    centers = clean["centers"]
+    centers = np.asarray(arrays["centers"])
     if centers.ndim != 2 or centers.shape[1] != z.shape[1]:
         raise RunError(f"{what}: centers has shape {centers.shape}, expected (n_classes, {z.shape[1]})")
-    bad = sorted(set(clean["split"].tolist()) - set(SPLITS))
-    if bad:
-        raise RunError(f"{what}: unknown split names {bad} (expected {', '.join(SPLITS)})")
-    return clean
+    n_classes = centers.shape[0]
+    for key in ("labels", "preds"):
+        if key not in arrays:
+            continue
+        arr = np.asarray(arrays[key])
+        if arr.shape != (n,):
+            raise RunError(f"{what}: {key} has shape {arr.shape}, expected {n} rows like z")
+        if not np.issubdtype(arr.dtype, np.integer):
+            raise RunError(f"{what}: {key} must hold integer class ids, got {arr.dtype}")
+        if (arr < 0).any():
+            raise RunError(f"{what}: {key} must hold non-negative class ids")
+        if arr.size and int(arr.max()) >= n_classes:
+            raise RunError(f"{what}: {key} has class id {int(arr.max())} but only {n_classes} classes")
+    for key in ("utt_ids", "split"):
+        if key in arrays and np.asarray(arrays[key]).shape != (n,):
+            shape = np.asarray(arrays[key]).shape
+            raise RunError(f"{what}: {key} has shape {shape}, expected {n} rows like z")
+    if "split" in arrays:
+        bad = sorted(set(np.asarray(arrays["split"]).astype(str).tolist()) - set(SPLITS))
+        if bad:
+            raise RunError(f"{what}: unknown split names {bad} (expected {', '.join(SPLITS)})")
+    if "utt_ids" in arrays and len(np.unique(np.asarray(arrays["utt_ids"]))) != n:
+        raise RunError(f"{what}: utt_ids are not unique")
+    if "label_names" in arrays and len(np.asarray(arrays["label_names"])) != n_classes:
+        names = len(np.asarray(arrays["label_names"]))
+        raise RunError(f"{what}: {names} label names for {n_classes} centers")
+    if "probs" in arrays and np.asarray(arrays["probs"]).shape != (n, n_classes):
+        shape = np.asarray(arrays["probs"]).shape
+        raise RunError(f"{what}: probs has shape {shape}, expected ({n}, {n_classes})")
 
 
 def _load_npz(path: Path, required: tuple[str, ...], what: str) -> dict[str, np.ndarray]:
@@ -722,6 +746,7 @@ def _load_npz(path: Path, required: tuple[str, ...], what: str) -> dict[str, np.
     missing = [key for key in required if key not in arrays]
     if missing:
         raise RunError(f"{what} is missing arrays: {', '.join(missing)}")
+    check_arrays(arrays, what)
     return arrays
 
 
@@ -829,11 +854,10 @@ def _fill_from_config(row: RunSummary, config: dict) -> None:
         row.name = name
     created = config.get("created")
     row.created = created if isinstance(created, str) else None
-    for key, value in _config_columns(config).items():
+    columns = config_columns(config)
+    row.is_demo = row.is_demo or columns.pop("demo")
+    for key, value in columns.items():
         setattr(row, key, value)
-    row.is_demo = row.is_demo or config.get("demo") is True
-    sweep_id = config.get("sweep_id")
-    row.sweep_id = str(sweep_id) if sweep_id is not None else None
 
 
 class RunStore:

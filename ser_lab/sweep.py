@@ -57,14 +57,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import itertools
 import json
 import os
 import re
 import secrets
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
@@ -324,6 +323,21 @@ def expand(spec: SweepSpec) -> list:
     return configs
 
 
+def lam_alpha_points(lams: Iterable[float], alphas: Iterable[float]) -> list[dict]:
+    """The points of a λ × α grid, sorted, with the baseline λ = 0 once (at the smallest α):
+    without the center loss α has no effect, so training it once per α would only repeat it.
+    What the app's Sensitivity page launches (`ser_lab.launcher.sweep_spec`)."""
+    lams = sorted({float(v) for v in lams})
+    alphas = sorted({float(v) for v in alphas})
+    if not lams or not alphas:
+        raise ConfigError("a sweep needs at least one λ and one α")
+    return [
+        {"lam": lam, "alpha": alpha}
+        for lam in lams
+        for alpha in (alphas[:1] if lam == 0 else alphas)
+    ]
+
+
 def _describe(params: dict, seed: int) -> str:
     return " ".join(f"{k}={format_value(v)}" for k, v in params.items()) + f" seed={seed}"
 
@@ -368,25 +382,13 @@ def list_sweeps(store) -> list[str]:
 @contextlib.contextmanager
 def sweep_lock(store, sweep_id: str) -> Iterator[None]:
     """Held by the one process launching a sweep (fcntl.flock; released if it dies)."""
+    from ser_lab.runs import exclusive_lock
+
     folder = sweeps_dir(store)
     folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / f"{validate_sweep_id(sweep_id)}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-            who = f"process {holder}" if holder.isdigit() else "another process"
-            raise RunError(f"sweep {sweep_id} is already being run by {who}") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        try:
-            yield
-        finally:
-            os.ftruncate(fd, 0)
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+    path = folder / f"{validate_sweep_id(sweep_id)}.lock"
+    with exclusive_lock(path, f"sweep {sweep_id} is already being run", patience_s=0.0):
+        yield
 
 
 # ----------------------------------------------------------------------------- finding runs

@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, field, fields
 import numpy as np
 import torch
 
+from ser_lab import procs
 from ser_lab.errors import ConfigError, CorpusError
 from ser_lab.features import FeatureConfig, NormStats
 from ser_lab.losses import CenterLoss, class_weights, weighted_cross_entropy
@@ -572,7 +573,10 @@ def train_run(
     cfg = TrainConfig.from_dict(run.config["train"]).validate()
     device = select_device(cfg.device)
     started = time.time()
-    run.update_status(state="running", pid=os.getpid(), started=started, error=None, device=str(device))
+    run.update_status(
+        state="running", pid=os.getpid(), pid_started=procs.start_time(os.getpid()),
+        started=started, error=None, device=str(device),
+    )
     stop = {"requested": False}
     previous = install_stop_handlers(stop)
     try:
@@ -687,20 +691,18 @@ def fold_result_from_disk(run, k: int, labels: tuple[str, ...]) -> dict:
 
 
 def pool_results(fold_results: list[dict], labels: tuple[str, ...]) -> dict:
-    """Per-fold scores, their mean/std, and the scores of all folds' test predictions pooled."""
+    """Per-fold scores, their mean and sample std (`ser_lab.stats.mean_std`; None for one
+    fold), and the scores of all folds' test predictions pooled."""
+    from ser_lab.stats import mean_std
+
     pooled_cm = np.sum([np.array(r["confusion"]) for r in fold_results], axis=0)
-    ua = np.array([r["UA"] for r in fold_results])
-    wa = np.array([r["WA"] for r in fold_results])
+    ua = mean_std(r["UA"] for r in fold_results)
+    wa = mean_std(r["WA"] for r in fold_results)
     return {
         "labels": list(labels),
         "folds": fold_results,
         "pooled": scores_from_confusion(pooled_cm, labels),
-        "mean": {
-            "UA": float(ua.mean()),
-            "WA": float(wa.mean()),
-            "UA_std": float(ua.std()),
-            "WA_std": float(wa.std()),
-        },
+        "mean": {"UA": ua.mean, "WA": wa.mean, "UA_std": ua.std, "WA_std": wa.std},
     }
 
 
@@ -710,19 +712,7 @@ def new_run(cfg: TrainConfig, store=None, name: str | None = None):
 
     cfg.validate()
     store = store or RunStore()
-    config = {
-        "train": cfg.to_dict(),
-        # flat copies for listings and filters
-        "corpus": cfg.corpus,
-        "root": cfg.root,
-        "features": cfg.features,
-        "lam": cfg.lam,
-        "alpha": cfg.alpha,
-        "epochs": cfg.epochs,
-        "n_folds": cfg.n_folds,
-        "protocol": cfg.protocol,
-        "seed": cfg.seed,
-        "sweep_id": cfg.sweep_id,
-        "demo": cfg.demo,
-    }
+    # The settings are recorded once; listings read their columns from "train"
+    # (ser_lab.runs.config_columns).
+    config = {"train": cfg.to_dict()}
     return store.create(config, name=name)

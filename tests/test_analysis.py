@@ -13,10 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ser_lab import analysis
+from ser_lab import RUN_FORMAT_VERSION, analysis
 from ser_lab import projection as proj
 from ser_lab.analysis import (
-    RunFolder,
     align_map,
     compare_runs,
     discriminability,
@@ -31,6 +30,7 @@ from ser_lab.analysis import (
     snapshot_frames,
 )
 from ser_lab.errors import ConfigError, RunError
+from ser_lab.runs import Run
 
 LABELS = ["neutral", "angry", "happy", "sad"]
 D = 64
@@ -120,7 +120,8 @@ def make_run(
         "mean": {"UA": np.mean(ua), "WA": np.mean(wa), "UA_std": np.std(ua), "WA_std": np.std(wa)},
     }
     (run_dir / "results.json").write_text(json.dumps(results))
-    (run_dir / "config.json").write_text(json.dumps({"lam": 0.3, "alpha": 0.5, "seed": seed}))
+    config = {"format_version": RUN_FORMAT_VERSION, "train": {"lam": 0.3, "alpha": 0.5, "seed": seed}}
+    (run_dir / "config.json").write_text(json.dumps(config))
     return run_dir
 
 
@@ -150,8 +151,8 @@ def run_a(tmp_path):
 
 
 def test_run_folder_reads_the_contract(run_a):
-    run = RunFolder(run_a)
-    assert run.run_id == "run-a" and run.config["lam"] == 0.3
+    run = Run(run_a)
+    assert run.run_id == "run-a" and run.config["train"]["lam"] == 0.3
     assert run_folds(run_a) == [0, 1]
     emb = load_fold(run_a, 1)
     assert emb["z"].shape == (N_UTT, D) and emb["probs"].shape == (N_UTT, 4)
@@ -159,7 +160,7 @@ def test_run_folder_reads_the_contract(run_a):
     with pytest.raises(RunError, match="no embeddings"):
         load_fold(run_a, 7)
     with pytest.raises(RunError, match="no run folder"):
-        RunFolder(run_a / "missing")
+        load_fold(run_a / "missing", 0)
     with pytest.raises(ConfigError):
         load_fold(run_a, -1)
 
@@ -355,14 +356,14 @@ def test_compare_two_runs(tmp_path):
     # breaks utt002 (neutral, fold 0)
     a = make_run(tmp_path, "A", spread=2.0, wrong={"utt000": 1, "utt001": 3})
     b = make_run(tmp_path, "B", spread=0.5, seed=1, wrong={"utt001": 2, "utt002": 1})
-    c = compare_runs(RunFolder(a), b)  # a Run-like object or a folder path
+    c = compare_runs(Run(a), b)  # a Run or a folder path
     assert c["labels"] == LABELS
     sa, sb = c["a"], c["b"]
     assert sa["run_ids"] == ["A"] and sb["n_runs"] == 1 and sa["configs"][0]["lam"] == 0.3
     # fold 0 and fold 1 each test 40 utterances, 10 per class
     assert [f["WA"] for f in sa["folds"]] == [39 / 40, 39 / 40]
     assert sa["UA"]["mean"] == pytest.approx(0.975) and sa["UA"]["std_folds"] == 0.0
-    assert np.isnan(sa["UA"]["std_seeds"])  # one run: no spread over seeds
+    assert sa["UA"]["std_seeds"] is None  # one run: no spread over seeds
     assert sa["pooled"]["confusion"][0] == [18, 1, 0, 1]
     assert sa["pooled"]["recall"]["neutral"] == pytest.approx(0.9)
     assert sb["pooled"]["confusion"][0] == [18, 1, 1, 0]
@@ -396,8 +397,8 @@ def test_compare_groups_of_runs_over_seeds(tmp_path):
     assert sa["n_runs"] == 2 and len(sa["folds"]) == 4
     # a2's folds: fold 0 has 2 wrong out of 40 (0.95), fold 1 none
     assert sa["WA"]["mean"] == pytest.approx((1 + 1 + 0.95 + 1) / 4)
-    assert sa["WA"]["std_seeds"] == pytest.approx(np.std([1.0, 0.975]))
-    assert sa["WA"]["std_folds"] == pytest.approx(np.std([1, 1, 0.95, 1]))
+    assert sa["WA"]["std_seeds"] == pytest.approx(np.std([1.0, 0.975], ddof=1))
+    assert sa["WA"]["std_folds"] == pytest.approx(np.std([1, 1, 0.95, 1], ddof=1))
     assert sum(map(sum, sa["pooled"]["confusion"])) == 2 * N_UTT
     ch = c["changed"]
     # utt000: A right 1 of 2 (no majority), B wrong in both -> neither fixed nor broken
@@ -431,8 +432,10 @@ def test_format_compare_table(tmp_path):
     assert lines[0] == "A: A" and lines[1] == "B: B"
     header = next(line for line in lines if line.startswith("metric"))
     assert header.split() == ["metric", "A", "B", "B", "-", "A"]
-    ua = next(line for line in lines if line.startswith("UA mean"))
-    assert "97.50 +- 0.00" in ua and "98.75 +- 1.25" in ua and ua.endswith("+1.25")
+    ua = next(line for line in lines if line.startswith("UA (mean over folds)"))
+    # ± the sample std over B's two folds (100 and 97.5)
+    assert "97.50 ± 0.00" in ua and f"98.75 ± {np.std([100, 97.5], ddof=1):.2f}" in ua
+    assert ua.endswith("+1.25")
     neutral = next(line for line in lines if line.startswith("recall neutral"))
     assert neutral.split()[-3:] == ["90.00", "95.00", "+5.00"]
     assert any(line.startswith("test: Fisher") for line in lines)
@@ -534,7 +537,7 @@ def test_run_store_runs_work_too(tmp_path, monkeypatch):
     runs = pytest.importorskip("ser_lab.runs")
     monkeypatch.setenv("SER_LAB_CHECKPOINTS", str(tmp_path / "ckpt"))
     store = runs.RunStore(tmp_path / "ckpt")
-    run = store.create({"lam": 0.0, "alpha": 0.5, "seed": 0}, name="analysis")
+    run = store.create({"train": {"lam": 0.0, "alpha": 0.5, "seed": 0}}, name="analysis")
     source = make_run(tmp_path, "src")
     with np.load(source / "fold_0" / "embeddings.npz") as data:
         run.save_embeddings(0, **dict(data))

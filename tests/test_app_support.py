@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -182,7 +183,9 @@ def test_lambda_curve_keeps_the_baseline_whatever_its_alpha():
     curve = sup.sensitivity(sweep_rows(), "lam", fixed=0.5)
     assert list(curve["lam"]) == [0.0, 0.3, 1.0]
     assert curve["UA_mean"].tolist() == pytest.approx([55.0, 75.0, 30.0])
-    assert curve["UA_std"].tolist() == pytest.approx([5.0, 5.0, 0.0])
+    # the sample std (ddof 1) of ser_lab.stats; a single unit has none
+    assert curve["UA_std"].tolist()[:2] == pytest.approx([math.sqrt(50), math.sqrt(50)])
+    assert math.isnan(curve["UA_std"].tolist()[2])
     assert curve["n"].tolist() == [2, 2, 1]
     curve = sup.sensitivity(sweep_rows(), "lam", fixed=0.9)
     assert list(curve["lam"]) == [0.0, 0.3]
@@ -243,9 +246,10 @@ def side(ua: float, recall: dict, intra: float) -> dict:
         "silhouette": 0.1,
     }
     return {
-        "UA": {"mean": ua},
-        "WA": {"mean": ua + 0.1},
-        "pooled": {"recall": recall},
+        "n_runs": 1,
+        "UA": {"mean": ua, "std_folds": 0.01},
+        "WA": {"mean": ua + 0.1, "std_folds": None},
+        "pooled": {"UA": ua, "WA": ua + 0.1, "recall": recall},
         "discriminability": {"train": disc, "test": disc, "knn": {"accuracy": 0.5, "ua": 0.5}},
     }
 
@@ -259,6 +263,10 @@ def test_compare_table_in_percent_with_differences():
     table = sup.compare_table(comp).set_index("metric")
     assert table.loc["UA (mean over folds)", "B − A"] == pytest.approx(10.0)
     assert table.loc["test: intra-class distance ↓", "B − A"] == pytest.approx(-0.5)
+    # the same rows, in the same order, as `python -m ser_lab compare` prints
+    from ser_lab.analysis import compare_rows
+
+    assert list(table.index) == [r.metric for r in compare_rows(comp)]
     assert table.loc["recall angry", "B"] == pytest.approx(70.0)
     assert table.loc["recall sad", "B − A"] == pytest.approx(-10.0)
 

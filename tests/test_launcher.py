@@ -85,17 +85,20 @@ def test_stop_ignores_an_unrelated_pid(store):
 
 
 def test_grid_trains_the_baseline_once_per_seed():
+    from ser_lab.sweep import expand, point_key, run_name
+
     base = TrainConfig(epochs=2)
-    grid = launcher.grid_configs(base, [0, 0.3, 1.0], [0.1, 0.5], [0, 1], "sweep-x")
-    keys = [(c.lam, c.alpha, c.seed) for _, c in grid]
+    spec = launcher.sweep_spec(base, [0, 0.3, 1.0], [0.1, 0.5], [0, 1], "sweep-x")
+    grid = expand(spec)  # the one grid expansion, with the one run-name format
+    keys = [(c.lam, c.alpha, c.seed) for c in grid]
     assert len(keys) == len(set(keys)) == 2 * (1 + 2 * 2)
-    assert sum(c.lam == 0 for _, c in grid) == 2
-    assert all(c.sweep_id == "sweep-x" and c.epochs == 2 for _, c in grid)
-    assert grid[0][0] == "sweep-x-lam0-alpha0.1-s0"
+    assert sum(c.lam == 0 for c in grid) == 2
+    assert all(c.sweep_id == "sweep-x" and c.epochs == 2 for c in grid)
+    assert run_name(spec.sweep_id, point_key(grid[0], spec.axes())) == "sweep-x-lam0-alpha0.1-mel-s0"
     with pytest.raises(ConfigError, match="at least one"):
-        launcher.grid_configs(base, [], [0.5], [0], "s")
+        launcher.sweep_spec(base, [], [0.5], [0], "s")
     with pytest.raises(ConfigError, match="lambda"):
-        launcher.grid_configs(base, [-1], [0.5], [0], "s")
+        launcher.sweep_spec(base, [-1], [0.5], [0], "s")
 
 
 def test_sweep_command_reads_back_as_the_same_spec(store):

@@ -18,6 +18,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import tomllib
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import tomllib
 
 from ser_lab.audio import load_audio
 from ser_lab.cli import main as cli_main

@@ -145,9 +145,13 @@ def test_report_folder_has_every_file_and_the_right_numbers(built):
     expected = sum(np.array(fold_confusion(s, f)) for s in (0, 1) for f in (0, 1))
     assert np.array_equal(np.array(pooled["counts"]), expected)
 
-    curve = [c for c in report["curves"] if c["vary"] == "lam"][0]
+    lam_curves = {c["fixed"]["alpha"]: c for c in report["curves"] if c["vary"] == "lam"}
+    assert sorted(lam_curves) == [0.3, 0.5]  # the baseline joins the λ curve at every α
+    curve = lam_curves[0.5]
     assert [p["value"] for p in curve["points"]] == [0.0, 0.3]
     assert curve["points"][1]["UA"]["mean"] == pytest.approx(61.5)
+    other = lam_curves[0.3]  # no baseline trained at α = 0.3: the one at α = 0.5
+    assert other["points"][0] == curve["points"][0]
 
     assert len(report["discriminability"]) == 3
     for d in report["discriminability"]:
@@ -164,7 +168,7 @@ def test_html_is_self_contained(built):
     page = (out / "report.html").read_text()
     assert "<style>" in page and "http" not in page
     images = re.findall(r"<img src='([^']+)'", page)
-    assert len(images) == 5  # 2 sensitivity plots, 3 confusion matrices
+    assert len(images) == 6  # 3 sensitivity plots (λ at α 0.3 and 0.5, α at λ 0.3), 3 confusions
     for name in images:
         assert "/" not in name and (out / name).is_file()
     assert "57.50 ± 6.45" in page

@@ -24,15 +24,17 @@ from ser_lab.errors import RunError, SerLabError
 from ser_lab.paths import PROJECT_ROOT
 from ser_lab.runs import Run, RunStore, read_config, safe_run_id, validate_run_id
 
-CONFIG = {
-    "corpus": "emodb",
-    "features": {"kind": "mel", "n_mels": 128},
-    "lam": 0.3,
-    "alpha": 0.5,
-    "epochs": 4,
-    "n_folds": 5,
-    "protocol": "speaker",
-    "seed": 7,
+CONFIG = {  # the layout ser_lab.trainer.new_run writes: the settings once, under "train"
+    "train": {
+        "corpus": "emodb",
+        "features": "mel",
+        "lam": 0.3,
+        "alpha": 0.5,
+        "epochs": 4,
+        "n_folds": 5,
+        "protocol": "speaker",
+        "seed": 7,
+    }
 }
 
 
@@ -139,7 +141,7 @@ def test_create_get_list_round_trip(store: RunStore) -> None:
     assert saved["format_version"] == ser_lab.RUN_FORMAT_VERSION
     assert saved["run_id"] == run.run_id
     assert saved["name"] == "Mel + center loss"
-    assert set(saved["versions"]) == {"python", "torch", "numpy", "librosa", "sklearn", "ser_lab"}
+    assert set(saved["versions"]) == {"python", "torch", "numpy", "scipy", "sklearn", "ser_lab"}
     assert saved["versions"]["ser_lab"] == ser_lab.__version__
     assert {k: saved[k] for k in CONFIG} == CONFIG
 
@@ -199,7 +201,7 @@ def test_list_is_newest_first(store: RunStore) -> None:
 
 
 def test_summary_flags_demo_and_sweep(store: RunStore) -> None:
-    store.create({"demo": True, "sweep_id": "s1"}, name="flagged")
+    store.create({"train": {"demo": True, "sweep_id": "s1"}}, name="flagged")
     demo_dir = store.root / "demo-mel-center"
     demo_dir.mkdir()
     (demo_dir / "config.json").write_text(

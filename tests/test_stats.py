@@ -1,9 +1,12 @@
 """Statistics of a sweep, checked against numbers worked out by hand."""
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import stats as sps
 
 from ser_lab.errors import ConfigError
 from ser_lab.stats import (
@@ -22,9 +25,9 @@ def test_mean_std_is_the_sample_std():
     assert ms.std == pytest.approx(math.sqrt(125 / 3))  # squared deviations 56.25+6.25+6.25+56.25
     assert ms.n == 4
     one = mean_std([0.7])
-    assert one.mean == 0.7 and math.isnan(one.std) and one.n == 1
+    assert one.mean == 0.7 and one.std is None and one.n == 1  # one value has no std
     none = mean_std([])
-    assert none.n == 0 and math.isnan(none.mean)
+    assert none.n == 0 and none.mean is None and none.std is None
 
 
 def test_t_quantiles_match_the_table():
@@ -38,7 +41,7 @@ def test_t_interval_of_one_to_five():
     low, high = t_interval([1, 2, 3, 4, 5])
     assert low == pytest.approx(3 - 1.963243, abs=1e-5)
     assert high == pytest.approx(3 + 1.963243, abs=1e-5)
-    assert all(math.isnan(v) for v in t_interval([1.0]))
+    assert t_interval([1.0]) is None and bootstrap_interval([1.0]) is None
 
 
 def test_equal_differences_give_a_zero_width_interval():
@@ -133,3 +136,80 @@ def test_sensitivity_curve_groups_by_value_at_the_fixed_setting():
     by_alpha = sensitivity_curve(records, "alpha", {"lam": 0.3})
     assert [p.value for p in by_alpha] == [0.5, 0.9]
     assert by_alpha[1].metrics["UA"].n == 1
+
+
+def test_intervals_agree_with_scipy():
+    rng = np.random.default_rng(11)
+    a = rng.normal(60.0, 5.0, size=10)
+    b = a + rng.normal(2.0, 3.0, size=10)
+    d = paired_difference(dict(enumerate(a)), dict(enumerate(b)), n_boot=2000, seed=7)
+    ci = sps.ttest_rel(b, a).confidence_interval(confidence_level=0.95)
+    assert (d.t_low, d.t_high) == pytest.approx((ci.low, ci.high), abs=1e-12)
+    # the classical formula, by hand
+    half = t_quantile(0.95, 9) * np.std(b - a, ddof=1) / np.sqrt(10)
+    assert (d.t_low, d.t_high) == pytest.approx((np.mean(b - a) - half, np.mean(b - a) + half))
+    boot = sps.bootstrap(
+        (b - a,), np.mean, n_resamples=2000, method="percentile", rng=np.random.default_rng(7)
+    ).confidence_interval
+    assert (d.boot_low, d.boot_high) == pytest.approx((boot.low, boot.high), abs=1e-12)
+
+
+def _hand_bootstrap(diffs: np.ndarray, n_boot: int, seed: int) -> tuple[float, float]:
+    """The percentile bootstrap as SER Lab computed it before it used scipy."""
+    rng = np.random.default_rng(seed)
+    means = diffs[rng.integers(0, len(diffs), size=(n_boot, len(diffs)))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(low), float(high)
+
+
+@pytest.mark.parametrize(
+    "name", ["synthetic_reproduction", "emodb_reproduction", "emodb_reproduction_e20"]
+)
+def test_committed_intervals_are_reproduced(name):
+    """The intervals the README quotes come back to the last digits from the per-fold scores
+    stored next to them (and equal the hand-written bootstrap they were first computed with)."""
+    path = Path(__file__).resolve().parent.parent / "bench" / "results" / f"{name}.json"
+    data = json.loads(path.read_text())
+    for metric in ("UA", "WA"):
+        sides = [
+            {
+                (p["seed"], k): v
+                for p in data[side]["per_seed"]
+                for k, v in enumerate(p[f"fold_{metric}"])
+            }
+            for side in ("baseline", "center_loss")
+        ]
+        got = paired_difference(*sides)
+        want = data[f"{metric}_paired"]
+        for key in ("mean", "t_low", "t_high", "boot_low", "boot_high"):
+            assert getattr(got, key) == pytest.approx(want[key], abs=1e-9), (metric, key)
+        diffs = np.array([sides[1][u] - sides[0][u] for u in sorted(sides[0])])
+        assert (got.boot_low, got.boot_high) == pytest.approx(_hand_bootstrap(diffs, 10_000, 0))
+
+
+def test_the_baseline_joins_every_lambda_curve_by_one_rule():
+    def rec(lam, alpha, seed, ua):
+        return {"lam": lam, "alpha": alpha, "seed": seed, "fold": 0, "UA": ua, "WA": ua}
+
+    records = [
+        rec(0.0, 0.5, 0, 50.0),
+        rec(0.0, 0.5, 1, 52.0),
+        rec(0.0, 0.1, 0, 40.0),  # a second baseline, trained at α = 0.1
+        rec(0.3, 0.5, 0, 60.0),
+        rec(0.3, 0.9, 0, 70.0),
+        rec(0.3, 0.1, 0, 65.0),
+    ]
+    # same α: that baseline
+    at_05 = sensitivity_curve(records, "lam", {"alpha": 0.5})
+    assert [(p.value, p.metrics["UA"].mean) for p in at_05] == [(0.0, 51.0), (0.3, 60.0)]
+    assert at_05[1].metrics["UA"].std is None  # one unit: no std
+    # no baseline at this α: the one at the smallest α
+    at_09 = sensitivity_curve(records, "lam", {"alpha": 0.9})
+    assert [(p.value, p.metrics["UA"].mean) for p in at_09] == [(0.0, 40.0), (0.3, 70.0)]
+    # never on an α curve
+    by_alpha = sensitivity_curve(records, "alpha", {"lam": 0.3})
+    assert [p.value for p in by_alpha] == [0.1, 0.5, 0.9]
+    with pytest.raises(ConfigError, match="λ > 0"):
+        sensitivity_curve(records, "alpha", {"lam": 0.0})
+    with pytest.raises(ConfigError, match="'lam' or 'alpha'"):
+        sensitivity_curve(records, "seed", {})

@@ -98,6 +98,7 @@ import numpy as np
 import soundfile as sf
 from scipy import fft
 
+from ser_lab import procs
 from ser_lab.corpora.base import PAPER_EMOTIONS, Manifest, Utterance
 from ser_lab.errors import ConfigError, CorpusError
 from ser_lab.paths import cache_dir
@@ -806,16 +807,6 @@ def _is_complete(root: Path) -> bool:
     return (root / "corpus.json").is_file() and (root / "metadata.csv").is_file()
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _clean_stale_partials(out_dir: Path) -> None:
     """Remove temporary folders left by generators on this host that died before finishing."""
     prefix = f".{out_dir.name}{_PARTIAL_TAG}{socket.gethostname()}-"
@@ -824,8 +815,12 @@ def _clean_stale_partials(out_dir: Path) -> None:
     for entry in out_dir.parent.iterdir():
         if not (entry.is_dir() and entry.name.startswith(prefix)):
             continue
-        pid_text = entry.name[len(prefix):].split("-", 1)[0]
-        if pid_text.isdigit() and not _pid_alive(int(pid_text)):
+        # "<pid>-t<start time in ms>-<random>" (older folders: "<pid>-<random>")
+        parts = entry.name[len(prefix):].split("-")
+        started = parts[1][1:] if len(parts) > 2 and parts[1][:1] == "t" else ""
+        if parts[0].isdigit() and not procs.is_alive(
+            int(parts[0]), int(started) / 1000 if started.isdigit() else None
+        ):
             shutil.rmtree(entry, ignore_errors=True)
 
 
@@ -850,8 +845,9 @@ def generate_synthetic(out_dir: Path, *, size: str = "default", seed: int = 0,
                               f"(size={size}, seed={seed}); choose an empty or new folder")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     _clean_stale_partials(out_dir)
+    started = round(1000 * (procs.start_time(os.getpid()) or 0))
     tmp = out_dir.parent / (f".{out_dir.name}{_PARTIAL_TAG}{socket.gethostname()}-{os.getpid()}"
-                            f"-{uuid.uuid4().hex[:8]}")
+                            f"-t{started}-{uuid.uuid4().hex[:8]}")
     (tmp / "wav").mkdir(parents=True)
     try:
         rows = _render_all(spec, seed, tmp / "wav", workers, progress)

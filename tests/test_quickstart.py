@@ -1,0 +1,44 @@
+"""The quick start: the same pair from the Home button, `python -m ser_lab quickstart` and the bench."""
+
+import json
+
+import pytest
+
+from ser_lab import cli, launcher
+from ser_lab.quickstart import format_pair, run_quick_start
+from ser_lab.runs import RunStore
+
+TINY = dict(launcher.QUICK_START, corpus_options={"size": "tiny"}, epochs=1, n_folds=2,
+            snapshot_every=0)
+
+
+@pytest.fixture
+def tiny_preset(monkeypatch, tmp_path):
+    monkeypatch.setenv("SER_LAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(launcher, "QUICK_START", TINY)
+    return RunStore(tmp_path / "runs")
+
+
+def test_the_pair_differs_only_in_lambda(tiny_preset):
+    summary = run_quick_start(tiny_preset, seed=4)
+    base = tiny_preset.get(summary["baseline"]["run"]).config["train"]
+    center = tiny_preset.get(summary["center_loss"]["run"]).config["train"]
+    diff = {k for k in base if base[k] != center[k]}
+    assert diff <= {"lam", "alpha"} and base["lam"] == 0 and center["lam"] == launcher.QUICK_START_LAMBDA
+    assert base["seed"] == center["seed"] == 4 and summary["seed"] == 4
+    for arm in ("baseline", "center_loss"):
+        entry = summary[arm]
+        assert 0 <= entry["UA"] <= 1 and 0 <= entry["WA"] <= 1
+        assert entry["test_intra_inter"] > 0 and entry["test_fisher"] > 0
+    b, c = summary["baseline"], summary["center_loss"]
+    assert summary["tighter"] == (c["test_intra_inter"] < b["test_intra_inter"])
+    assert summary["more_separable"] == (c["test_fisher"] > b["test_fisher"])
+    assert summary["baseline"]["run"] in format_pair(summary)
+
+
+def test_quickstart_command_prints_one_json_object(tiny_preset, capsys):
+    assert cli.main(["--store", str(tiny_preset.root), "quickstart", "--seed", "2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for arm in ("baseline", "center_loss"):
+        assert set(out[arm]) >= {"run", "UA", "WA", "test_intra_inter", "test_fisher"}
+        assert tiny_preset.get(out[arm]["run"]).read_status()["state"] == "done"

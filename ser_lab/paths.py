@@ -15,8 +15,10 @@ def cache_dir() -> Path:
     return path
 
 
-def checkpoints_dir() -> Path:
-    """The run store: $SER_LAB_CHECKPOINTS or <project>/checkpoints."""
+def checkpoints_dir(create: bool = True) -> Path:
+    """The run store: $SER_LAB_CHECKPOINTS or <project>/checkpoints (created unless
+    create=False: listing runs must not make folders)."""
     path = Path(os.environ.get("SER_LAB_CHECKPOINTS") or PROJECT_ROOT / "checkpoints")
-    path.mkdir(parents=True, exist_ok=True)
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
     return path

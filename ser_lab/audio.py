@@ -338,6 +338,17 @@ def _known_magic(head: bytes) -> str | None:
     return "other" if head[:4] in _MAGIC else None
 
 
+def looks_like_audio(source: Source) -> bool:
+    """Whether the content starts like one of the supported containers (magic bytes only)."""
+    return _known_magic(_head(source)) is not None
+
+
+def quiet_decoder(source: Source):
+    """A context in which libsndfile may open `source` without its MP3 decoder's notes reaching
+    stderr (a no-op for content that starts like another supported container)."""
+    return _quiet_native_stderr(_known_magic(_head(source)) != "other")
+
+
 @contextlib.contextmanager
 def _quiet_native_stderr(active: bool) -> Iterator[None]:
     """Send file descriptor 2 to /dev/null while libsndfile's MP3 decoder runs: it prints

@@ -133,10 +133,15 @@ def audio_duration(path: Path) -> tuple[float | None, str]:
     kind = not_regular_reason(st)
     if kind:
         return None, f"not a regular file ({kind}): never opened"
+    from ser_lab.audio import looks_like_audio, quiet_decoder
+
     try:
-        info = sf.info(os.fsencode(path))
+        with quiet_decoder(path):
+            info = sf.info(os.fsencode(path))
     except (sf.LibsndfileError, RuntimeError) as err:
         detail = getattr(err, "error_string", "") or type(err).__name__
+        if not looks_like_audio(path):  # libsndfile's "possibly a pipe?" would mislead
+            detail = "unknown format: not a WAV, FLAC, OGG, MP3, AIFF, AU or CAF file"
         return None, f"unreadable audio ({detail})"
     except OSError as err:
         return None, f"unreadable audio ({err.strerror or type(err).__name__})"

@@ -63,14 +63,18 @@ def rescore_run(run, device: str = "auto") -> dict:
             f"(model.pt and embeddings.npz); only fold {', '.join(map(str, folds_done))} could be "
             "re-scored, so nothing is reported"
         )
-    cfg = TrainConfig.from_dict(run.config["train"])
+    train = run.config.get("train")
+    if not isinstance(train, dict):
+        raise RunError(f"run {run.run_id}: config.json holds no training settings to re-score with")
+    cfg = TrainConfig.from_dict(train).validate()
     dev = select_device(device)
+    models = {k: load_fold_model(run, k, dev) for k in folds_done}  # refused before any data
     manifest, feats, _ = load_data(cfg)
     position = {u.utt_id: i for i, u in enumerate(manifest.utterances)}
     labels = manifest.label_ids()
     fold_results = []
     for k in folds_done:
-        model, payload = load_fold_model(run, k, dev)
+        model, payload = models[k]
         norm = NormStats.from_dict(payload["norm"])
         emb = run.load_embeddings(k)
         test_ids = emb["utt_ids"][emb["split"] == "test"]

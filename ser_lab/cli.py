@@ -25,12 +25,14 @@ class ProgressBar:
         self.label, self.stream = label, stream or sys.stderr
         self.start = time.time()
         self.last = 0.0
+        self.shown = False  # whether anything was drawn (close() then ends the line)
 
     def update(self, done: float, total: float, extra: str = "") -> None:
         now = time.time()
         if now - self.last < 0.1 and done < total:
             return
         self.last = now
+        self.shown = True
         frac = done / total if total else 1.0
         elapsed = now - self.start
         eta = elapsed / frac - elapsed if frac > 0 else 0.0
@@ -133,6 +135,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         feature_bar.update(done, total)
 
     def on_progress(event: dict) -> None:
+        if feature_bar.shown and "train" not in bars:
+            feature_bar.close()  # the training bar starts on its own line
+            feature_bar.shown = False
         bar = bars.setdefault("train", ProgressBar("training"))
         epochs = run_epochs(run)
         frac = 1.0 if event.get("epoch_done") else event["batch"] / event["n_batches"]
@@ -154,6 +159,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         finally:
             if "train" in bars:
                 bars["train"].close()
+            elif feature_bar.shown:  # an error then starts on its own line
+                feature_bar.close()
     print(format_results(results))
     return 0
 

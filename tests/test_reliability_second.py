@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import socket
 import threading
 import types
@@ -44,7 +45,9 @@ def env(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, monkeypatch: p
 
 
 def one_error_line(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip() and "\r" not in line]
+    """The single `error: ...` line of stderr; progress bars (redrawn with \\r) aside."""
+    shown = [line.rsplit("\r", 1)[-1] for line in err.split("\n")]
+    lines = [line for line in shown if line.strip() and not re.match(r"^\w+ \[[#-]+\]", line)]
     assert "Traceback" not in err, err
     assert len(lines) == 1 and lines[0].startswith("error: "), err
     return lines[0]

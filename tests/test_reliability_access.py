@@ -115,7 +115,7 @@ def test_policy_from_the_environment(tmp_path: Path) -> None:
         assert AccessPolicy.from_env({ENV_SHARED: value}).shared, value
     roots = AccessPolicy.from_env({ENV_SHARED: "1", ENV_CORPUS_ROOTS: f"{tmp_path}/a{os.pathsep} {tmp_path}/b"})
     assert roots.corpus_roots == ((tmp_path / "a").resolve(), (tmp_path / "b").resolve())
-    with pytest.raises(AccessDeniedError, match="starting a training is not allowed"):
+    with pytest.raises(AccessDeniedError, match="Starting a training is not allowed"):
         roots.check("starting a training")
     AccessPolicy().check("starting a training")  # personal mode: allowed
 
@@ -166,28 +166,37 @@ def _refused(at) -> list[str]:
     return [e.value for e in at.error if REFUSED in e.value]
 
 
-@pytest.mark.parametrize("shared", [False, True])
-def test_train_page_start_stop_resume(scratch_store, monkeypatch, calls, shared: bool) -> None:
+def _forced_click(at, monkeypatch, find) -> None:
+    """Click a control as a forged request would: the page is drawn in personal mode (so the
+    button is enabled and AppTest lets it be clicked), then the click is handled by a run in
+    shared mode, where the button is drawn disabled. The page itself must refuse it."""
+    monkeypatch.delenv(ENV_SHARED, raising=False)
+    at.run()
+    monkeypatch.setenv(ENV_SHARED, "1")
+    find(at).click().run()
+
+
+def test_train_page_start_stop_resume(scratch_store, monkeypatch, calls) -> None:
     store = RunStore(scratch_store.store)
     queued = new_run(TINY, store, name="waiting")  # queued, fresh heartbeat: offers Stop
     failed = new_run(TINY, store, name="failed one")
     failed.update_status(state="failed", error="CorpusError: gone")
-    if shared:
-        monkeypatch.setenv(ENV_SHARED, "1")
+    labels = ("Start training", "Stop", "Resume")
     at = app_test("train")
     at.multiselect[0].set_value([queued.run_id, failed.run_id]).run()
     no_exception(at)
-    buttons = {label: _button(at, label) for label in ("Start training", "Stop", "Resume")}
-    assert all(b.disabled == shared for b in buttons.values())
-    if not shared:
-        return
+    assert not any(_button(at, label).disabled for label in labels)  # personal mode: enabled
+    monkeypatch.setenv(ENV_SHARED, "1")
+    at.run()
+    no_exception(at)
+    assert all(_button(at, label).disabled for label in labels)
     assert "Shared mode" in texts(at)
     before = sorted(p.name for p in store.root.iterdir())
-    at.button(key="FormSubmitter:new_run-Start training").click().run()
-    assert _refused(at) and calls == []
-    _button(at, "Stop").click().run()
+    _forced_click(at, monkeypatch, lambda a: a.button(key="FormSubmitter:new_run-Start training"))
+    assert any("Starting a training" in e for e in _refused(at)) and calls == []
+    _forced_click(at, monkeypatch, lambda a: _button(a, "Stop"))
     assert any("Stopping a training" in e for e in _refused(at)) and calls == []
-    _button(at, "Resume").click().run()
+    _forced_click(at, monkeypatch, lambda a: _button(a, "Resume"))
     assert any("Resuming a training" in e for e in _refused(at)) and calls == []
     assert sorted(p.name for p in store.root.iterdir()) == before  # no new run folder
     assert failed.read_status()["state"] == "failed"
@@ -208,9 +217,8 @@ def test_home_quick_start_and_corpus_roots_in_shared_mode(scratch_store, monkeyp
     saved = settings.read_text()
     at = app_test()
     no_exception(at)
-    quick = _button(at, "Quick start")
-    assert quick.disabled
-    quick.click().run()
+    assert _button(at, "Quick start").disabled
+    _forced_click(at, monkeypatch, lambda a: _button(a, "Quick start"))
     assert any("A quick start" in e for e in _refused(at)) and calls == []
     submit = "FormSubmitter:corpus_form-Check and use this corpus"
     at.selectbox[0].set_value("folder")
@@ -257,17 +265,16 @@ def test_sensitivity_launch_stop_resume_in_shared_mode(scratch_store, monkeypatc
     monkeypatch.setenv(ENV_SHARED, "1")
     at = app_test("sensitivity")
     no_exception(at)
-    resume = _button(at, "Resume the sweep (2 points not done)")
-    assert resume.disabled and _button(at, "Launch the grid").disabled
-    at.button(key="FormSubmitter:grid-Launch the grid").click().run()
+    resume = "Resume the sweep (2 points not done)"
+    assert _button(at, resume).disabled and _button(at, "Launch the grid").disabled
+    _forced_click(at, monkeypatch, lambda a: a.button(key="FormSubmitter:grid-Launch the grid"))
     assert any("Launching a sweep" in e for e in _refused(at)) and calls == []
-    _button(at, "Resume the sweep (2 points not done)").click().run()
+    _forced_click(at, monkeypatch, lambda a: _button(a, resume))
     assert any("Resuming a sweep" in e for e in _refused(at)) and calls == []
     monkeypatch.setattr(launcher, "sweep_process", lambda *a, **k: 4242)  # a sweep "running"
     at = app_test("sensitivity")
-    stop = _button(at, "Stop the sweep")
-    assert stop.disabled
-    stop.click().run()
+    assert _button(at, "Stop the sweep").disabled
+    _forced_click(at, monkeypatch, lambda a: _button(a, "Stop the sweep"))
     assert any("Stopping a sweep" in e for e in _refused(at)) and calls == []
 
 

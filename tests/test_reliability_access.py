@@ -37,7 +37,6 @@ from tests.audio_fixtures import tone, write_audio
 app_store, app_env, scratch_store = fx.app_store, fx.app_env, fx.scratch_store
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-REFUSED = "is not allowed: this SER Lab runs in shared mode"
 
 
 # ----------------------------------------------------------------------------- listening address
@@ -162,14 +161,11 @@ def _button(at, label: str):
     return found[0]
 
 
-def _refused(at) -> list[str]:
-    return [e.value for e in at.error if REFUSED in e.value]
-
-
 def _forced_click(at, monkeypatch, find) -> None:
     """Click a control as a forged request would: the page is drawn in personal mode (so the
     button is enabled and AppTest lets it be clicked), then the click is handled by a run in
-    shared mode, where the button is drawn disabled. The page itself must refuse it."""
+    shared mode, where the button is drawn disabled. Nothing may happen: Streamlit drops the
+    events of a disabled widget, and each guarded action also asks the policy itself."""
     monkeypatch.delenv(ENV_SHARED, raising=False)
     at.run()
     monkeypatch.setenv(ENV_SHARED, "1")
@@ -193,11 +189,11 @@ def test_train_page_start_stop_resume(scratch_store, monkeypatch, calls) -> None
     assert "Shared mode" in texts(at)
     before = sorted(p.name for p in store.root.iterdir())
     _forced_click(at, monkeypatch, lambda a: a.button(key="FormSubmitter:new_run-Start training"))
-    assert any("Starting a training" in e for e in _refused(at)) and calls == []
+    assert calls == [] and not at.success
     _forced_click(at, monkeypatch, lambda a: _button(a, "Stop"))
-    assert any("Stopping a training" in e for e in _refused(at)) and calls == []
+    assert calls == [] and not at.success
     _forced_click(at, monkeypatch, lambda a: _button(a, "Resume"))
-    assert any("Resuming a training" in e for e in _refused(at)) and calls == []
+    assert calls == [] and not at.success
     assert sorted(p.name for p in store.root.iterdir()) == before  # no new run folder
     assert failed.read_status()["state"] == "failed"
 
@@ -219,7 +215,7 @@ def test_home_quick_start_and_corpus_roots_in_shared_mode(scratch_store, monkeyp
     no_exception(at)
     assert _button(at, "Quick start").disabled
     _forced_click(at, monkeypatch, lambda a: _button(a, "Quick start"))
-    assert any("A quick start" in e for e in _refused(at)) and calls == []
+    assert calls == [] and not at.success
     submit = "FormSubmitter:corpus_form-Check and use this corpus"
     at.selectbox[0].set_value("folder")
     at.text_input[0].set_value(str(elsewhere))
@@ -268,14 +264,14 @@ def test_sensitivity_launch_stop_resume_in_shared_mode(scratch_store, monkeypatc
     resume = "Resume the sweep (2 points not done)"
     assert _button(at, resume).disabled and _button(at, "Launch the grid").disabled
     _forced_click(at, monkeypatch, lambda a: a.button(key="FormSubmitter:grid-Launch the grid"))
-    assert any("Launching a sweep" in e for e in _refused(at)) and calls == []
+    assert calls == [] and not at.success
     _forced_click(at, monkeypatch, lambda a: _button(a, resume))
-    assert any("Resuming a sweep" in e for e in _refused(at)) and calls == []
+    assert calls == [] and not at.success
     monkeypatch.setattr(launcher, "sweep_process", lambda *a, **k: 4242)  # a sweep "running"
     at = app_test("sensitivity")
     assert _button(at, "Stop the sweep").disabled
     _forced_click(at, monkeypatch, lambda a: _button(a, "Stop the sweep"))
-    assert any("Stopping a sweep" in e for e in _refused(at)) and calls == []
+    assert calls == [] and not at.success
 
 
 @pytest.mark.parametrize("page", [None, "train", "compare", "explore", "sensitivity"])

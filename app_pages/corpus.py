@@ -4,8 +4,8 @@ import json
 
 import streamlit as st
 
+from ser_lab import access, figures
 from ser_lab import app_support as sup
-from ser_lab import figures
 from ser_lab.corpora.synthetic import SYNTHETIC_NOTICE
 from ser_lab.errors import SerLabError
 
@@ -32,6 +32,7 @@ if corpus.is_synthetic:
     st.warning(f"**Synthetic corpus.** {SYNTHETIC_NOTICE}", icon=":material/warning:")
 
 try:
+    access.policy().check_corpus_root(corpus.root)
     spinner = (
         "Generating the built-in corpus (first time only, about 30 s)…"
         if not corpus.available()

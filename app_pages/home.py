@@ -4,8 +4,8 @@ import json
 
 import streamlit as st
 
+from ser_lab import access, launcher
 from ser_lab import app_support as sup
-from ser_lab import launcher
 from ser_lab.corpora import CORPORA, describe
 from ser_lab.corpora.synthetic import SIZES, SYNTHETIC_NOTICE
 from ser_lab.errors import SerLabError
@@ -32,6 +32,13 @@ def corpus_summary(key: str) -> dict:
 
 store = RunStore()
 corpus = sup.current_corpus(st.session_state)
+policy = access.policy()
+if policy.shared:
+    st.info(
+        "Shared mode: runs can be browsed, compared and explored here; training is switched off "
+        "on this server.",
+        icon=":material/lock:",
+    )
 
 st.title("SER Lab")
 st.markdown(
@@ -88,7 +95,9 @@ st.header("Corpus in use")
 if corpus.is_synthetic:
     st.warning(f"**Synthetic corpus.** {SYNTHETIC_NOTICE}", icon=":material/warning:")
 st.markdown(f"**{corpus.label()}**")
-if corpus.available():
+if not policy.allows_corpus_root(corpus.root):
+    st.error(f"Not usable: corpus root {corpus.root} is outside the roots this server allows.")
+elif corpus.available():
     try:
         summary = corpus_summary(corpus.key())
     except SerLabError as exc:
@@ -140,12 +149,16 @@ with st.expander("Use another corpus", expanded=bool(st.session_state.get("corpu
             options={"size": size} if name == "synthetic" else {},
         )
         try:
+            policy.check_corpus_root(choice.root)
             with st.spinner("Reading the corpus (the synthetic one is generated on first use)…"):
                 manifest = choice.validate().load()
         except SerLabError as exc:
             st.error(f"Not usable: {exc}")
         else:
-            sup.set_corpus(st.session_state, choice)
+            if policy.shared:  # this visitor's choice only: not saved for the others
+                st.session_state[sup.SESSION_KEY] = choice.to_dict()
+            else:
+                sup.set_corpus(st.session_state, choice)
             st.session_state["corpus_report"] = (
                 f"Now using {choice.label()}: {len(manifest)} utterances, "
                 f"{len(manifest.problems)} problems found.",
@@ -174,10 +187,11 @@ if st.button(
     "Quick start",
     icon=":material/rocket_launch:",
     type="primary",
-    disabled=bool(quick_active),
+    disabled=bool(quick_active) or not policy.can_train,
     help="already running" if quick_active else None,
 ):
     try:
+        policy.check("a quick start")
         started = launcher.quick_start(store)
     except SerLabError as exc:
         st.error(f"Could not start: {exc}")

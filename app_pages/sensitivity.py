@@ -2,8 +2,8 @@
 
 import streamlit as st
 
+from ser_lab import access, figures, launcher
 from ser_lab import app_support as sup
-from ser_lab import figures, launcher
 from ser_lab.errors import SerLabError
 from ser_lab.runs import RunStore
 from ser_lab.trainer import TrainConfig
@@ -24,6 +24,7 @@ def sweep_table(root: str, signature: tuple, sweep_id: str | None):
 
 store = RunStore()
 corpus = sup.current_corpus(st.session_state)
+policy = access.policy()
 st.title("Sensitivity to λ and α")
 st.markdown(
     "The paper reports accuracy roughly flat for α between 0.1 and 0.9, and best at λ = 0.3 with much "
@@ -43,9 +44,10 @@ with st.expander("Launch a grid", expanded=False):
         epochs = c2.number_input("epochs", 1, 500, 8)
         n_folds = c3.number_input("folds", 2, 20, 4)
         which = c4.radio("train", ["first fold only", "all folds"], horizontal=True)
-        submitted = st.form_submit_button("Launch the grid", type="primary")
+        submitted = st.form_submit_button("Launch the grid", type="primary", disabled=policy.shared)
     if submitted:
         try:
+            policy.check("launching a sweep")
             lams = sup.parse_values(lams_text, "λ values")
             alphas = sup.parse_values(alphas_text, "α values")
             seeds = [int(s) for s in sup.parse_values(seeds_text, "seeds", integer=True)]
@@ -89,15 +91,21 @@ if sweep_id:
     buttons = st.container(horizontal=True)
     if process is not None:
         buttons.caption(f"The sweep process (pid {process}) is running.")
-        if buttons.button("Stop the sweep", icon=":material/stop:"):
+        if buttons.button("Stop the sweep", icon=":material/stop:", disabled=policy.shared):
+            if not policy.allows("stopping a sweep"):
+                st.error(policy.refusal("stopping a sweep"))
+                st.stop()
             launcher.stop_sweep(store, sweep_id)
             st.toast(
                 "Stopping: running points finish their current batch and are marked interrupted."
             )
     elif unfinished and buttons.button(
-        f"Resume the sweep ({len(unfinished)} points not done)", icon=":material/play_arrow:"
+        f"Resume the sweep ({len(unfinished)} points not done)",
+        icon=":material/play_arrow:",
+        disabled=policy.shared,
     ):
         try:
+            policy.check("resuming a sweep")
             launcher.resume_sweep(store, sweep_id)
         except SerLabError as exc:
             st.error(str(exc))

@@ -3,8 +3,8 @@
 import streamlit as st
 import torch
 
+from ser_lab import access, figures, launcher
 from ser_lab import app_support as sup
-from ser_lab import figures, launcher
 from ser_lab.errors import SerLabError
 from ser_lab.runs import RunStore
 from ser_lab.trainer import PROTOCOLS, TrainConfig
@@ -17,7 +17,14 @@ def list_runs(root: str, signature: tuple) -> list:
 
 store = RunStore()
 corpus = sup.current_corpus(st.session_state)
+policy = access.policy()
 st.title("Train")
+if policy.shared:
+    st.info(
+        "Shared mode: starting, stopping and resuming trainings are switched off on this server; "
+        "the runs below can be watched.",
+        icon=":material/lock:",
+    )
 
 # ----------------------------------------------------------------------------- new run
 
@@ -74,10 +81,11 @@ with st.expander("New run", expanded=not st.session_state.get("watch")):
             max_value=100,
             value=1,
         )
-        launch = st.form_submit_button("Start training", type="primary")
+        launch = st.form_submit_button("Start training", type="primary", disabled=policy.shared)
 
 if launch:
     try:
+        policy.check("starting a training")
         cfg = TrainConfig(
             **corpus.train_fields(),
             features=features,
@@ -145,15 +153,21 @@ def show_run(run_id: str) -> bool:
     progress = float(status.get("progress") or 0.0)
     st.progress(min(max(progress, 0.0), 1.0), text=sup.progress_text(status) or state)
     buttons = st.container(horizontal=True)
-    if active and buttons.button("Stop", icon=":material/stop:", key=f"stop-{run_id}"):
+    stop = active and buttons.button(
+        "Stop", icon=":material/stop:", key=f"stop-{run_id}", disabled=policy.shared
+    )
+    if stop and not policy.allows("stopping a training"):
+        st.error(policy.refusal("stopping a training"))
+    elif stop:
         if launcher.stop_run(run):
             st.toast(f"Stopping {run_id} after its current batch…")
         else:
             st.warning("No training process found for this run.")
     if state in ("interrupted", "failed") and buttons.button(
-        "Resume", icon=":material/play_arrow:", key=f"resume-{run_id}"
+        "Resume", icon=":material/play_arrow:", key=f"resume-{run_id}", disabled=policy.shared
     ):
         try:
+            policy.check("resuming a training")
             launcher.resume_run(run, store)
         except SerLabError as exc:
             st.error(str(exc))

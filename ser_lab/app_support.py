@@ -270,7 +270,8 @@ def run_label(row: RunSummary) -> str:
     """How a run is named in selectors: id, λ/α, result, demo mark."""
     parts = [row.run_id]
     if row.lam is not None:
-        kind = "baseline" if row.lam == 0 else f"λ={row.lam:g}, α={row.alpha:g}"
+        alpha = f", α={row.alpha:g}" if row.alpha is not None else ""
+        kind = "baseline" if row.lam == 0 else f"λ={row.lam:g}{alpha}"
         parts.append(kind)
     if row.corpus:
         parts.append(f"{row.corpus}/{row.features or '?'}")

@@ -19,7 +19,11 @@ the file (or "uploaded bytes") and what was found. The checks, in order:
 4. `TooLongAudioError`: declared duration (from the header, before decoding) > `max_input_seconds`
    (for a header that gives no length, found while decoding the first max_seconds).
 5. `EmptyAudioError`: a valid header with no samples.
-6. `InvalidSamplesError`: NaN or infinite samples (possible in float WAVs).
+6. `InvalidSamplesError`: NaN or infinite samples, or samples larger than
+   `MAX_SAMPLE_MAGNITUDE` = 1e6 times full scale (+120 dBFS): possible only in float files, and
+   always a corrupt or wrongly written file. Such values are refused, not clipped: squared in the
+   spectrogram they overflow float32 (3e38 already does), and one such file would turn a whole
+   fold's normalisation statistics and every weight into NaN.
 7. `TooShortAudioError`: less than `min_seconds` of signal (exact-zero padding at either end
    is dropped first: it is a converter's padding, not sound).
 8. `SilentAudioError`: after removing the mean (so pure DC counts as silent), the peak absolute
@@ -27,16 +31,25 @@ the file (or "uploaded bytes") and what was found. The checks, in order:
    (3.05e-5 is the step, so a 16-bit file of +-1 LSB dither is silent) and far below any speech.
 
 Integer PCM (unsigned 8-bit, 16, 24, 32) decodes to [-1, 1); float files keep their values
-(libsndfile does not rescale them; values beyond +-1 are kept, not clipped, since the features
-are log-compressed and normalised afterwards).
+(libsndfile does not rescale them; values beyond +-1 up to MAX_SAMPLE_MAGNITUDE are kept, not
+clipped, since the features are log-compressed and normalised afterwards).
+
+File names may hold any bytes: paths are handed to libsndfile as bytes (`os.fsencode`) and
+shown in messages with undecodable bytes escaped (`fileio.display_path`). Only regular files
+are ever opened: a FIFO, device or socket is refused from `stat` alone, so it cannot hang the
+reader. libsndfile's MP3 decoder writes notes ("Illegal Audio-MPEG-Header") straight to the
+process's stderr; they are silenced while a file that is MP3 or not recognised is decoded.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
 import struct
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
@@ -53,6 +66,7 @@ from ser_lab.errors import (
     TooShortAudioError,
     UnreadableAudioError,
 )
+from ser_lab.fileio import display_path, not_regular_reason
 
 SAMPLE_RATE = 16000
 MAX_SECONDS = 14.0
@@ -68,10 +82,20 @@ SUPPORTED_FORMATS = frozenset(
 MIN_SAMPLE_RATE = 1000
 MAX_SAMPLE_RATE = 768000
 MAX_CHANNELS = 64
+# Largest |sample| accepted (full scale = 1.0): +120 dBFS. Beyond it a float file is corrupt or
+# wrongly scaled, and its squared values would overflow the float32 spectrogram.
+MAX_SAMPLE_MAGNITUDE = 1e6
 # A WAV whose data chunk claims more than this many bytes beyond the end of the file is truncated.
 _WAV_TRUNCATION_SLACK = 64
+# At most this many RIFF chunks are walked looking for the data chunk (the walk seeks from
+# header to header, so a large chunk before the data costs nothing).
+_WAV_MAX_CHUNKS = 4096
 _BLOCK_FRAMES = 65536
-_HEADER_PEEK = 65536
+_MAGIC_PEEK = 16
+# How each supported container starts (MP3: an ID3 tag or an MPEG frame sync, checked apart).
+_MAGIC = (b"RIFF", b"RIFX", b"RF64", b"BW64", b"riff", b"fLaC", b"OggS", b"FORM", b".snd",
+          b"dns.", b"caff")
+_STDERR_LOCK = threading.Lock()
 
 Source = str | Path | bytes
 
@@ -117,14 +141,13 @@ def load_audio(
     sr = info["sample_rate"]
     if mono.size == 0:
         raise EmptyAudioError(f"{name}: the audio holds no samples")
-    if not np.isfinite(mono).all():
-        bad = int(np.count_nonzero(~np.isfinite(mono)))
-        raise InvalidSamplesError(f"{name}: {bad} sample(s) are NaN or infinite")
+    check_samples(mono, name)
     mono = _trim_digital_silence(mono)
     seconds = mono.size / sr
     if seconds < min_seconds:
         raise TooShortAudioError(
-            f"{name}: {seconds:.3f} s of audio is shorter than the minimum of {min_seconds} s"
+            f"{name}: {format_seconds(seconds, min_seconds)} s of audio is shorter than the "
+            f"minimum of {min_seconds} s"
         )
     _check_not_silent(mono, name)
 
@@ -143,6 +166,35 @@ def load_audio(
     )
 
 
+def check_samples(samples: np.ndarray, name: str) -> None:
+    """InvalidSamplesError unless every sample is finite and at most MAX_SAMPLE_MAGNITUDE.
+
+    Called on every decoded signal; the inference path calls it again on what it feeds the
+    network, so no NaN can reach a prediction from the audio side.
+    """
+    finite = np.isfinite(samples)
+    if not finite.all():
+        bad = int(np.count_nonzero(~finite))
+        raise InvalidSamplesError(f"{name}: {bad} sample(s) are NaN or infinite")
+    peak = float(np.max(np.abs(samples))) if samples.size else 0.0
+    if peak > MAX_SAMPLE_MAGNITUDE:
+        bad = int(np.count_nonzero(np.abs(samples) > MAX_SAMPLE_MAGNITUDE))
+        raise InvalidSamplesError(
+            f"{name}: {bad} sample(s) exceed {MAX_SAMPLE_MAGNITUDE:g} times full scale "
+            f"(largest {peak:.3g}; full scale is 1.0): a corrupt or wrongly scaled float file"
+        )
+
+
+def format_seconds(seconds: float, limit: float, digits: int = 3) -> str:
+    """`seconds` with enough decimals that it does not print equal to `limit` (0.4999 s is
+    shown as 0.4999, not 0.500, next to a minimum of 0.5 s)."""
+    for d in range(digits, 10):
+        text = f"{seconds:.{d}f}"
+        if seconds == limit or float(text) != limit:
+            return text
+    return repr(seconds)
+
+
 def audio_fingerprint(source: Source) -> str:
     """SHA-256 (hex) of the file's bytes: the content key of the feature cache."""
     h = hashlib.sha256()
@@ -151,7 +203,7 @@ def audio_fingerprint(source: Source) -> str:
         return h.hexdigest()
     name, _ = _describe(source)
     try:
-        with open(source, "rb") as f:
+        with _open_regular(source) as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
     except OSError as exc:
@@ -165,8 +217,8 @@ def audio_fingerprint(source: Source) -> str:
 def _check_limits(
     max_seconds: float, min_seconds: float, max_bytes: int | None, max_input_seconds: float | None
 ) -> None:
-    if not max_seconds > 0:
-        raise ConfigError(f"max_seconds must be > 0, got {max_seconds}")
+    if not (max_seconds > 0 and math.isfinite(max_seconds)):
+        raise ConfigError(f"max_seconds must be a finite number > 0, got {max_seconds}")
     if not 0 <= min_seconds <= max_seconds:
         raise ConfigError(
             f"min_seconds must be in [0, max_seconds={max_seconds}], got {min_seconds}"
@@ -183,55 +235,142 @@ def _describe(source: Source) -> tuple[str, int]:
         return "uploaded bytes", len(source)
     if not isinstance(source, (str, Path)):
         raise TypeError(f"audio source must be a path or bytes, got {type(source).__name__}")
-    name = f"'{source}'"
+    name = f"'{display_path(source)}'"
     try:
-        st = os.stat(source)
+        st = os.stat(os.fsencode(source))
     except FileNotFoundError as exc:
         raise UnreadableAudioError(f"{name}: no such file") from exc
-    except OSError as exc:
-        raise UnreadableAudioError(f"{name}: cannot read the file ({exc.strerror or exc})") from exc
-    if not os.path.isfile(source):
-        raise UnreadableAudioError(f"{name}: not a regular file")
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise UnreadableAudioError(f"{name}: cannot read the file ({reason})") from exc
+    kind = not_regular_reason(st)
+    if kind:
+        raise UnreadableAudioError(f"{name}: not a regular file ({kind})")
     return name, st.st_size
+
+
+@contextlib.contextmanager
+def _open_regular(source: str | Path) -> Iterator:
+    """Open a path for reading without ever blocking on a FIFO (O_NONBLOCK), and refuse it
+    unless the opened file is a regular one (fstat, so a swap after `_describe` is caught)."""
+    fd = os.open(os.fsencode(source), os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        kind = not_regular_reason(os.fstat(fd))
+        if kind:
+            raise OSError(0, f"not a regular file ({kind})")
+        if hasattr(os, "O_NONBLOCK"):
+            os.set_blocking(fd, True)
+        f = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with f:
+        yield f
 
 
 def _check_wav_not_truncated(source: Source, name: str, size: int) -> None:
     """Refuse a RIFF/WAVE file whose data chunk claims more bytes than the file holds.
 
     libsndfile quietly shortens such files to what is there; a cut-off upload or copy should be
-    reported instead. A size of 0xFFFFFFFF (a streaming writer that never fixed the header) is
-    accepted: libsndfile reads to the end of the file. A size of 0 followed by audio bytes (the
-    same, from writers that leave 0) is refused with its own message, since libsndfile would
-    read no samples and the file would look empty.
+    reported instead. The walk seeks from chunk header to chunk header over the whole file, so
+    a large chunk (LIST, JUNK, bext) before the data chunk does not hide it. A size of
+    0xFFFFFFFF (a streaming writer that never fixed the header) is accepted: libsndfile reads to
+    the end of the file. A size of 0 followed by audio bytes (the same, from writers that leave
+    0) is refused with its own message, since libsndfile would read no samples and the file
+    would look empty.
     """
+    try:
+        with _reader(source) as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return
+            pos = 12
+            for _ in range(_WAV_MAX_CHUNKS):
+                f.seek(pos)
+                header = f.read(8)
+                if len(header) < 8:
+                    return  # no data chunk: libsndfile gives its own verdict
+                chunk_id = header[:4]
+                (chunk_size,) = struct.unpack("<I", header[4:8])
+                if chunk_id == b"data":
+                    _check_data_chunk(name, chunk_size, size - (pos + 8))
+                    return
+                pos += 8 + chunk_size + (chunk_size & 1)
+    except OSError as exc:
+        raise UnreadableAudioError(f"{name}: cannot read the file ({exc.strerror or exc})") from exc
+
+
+def _check_data_chunk(name: str, chunk_size: int, available: int) -> None:
+    if chunk_size == 0 and available > _WAV_TRUNCATION_SLACK:
+        raise UnreadableAudioError(
+            f"{name}: unfinished WAV: the header declares 0 bytes of audio but "
+            f"{available} bytes follow (a recording that was never finalised?)"
+        )
+    if chunk_size not in (0, 0xFFFFFFFF) and chunk_size - available > _WAV_TRUNCATION_SLACK:
+        raise UnreadableAudioError(
+            f"{name}: truncated WAV: the header declares {chunk_size} bytes of audio but "
+            f"the file holds only {max(available, 0)}"
+        )
+
+
+def _reader(source: Source):
+    """A seekable binary reader over a path (regular files only) or bytes."""
     if isinstance(source, (bytes, bytearray, memoryview)):
-        head = bytes(source[:_HEADER_PEEK])
-    else:
-        try:
-            with open(source, "rb") as f:
-                head = f.read(_HEADER_PEEK)
-        except OSError as exc:
-            raise UnreadableAudioError(f"{name}: cannot read the file ({exc})") from exc
-    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return BytesIO(bytes(source))
+    return _open_regular(source)
+
+
+def _head(source: Source, n: int = _MAGIC_PEEK) -> bytes:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source[:n])
+    try:
+        with _open_regular(source) as f:
+            return f.read(n)
+    except OSError:
+        return b""
+
+
+def _known_magic(head: bytes) -> str | None:
+    """"mp3" for an ID3 tag or an MPEG frame sync, "other" for another supported container's
+    magic, None for content none of the supported containers starts with."""
+    if head.startswith(b"ID3") or (len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
+        return "mp3"
+    return "other" if head[:4] in _MAGIC else None
+
+
+def looks_like_audio(source: Source) -> bool:
+    """Whether the content starts like one of the supported containers (magic bytes only)."""
+    return _known_magic(_head(source)) is not None
+
+
+def quiet_decoder(source: Source):
+    """A context in which libsndfile may open `source` without its MP3 decoder's notes reaching
+    stderr (a no-op for content that starts like another supported container)."""
+    return _quiet_native_stderr(_known_magic(_head(source)) != "other")
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr(active: bool) -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null while libsndfile's MP3 decoder runs: it prints
+    "Note: Illegal Audio-MPEG-Header ..." there, from C, for every bad frame. Serialised by a
+    lock; Python code writing to stderr from another thread in that moment is silenced too."""
+    if not active:
+        yield
         return
-    pos = 12
-    while pos + 8 <= len(head):
-        chunk_id = head[pos : pos + 4]
-        (chunk_size,) = struct.unpack("<I", head[pos + 4 : pos + 8])
-        if chunk_id == b"data":
-            available = size - (pos + 8)
-            if chunk_size == 0 and available > _WAV_TRUNCATION_SLACK:
-                raise UnreadableAudioError(
-                    f"{name}: unfinished WAV: the header declares 0 bytes of audio but "
-                    f"{available} bytes follow (a recording that was never finalised?)"
-                )
-            if chunk_size not in (0, 0xFFFFFFFF) and chunk_size - available > _WAV_TRUNCATION_SLACK:
-                raise UnreadableAudioError(
-                    f"{name}: truncated WAV: the header declares {chunk_size} bytes of audio but "
-                    f"the file holds only {max(available, 0)}"
-                )
+    with _STDERR_LOCK:
+        try:
+            saved = os.dup(2)
+        except OSError:
+            yield
             return
-        pos += 8 + chunk_size + (chunk_size & 1)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(devnull)
 
 
 def _decode(
@@ -245,9 +384,10 @@ def _decode(
     import soundfile as sf
 
     is_bytes = isinstance(source, (bytes, bytearray, memoryview))
-    handle = BytesIO(bytes(source)) if is_bytes else str(source)
+    handle = BytesIO(bytes(source)) if is_bytes else os.fsencode(source)
+    magic = _known_magic(_head(source))
     try:
-        with sf.SoundFile(handle) as f:
+        with _quiet_native_stderr(magic != "other"), sf.SoundFile(handle) as f:
             fmt, sr, channels = f.format, int(f.samplerate), int(f.channels)
             frames = _declared_frames(f)
             _check_header(name, fmt, sr, channels)
@@ -278,7 +418,14 @@ def _decode(
     except (TooLongAudioError, UnreadableAudioError):
         raise
     except Exception as exc:  # any decoder failure: corrupt, not audio, unsupported codec
-        raise UnreadableAudioError(f"{name}: not readable as audio ({_short(exc)})") from exc
+        if magic is None:  # libsndfile's own words here ("possibly a pipe?") would mislead
+            reason = (
+                "unknown format: not a WAV, FLAC, OGG, MP3, AIFF, AU or CAF file; "
+                f"it starts with {_head(source, 8)!r}"
+            )
+        else:
+            reason = _short(exc)
+        raise UnreadableAudioError(f"{name}: not readable as audio ({reason})") from exc
     mono = mono[:n]
     # When cut, the header says how long the whole input is (a lower bound if it does not).
     original = max(declared or 0.0, n / sr) if truncated else n / sr

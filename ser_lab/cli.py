@@ -1,7 +1,9 @@
 """The command line: `python -m ser_lab <command> ...`.
 
 Every command is a thin wrapper over the library (the app calls the same functions). Errors a
-user can cause are printed as one line, `error: ...`, with exit status 2 — never a traceback.
+user can cause are printed as one line, `error: ...`, with exit status 2 — never a traceback;
+so are the operating system's (disk full, a read-only or missing folder). Output never fails on
+a name with undecodable bytes: they are printed as backslash escapes.
 """
 
 from __future__ import annotations
@@ -23,12 +25,14 @@ class ProgressBar:
         self.label, self.stream = label, stream or sys.stderr
         self.start = time.time()
         self.last = 0.0
+        self.shown = False  # whether anything was drawn (close() then ends the line)
 
     def update(self, done: float, total: float, extra: str = "") -> None:
         now = time.time()
         if now - self.last < 0.1 and done < total:
             return
         self.last = now
+        self.shown = True
         frac = done / total if total else 1.0
         elapsed = now - self.start
         eta = elapsed / frac - elapsed if frac > 0 else 0.0
@@ -116,14 +120,14 @@ def train_config_from_args(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from ser_lab.runs import RunStore
-    from ser_lab.trainer import Interrupted, new_run, train_run
+    from ser_lab.errors import RunError
+    from ser_lab.trainer import Interrupted, failure_message, new_run, train_run
 
-    store = RunStore(Path(args.store) if args.store else None)
     if args.resume is not None:  # an empty id is an error, not "start a new run"
-        run = store.get(args.resume)
+        run = _store(args).get(args.resume)
     else:
-        run = new_run(train_config_from_args(args), store, name=args.name)
+        cfg = train_config_from_args(args)  # validated before the store is touched
+        run = new_run(cfg, _store(args, create=True), name=args.name)
     print(f"run {run.run_id} in {run.dir}", flush=True)
     feature_bar = ProgressBar("features")
     bars: dict = {}
@@ -137,6 +141,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                 bars.pop("train").close()
             print(f"fold {event['fold']}: {event['stop_reason']}", flush=True)
             return
+        if feature_bar.shown and "train" not in bars:
+            feature_bar.close()  # the training bar starts on its own line
+            feature_bar.shown = False
         bar = bars.setdefault("train", ProgressBar("training"))
         epochs = run_epochs(run)
         frac = 1.0 if event.get("epoch_done") else event["batch"] / event["n_batches"]
@@ -153,9 +160,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         except Interrupted:
             print(f"\ninterrupted: resume with  python -m ser_lab train --resume {run.run_id}")
             return 130
+        except OSError as exc:  # e.g. disk full: the run is marked failed, and resumable
+            raise RunError(f"run {run.run_id}: {failure_message(exc, run.run_id)}") from None
         finally:
             if "train" in bars:
                 bars["train"].close()
+            elif feature_bar.shown:  # an error then starts on its own line
+                feature_bar.close()
     print(format_results(results))
     return 0
 
@@ -183,10 +194,16 @@ def format_results(results: dict) -> str:
     return "\n".join(lines)
 
 
-def cmd_runs(args: argparse.Namespace) -> int:
+def _store(args: argparse.Namespace, *, create: bool = False):
+    """The run store of --store (or the default). Only commands that write runs create its
+    folder; listing and reading leave the disk as it is."""
     from ser_lab.runs import RunStore
 
-    summaries = RunStore(Path(args.store) if args.store else None).list()
+    return RunStore(Path(args.store) if args.store else None, create=create)
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    summaries = _store(args).list()
     if args.json:
         print(json.dumps([s.__dict__ for s in summaries], default=str, indent=1))
         return 0
@@ -208,9 +225,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from ser_lab.evaluate import rescore_run
-    from ser_lab.runs import RunStore
 
-    run = RunStore(Path(args.store) if args.store else None).get(args.run)
+    run = _store(args).get(args.run)
     print(format_results(rescore_run(run, device=args.device)))
     return 0
 
@@ -227,9 +243,8 @@ def fold_or_ensemble(text: str) -> int | str:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from ser_lab.inference import Predictor
-    from ser_lab.runs import RunStore
 
-    run = RunStore(Path(args.store) if args.store else None).get(args.run)
+    run = _store(args).get(args.run)
     predictor = Predictor.from_run(run, fold=args.fold, device=args.device)
     status = 0
     for clip in args.clips:
@@ -247,9 +262,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from ser_lab.analysis import compare_runs, format_compare_table
-    from ser_lab.runs import RunStore
 
-    store = RunStore(Path(args.store) if args.store else None)
+    store = _store(args)
     comparison = compare_runs(store.get(args.run_a), store.get(args.run_b))
     print(format_compare_table(comparison))
     return 0
@@ -391,6 +405,9 @@ def _app_split(argv: list[str]) -> tuple[list[str], list[str]] | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # a file name's odd bytes print as \xNN
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     split = _app_split(argv)
@@ -406,10 +423,14 @@ def main(argv: list[str] | None = None) -> int:
     except SerLabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        return 130
     except BrokenPipeError:
         # The reader went away (`runs | head`): stop quietly, as Unix tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except OSError as exc:  # the system's own errors (disk full, permissions): one line too
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130

@@ -42,7 +42,7 @@ class SilentAudioError(AudioError):
 
 
 class InvalidSamplesError(AudioError):
-    """NaN or infinite sample values."""
+    """NaN or infinite sample values, or magnitudes no audio file can mean (> 1e6 x full scale)."""
 
 
 class CorpusError(SerLabError):
@@ -51,3 +51,13 @@ class CorpusError(SerLabError):
 
 class RunError(SerLabError):
     """A run that does not exist, is broken, locked or from an incompatible version."""
+
+
+class NonFiniteError(SerLabError):
+    """A NaN or infinite value where a number must be finite: a training step's loss or the
+    weights after it (the run diverged), a normalisation statistic, a model's output."""
+
+
+class AccessDeniedError(SerLabError):
+    """An action this app instance does not allow (shared mode: training, stopping, resuming,
+    or a corpus root outside the allow-list)."""

@@ -16,11 +16,38 @@ from ser_lab.model import CnnBiGru, ModelConfig
 
 
 def load_fold_model(run, fold: int, device: torch.device | str = "cpu") -> tuple[CnnBiGru, dict]:
-    """The fold's network (eval mode) and its saved payload (centers, norm, labels, configs)."""
+    """The fold's network (eval mode) and its saved payload (centers, norm, labels, configs).
+
+    RunError (never a KeyError) for a model.pt that lacks a key, does not fit the network, or
+    holds NaN / infinite weights (a run that diverged): nothing it would predict means anything.
+    """
+    from ser_lab.runs import MODEL_KEYS
+
     payload = run.load_model(fold)
-    model = CnnBiGru(ModelConfig.from_dict(payload["model_config"]))
-    model.load_state_dict(payload["state_dict"])
+    where = f"run {run.run_id}: fold {fold} model.pt"
+    missing = [key for key in MODEL_KEYS if key not in payload]
+    if missing:
+        raise RunError(f"{where} lacks {', '.join(missing)} (not a SER Lab model)")
+    try:
+        model = CnnBiGru(ModelConfig.from_dict(payload["model_config"]))
+        model.load_state_dict(payload["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
+        raise RunError(f"{where} does not fit the network ({type(e).__name__}: {e})") from None
+    bad = [name for name, t in model.state_dict().items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad or not torch.isfinite(torch.as_tensor(payload["centers"]).float()).all():
+        what = f"weights ({', '.join(bad[:3])})" if bad else "centers"
+        raise RunError(f"{where} holds NaN or infinite {what}: the training diverged")
     return model.to(device).eval(), payload
+
+
+def expected_folds(run) -> list[int]:
+    """The folds a finished run should hold: those its results.json reports (else none)."""
+    try:
+        results = run.read_results() or {}
+    except RunError:
+        return []
+    folds = [f.get("fold") for f in results.get("folds") or [] if isinstance(f, dict)]
+    return sorted({k for k in folds if isinstance(k, int) and not isinstance(k, bool)})
 
 
 def rescore_run(run, device: str = "auto") -> dict:
@@ -29,14 +56,25 @@ def rescore_run(run, device: str = "auto") -> dict:
     folds_done = run.folds_done()
     if not folds_done:
         raise RunError(f"run {run.run_id} has no finished fold to evaluate")
-    cfg = TrainConfig.from_dict(run.config["train"])
+    missing = [k for k in expected_folds(run) if k not in folds_done]
+    if missing:
+        raise RunError(
+            f"run {run.run_id}: fold {', '.join(map(str, missing))} has no saved model "
+            f"(model.pt and embeddings.npz); only fold {', '.join(map(str, folds_done))} could be "
+            "re-scored, so nothing is reported"
+        )
+    train = run.config.get("train")
+    if not isinstance(train, dict):
+        raise RunError(f"run {run.run_id}: config.json holds no training settings to re-score with")
+    cfg = TrainConfig.from_dict(train).validate()
     dev = select_device(device)
+    models = {k: load_fold_model(run, k, dev) for k in folds_done}  # refused before any data
     manifest, feats, _ = load_data(cfg)
     position = {u.utt_id: i for i, u in enumerate(manifest.utterances)}
     labels = manifest.label_ids()
     fold_results = []
     for k in folds_done:
-        model, payload = load_fold_model(run, k, dev)
+        model, payload = models[k]
         norm = NormStats.from_dict(payload["norm"])
         emb = run.load_embeddings(k)
         test_ids = emb["utt_ids"][emb["split"] == "test"]

@@ -2,13 +2,19 @@
 
 Each writer writes a temporary file in the same folder, fsyncs it and renames it over the
 target (rename is atomic on POSIX within one file system).
+
+JSON is written strictly (RFC 8259): a NaN or infinite float is written as null, never as the
+bare `NaN` / `Infinity` other JSON readers refuse. Also here: the two small helpers every
+reader of user-supplied paths needs (`not_regular_reason`, `display_path`).
 """
 
 from __future__ import annotations
 
 import io
 import json
+import math
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -39,7 +45,28 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+    atomic_write_text(path, strict_json(obj, indent=2) + "\n")
+
+
+def strict_json(obj: Any, indent: int | None = None) -> str:
+    """`obj` as strict JSON: non-finite floats become null (json.dumps would write bare NaN)."""
+    return json.dumps(
+        _finite_or_none(obj), indent=indent, sort_keys=True, default=_json_default, allow_nan=False
+    )
+
+
+def _finite_or_none(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, np.floating):
+        return float(obj) if np.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite_or_none(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _finite_or_none(obj.tolist())
+    return obj
 
 
 def atomic_save_npz(path: str | Path, **arrays: np.ndarray) -> None:
@@ -61,7 +88,7 @@ def append_jsonl(path: str | Path, record: dict) -> None:
 
     Readers must tolerate a torn last line after a hard kill (see `read_jsonl`).
     """
-    line = json.dumps(record, sort_keys=True, default=_json_default) + "\n"
+    line = strict_json(record) + "\n"
     with open(path, "a", encoding="utf-8") as f:
         f.write(line)
         f.flush()
@@ -84,6 +111,34 @@ def read_jsonl(path: str | Path) -> list[dict]:
         except json.JSONDecodeError:
             continue
     return records
+
+
+def not_regular_reason(st: os.stat_result) -> str | None:
+    """None for a regular file; else what it is ("a FIFO (named pipe)", "a socket", ...).
+
+    Opening a FIFO blocks until a writer appears, and a device can stream forever: readers of
+    user-supplied paths check this on `os.stat` before they ever open anything.
+    """
+    mode = st.st_mode
+    if stat.S_ISREG(mode):
+        return None
+    for test, what in (
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISDIR, "a folder"),
+    ):
+        if test(mode):
+            return what
+    return "not a regular file"
+
+
+def display_path(path: str | os.PathLike | bytes) -> str:
+    """A path as printable text: bytes that are not valid UTF-8 (kept by Python as lone
+    surrogates, PEP 383) are shown as \\xNN escapes, so printing or JSON never fails."""
+    raw = os.fsencode(path)
+    return raw.decode("utf-8", errors="backslashreplace")
 
 
 def _json_default(obj: Any) -> Any:

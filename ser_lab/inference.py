@@ -34,6 +34,10 @@ environment variables SER_LAB_MAX_UPLOAD_MB / SER_LAB_MAX_INPUT_SECONDS or per c
 longer than 14 s (the paper's cut) are cut, not refused (`truncated` says so). Unusable audio
 raises the specific `ser_lab.errors.AudioError` subclass of `load_audio`, unchanged.
 
+No NaN is ever returned as a result: `load_audio` bounds the samples, the features are checked
+finite, a model with NaN or infinite weights is refused when loaded (`load_fold_model`), and a
+forward pass whose z or probabilities are not finite raises `NonFiniteError` instead.
+
 Speed (bench/inference.py; `timings` in every result says where the time went): one tensor
 under `torch.inference_mode`; conv weights stored channels-last on the CPU (~1.5x faster
 convolutions and pools); torch limited to `DEFAULT_THREADS` = 1 intra-op thread per forward and
@@ -65,7 +69,14 @@ import numpy as np
 import torch
 
 from ser_lab.audio import load_audio
-from ser_lab.errors import ConfigError, RunError, SerLabError, TooShortAudioError
+from ser_lab.errors import (
+    ConfigError,
+    InvalidSamplesError,
+    NonFiniteError,
+    RunError,
+    SerLabError,
+    TooShortAudioError,
+)
 from ser_lab.features import FeatureConfig, NormStats, compute_features
 from ser_lab.model import CnnBiGru, min_frames
 
@@ -374,6 +385,8 @@ class Predictor:
         )
         timer.lap("decode")
         features = compute_features(clip.samples, self.feature_config)
+        if not np.isfinite(features).all():
+            raise InvalidSamplesError(f"{_name(source)}: the spectrogram holds NaN or infinite values")
         timer.lap("features")
         if len(features) < self._min_frames:
             raise TooShortAudioError(
@@ -423,6 +436,11 @@ class Predictor:
                 if z_ref is None:
                     z_ref = z[0].float().cpu().numpy()
         mean = np.mean(probs, axis=0, dtype=np.float64) if len(probs) > 1 else probs[0]
+        if not (np.isfinite(mean).all() and np.isfinite(z_ref).all()):
+            raise NonFiniteError(
+                f"run {self.run.run_id}: the network gives NaN or infinite outputs for this clip "
+                "(its weights or statistics are not usable); no prediction is reported"
+            )
         return z_ref.astype(np.float32), np.asarray(mean, dtype=np.float32)
 
     @contextlib.contextmanager
@@ -647,7 +665,9 @@ def _synthetic_root(options: dict) -> str | None:
 
 
 def _name(source: Source) -> str:
-    return "uploaded bytes" if isinstance(source, (bytes, bytearray)) else f"'{source}'"
+    from ser_lab.fileio import display_path
+
+    return "uploaded bytes" if isinstance(source, (bytes, bytearray)) else f"'{display_path(source)}'"
 
 
 __all__ = [

@@ -21,11 +21,13 @@ def cache_dir() -> Path:
     return path
 
 
-def checkpoints_dir() -> Path:
+def checkpoints_dir(create: bool = True) -> Path:
     """The run store: $SER_LAB_CHECKPOINTS, else ./checkpoints of the working directory (in a
-    checkout, started from its root, the folder that holds the demo runs)."""
+    checkout, started from its root, the folder that holds the demo runs); created unless
+    create=False (listing runs must not make folders)."""
     path = Path(os.environ.get("SER_LAB_CHECKPOINTS") or Path.cwd() / "checkpoints")
-    path.mkdir(parents=True, exist_ok=True)
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
     return path
 
 

@@ -68,6 +68,8 @@ LOCK_PATIENCE_S = 0.25
 PROBE_PATIENCE_S = 0.01
 
 EMBEDDING_KEYS = ("z", "labels", "preds", "probs", "utt_ids", "split", "centers", "label_names")
+# What the trainer writes into every fold's model.pt, and every reader of a model needs.
+MODEL_KEYS = ("state_dict", "centers", "norm", "label_names", "feature_config", "model_config")
 SNAPSHOT_KEYS = ("z", "labels", "utt_ids", "split", "centers")
 
 _RUN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -791,9 +793,17 @@ def _summarize(run: Run) -> RunSummary:
     except RunError as e:
         row.problem = str(e)
         return row
+    wrong = _config_type_problems(raw)
+    if wrong:
+        row.problem = "config.json: " + "; ".join(wrong)
+        return row
     state = status.get("state")
     if state not in STATES:
         row.problem = f"status.json has an unknown state {state!r}"
+        return row
+    wrong = _status_type_problems(status)
+    if wrong:
+        row.problem = "status.json: " + "; ".join(wrong)
         return row
     row.state = state
     row.problem = status.get("problem")
@@ -804,6 +814,8 @@ def _summarize(run: Run) -> RunSummary:
     row.progress = float(progress) if isinstance(progress, (int, float)) else 0.0
     try:
         results = run.read_results()
+        if results is not None:
+            _check_fractions(results)
         _check_fold_files(run, results)
     except RunError as e:
         row.state, row.problem = "broken", str(e)
@@ -846,6 +858,85 @@ def _check_fold_files(run: Run, results: dict | None) -> None:
                 raise RunError(f"fold {k} {name} unreadable: {e.strerror or e}") from None
             if not intact:
                 raise RunError(f"fold {k} {name} is truncated or corrupt (not a complete archive)")
+            if name == "model.pt":
+                missing = _model_keys_missing(path)
+                if missing:
+                    raise RunError(f"fold {k} model.pt lacks {', '.join(missing)} (not a SER Lab model)")
+
+
+def _model_keys_missing(path: Path) -> list[str]:
+    """The MODEL_KEYS that a model.pt's pickle never names, found without unpickling anything:
+    the pickle's opcodes are only read (pickletools), so this is safe on any file and cheap
+    (the pickle holds the structure; the tensors are separate entries of the archive)."""
+    import pickletools
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [n for n in archive.namelist() if n.endswith("data.pkl")]
+            if not names:
+                return list(MODEL_KEYS)
+            data = archive.read(names[0])
+        found = {arg for _, arg, _ in pickletools.genops(data) if isinstance(arg, str)}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+        raise RunError(f"model.pt unreadable ({type(e).__name__}: {e})") from None
+    return [key for key in MODEL_KEYS if key not in found]
+
+
+def _is_number(value: Any) -> bool:
+    return (
+        isinstance(value, (int, float)) and not isinstance(value, bool) and bool(np.isfinite(value))
+    )
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# The type each list column must have; anything else makes the row "broken" with the reason.
+_COLUMN_CHECKS = {
+    "lam": (_is_number, "a finite number"),
+    "alpha": (_is_number, "a finite number"),
+    "epochs": (_is_int, "an integer"),
+    "n_folds": (_is_int, "an integer"),
+    "seed": (_is_int, "an integer"),
+    "protocol": (lambda v: isinstance(v, str), "a string"),
+}
+
+
+def _config_type_problems(config: dict) -> list[str]:
+    """'lam is 'abc', expected a finite number' for each wrong-typed setting, flat or under
+    "train" (what a hand-edited or foreign config.json may hold)."""
+    problems = []
+    train = config.get("train")
+    for section, values in (("", config), ("train.", train if isinstance(train, dict) else {})):
+        for key, (ok, expected) in _COLUMN_CHECKS.items():
+            value = values.get(key)
+            if value is not None and not ok(value):
+                problems.append(f"{section}{key} is {value!r}, expected {expected}")
+    for key in ("corpus", "features"):
+        value = config.get(key)
+        if value is not None and not isinstance(value, (str, dict)):
+            problems.append(f"{key} is {value!r}, expected a string")
+    if train is not None and not isinstance(train, dict):
+        problems.append(f"train is a {type(train).__name__}, expected an object")
+    return problems
+
+
+def _status_type_problems(status: dict) -> list[str]:
+    problems = []
+    for key in ("fold", "epoch", "n_folds", "n_epochs"):
+        value = status.get(key)
+        if value is not None and not _is_int(value):
+            problems.append(f"{key} is {value!r}, expected an integer")
+    for key in ("progress", "eta_s", "heartbeat"):
+        value = status.get(key)
+        if value is not None and not _is_number(value):
+            problems.append(f"{key} is {value!r}, expected a number")
+    for key in ("error", "problem"):
+        value = status.get(key)
+        if value is not None and not isinstance(value, str):
+            problems.append(f"{key} is {value!r}, expected a string")
+    return problems
 
 
 def _fill_from_config(row: RunSummary, config: dict) -> None:
@@ -857,18 +948,30 @@ def _fill_from_config(row: RunSummary, config: dict) -> None:
     columns = config_columns(config)
     row.is_demo = row.is_demo or columns.pop("demo")
     for key, value in columns.items():
+        check = _COLUMN_CHECKS.get(key)
+        if check is not None and value is not None and not check[0](value):
+            value = None  # a wrong-typed value never reaches a table or a format string
         setattr(row, key, value)
 
 
 class RunStore:
     """The folder of runs (default: `ser_lab.paths.checkpoints_dir()`)."""
 
-    def __init__(self, root: str | Path | None = None) -> None:
-        if root is None:
-            self.root = paths.checkpoints_dir()
-        else:
-            self.root = Path(root)
+    def __init__(self, root: str | Path | None = None, *, create: bool = True) -> None:
+        """`create=False` (listing, reading) leaves a missing store folder missing; a store
+        that is a file, or that cannot be created or written, is a RunError either way."""
+        self.root = paths.checkpoints_dir(create=False) if root is None else Path(root)
+        if self.root.exists() and not self.root.is_dir():
+            raise RunError(f"the run store {self.root} is a file, not a folder")
+        if create:
+            self.ensure()
+
+    def ensure(self) -> None:
+        """Create the store folder if needed (RunError, not a traceback, if that fails)."""
+        try:
             self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise RunError(f"cannot create the run store {self.root}: {e.strerror or e}") from None
 
     def __repr__(self) -> str:
         return f"RunStore({str(self.root)!r})"
@@ -890,6 +993,7 @@ class RunStore:
         if name is not None and not isinstance(name, str):
             raise RunError(f"a run name must be a string, got {type(name).__name__}")
         name = (name or "").strip() or config.get("name") or None
+        self.ensure()
         for _ in range(20):
             run_id = safe_run_id(name)
             full = dict(
@@ -910,7 +1014,10 @@ class RunStore:
         if final.exists():
             return False
         staging = self.root / f".creating-{run_id}-{secrets.token_hex(4)}"
-        staging.mkdir()
+        try:
+            staging.mkdir()
+        except OSError as e:
+            raise RunError(f"cannot create a run in {self.root}: {e.strerror or e}") from None
         try:
             fileio.atomic_write_json(staging / "config.json", config)
             fileio.atomic_write_json(staging / "status.json", _initial_status(config))

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from ser_lab import procs
-from ser_lab.errors import ConfigError, CorpusError
+from ser_lab.errors import ConfigError, CorpusError, NonFiniteError, SerLabError
 from ser_lab.features import FeatureConfig, NormStats
 from ser_lab.losses import CenterLoss, class_weights, weighted_cross_entropy
 from ser_lab.metrics import scores, scores_from_confusion
@@ -72,27 +72,62 @@ class TrainConfig:
     demo: bool = False
 
     def validate(self) -> TrainConfig:
-        if not np.isfinite(self.lam) or self.lam < 0:
-            raise ConfigError(f"lambda must be a finite number >= 0, got {self.lam}")
-        if not np.isfinite(self.alpha) or not 0 <= self.alpha <= 1:
-            raise ConfigError(f"alpha must be in [0, 1], got {self.alpha}")
+        """Check the type and range of every field (ConfigError naming the field).
+
+        Runs before any run folder is created, so a NaN or infinite number, a bool or a string
+        where a number is meant, or a seed outside numpy's 0 <= seed < 2**32 never leaves a
+        failed folder behind.
+        """
+        _text(self.corpus, "corpus")
+        if self.root is not None:
+            _text(self.root, "root")
+        if not isinstance(self.corpus_options, dict):
+            raise ConfigError(f"corpus options must be a dict, got {self.corpus_options!r}")
+        if self.classes not in ("paper", "all"):
+            raise ConfigError(f"classes must be 'paper' or 'all', got {self.classes!r}")
         if self.features not in ("mel", "stft"):
             raise ConfigError(f"features must be 'mel' or 'stft', got {self.features!r}")
+        if _number(self.lam, "lambda") < 0:
+            raise ConfigError(f"lambda must be a finite number >= 0, got {self.lam}")
+        if not 0 <= _number(self.alpha, "alpha") <= 1:
+            raise ConfigError(f"alpha must be in [0, 1], got {self.alpha}")
         if self.protocol not in PROTOCOLS:
             raise ConfigError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
         if self.device not in DEVICES:
             raise ConfigError(f"device must be one of {DEVICES}, got {self.device!r}")
-        if self.epochs < 1:
+        if _integer(self.epochs, "epochs") < 1:
             raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
         if isinstance(self.patience, bool) or not isinstance(self.patience, int) or self.patience < 0:
             raise ConfigError(f"patience must be an int >= 0 (0 = no early stopping), got {self.patience!r}")
-        if self.n_folds < 2 and self.protocol != "session":
+        if _integer(self.n_folds, "folds") < 2 and self.protocol != "session":
             raise ConfigError(f"folds must be >= 2, got {self.n_folds}")
-        if self.batch_size < 1 or self.lr <= 0:
-            raise ConfigError("batch size must be >= 1 and learning rate > 0")
-        if self.folds is not None and any(not 0 <= k < max(self.n_folds, 1) for k in self.folds):
-            if self.protocol != "session":
-                raise ConfigError(f"fold indices {self.folds} out of range 0..{self.n_folds - 1}")
+        if not 0 <= _number(self.val_fraction, "val_fraction") < 1:
+            raise ConfigError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if not 0 <= _integer(self.seed, "seed") < 2**32:
+            raise ConfigError(f"seed must be an integer with 0 <= seed < 2**32, got {self.seed}")
+        if _integer(self.batch_size, "batch size") < 1:
+            raise ConfigError(f"batch size must be >= 1, got {self.batch_size}")
+        if not _number(self.lr, "learning rate") > 0:
+            raise ConfigError(f"learning rate must be a finite number > 0, got {self.lr}")
+        for name in ("augment", "demo"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if _integer(self.snapshot_every, "snapshot_every") < 0:
+            raise ConfigError(f"snapshot_every must be >= 0, got {self.snapshot_every}")
+        if _integer(self.snapshot_size, "snapshot_size") < 1:
+            raise ConfigError(f"snapshot_size must be >= 1, got {self.snapshot_size}")
+        if self.workers is not None and _integer(self.workers, "workers") < 1:
+            raise ConfigError(f"workers must be >= 1, got {self.workers}")
+        if self.sweep_id is not None:
+            _text(self.sweep_id, "sweep_id")
+        if self.folds is not None:
+            if not isinstance(self.folds, (list, tuple)):
+                raise ConfigError(f"fold indices must be a list of integers, got {self.folds!r}")
+            for k in self.folds:
+                _integer(k, "fold index")
+            if any(not 0 <= k < max(self.n_folds, 1) for k in self.folds):
+                if self.protocol != "session":
+                    raise ConfigError(f"fold indices {self.folds} out of range 0..{self.n_folds - 1}")
         return self
 
     def to_dict(self) -> dict:
@@ -107,8 +142,83 @@ class TrainConfig:
         return cls(**values)
 
 
+def _number(value, what: str) -> float:
+    """A finite real number (int or float, not bool), else ConfigError naming `what`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ConfigError(f"{what} must be a number, got {value!r}")
+    if not np.isfinite(value):
+        raise ConfigError(f"{what} must be a finite number, got {value}")
+    return float(value)
+
+
+def _integer(value, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ConfigError(f"{what} must be an integer, got {value!r}")
+    return int(value)
+
+
+def _text(value, what: str) -> str:
+    if not isinstance(value, str) or "\x00" in value:
+        raise ConfigError(f"{what} must be text without NUL bytes, got {value!r}")
+    return value
+
+
 class Interrupted(Exception):
     """Raised inside the loop when a stop was requested (SIGTERM, SIGINT or the callback)."""
+
+
+# ----------------------------------------------------------------------------- finiteness
+
+
+def check_finite(loss: torch.Tensor, model, center_loss, *, cfg: TrainConfig, fold: int,
+                 epoch: int, batch: int) -> None:
+    """NonFiniteError unless a training step's loss, and the weights and centers after it, are
+    all finite. Called after every step; one device sync (a single sum over everything).
+
+    The run then stops as failed with this message, and keeps its last good state: last.pt
+    of the previous epoch, the metrics so far and the best model so far are never overwritten
+    with NaN. A diverging step is almost always lambda or the learning rate set too large.
+    """
+    parts = [p.detach().float().sum() for p in model.parameters()]
+    parts.append(center_loss.centers.detach().float().sum())
+    total = loss.detach().float() + torch.stack(parts).sum()
+    if bool(torch.isfinite(total)):
+        return
+    value = float(loss.detach())
+    what = f"the loss is {value}" if not np.isfinite(value) else (
+        f"the loss was {value:.4g} but the weights or centers after the step are not finite"
+    )
+    raise NonFiniteError(
+        f"training diverged at fold {fold}, epoch {epoch}, batch {batch}: {what}; "
+        f"lambda = {cfg.lam:g} or the learning rate = {cfg.lr:g} is probably too large. "
+        f"The run stopped and keeps its last good state (the epochs before {epoch}); "
+        "train again with a smaller lambda or learning rate"
+    )
+
+
+def require_finite(values: np.ndarray, what: str) -> None:
+    """NonFiniteError naming `what` if `values` holds a NaN or an infinity."""
+    bad = int(np.count_nonzero(~np.isfinite(values)))
+    if bad:
+        raise NonFiniteError(f"{what}: {bad} value(s) are NaN or infinite")
+
+
+def failure_message(exc: BaseException, run_id: str) -> str:
+    """The one line a failed run records in status.json and the CLI prints."""
+    import errno
+
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        where = f" while writing {exc.filename}" if exc.filename else ""
+        return (
+            f"disk full ({exc.strerror}){where}: the run stopped after its last completed epoch; "
+            f"free some space, then resume it with: python -m ser_lab train --resume {run_id}"
+        )
+    if isinstance(exc, OSError):
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror or exc}{where} (resume with: python -m ser_lab train --resume {run_id})"
+    if isinstance(exc, SerLabError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
 
 
 # ----------------------------------------------------------------------------- devices, seeds
@@ -217,6 +327,7 @@ class FoldData:
 
 def prepare_fold(feats: list[np.ndarray], labels: np.ndarray, utt_ids: list[str], fold) -> FoldData:
     norm = NormStats.fit([feats[i] for i in fold.train])
+    require_finite(np.concatenate([norm.mean, norm.std]), f"fold {fold.index} normalisation statistics")
     normalised = [norm.apply(f) for f in feats]
     return FoldData(normalised, labels, utt_ids, fold.train, fold.val, fold.test, norm)
 
@@ -381,6 +492,7 @@ def train_fold(
             loss.backward()
             optimiser.step()
             center_loss.update_centers(z, y)  # the paper's alpha rule, after each mini-batch
+            check_finite(loss, model, center_loss, cfg=cfg, fold=fold_k, epoch=epoch, batch=b + 1)
             for key, value in (("softmax_loss", l_s), ("center_loss", l_c), ("total_loss", loss)):
                 sums[key] += float(value.detach()) * len(idx)
             train_pred[pos] = logits.argmax(1).cpu().numpy()
@@ -543,6 +655,7 @@ def load_data(cfg: TrainConfig, progress: Callable[[int, int], None] | None = No
         manifest, feature_cfg, cache=FeatureCache(), workers=cfg.workers, progress=progress
     )
     manifest, feats = corpus_features.manifest, corpus_features.features
+    manifest, feats = drop_non_finite(manifest, feats)
     shortest = min_frames()
     keep = [i for i, f in enumerate(feats) if len(f) >= shortest]
     if len(keep) < len(feats):
@@ -557,6 +670,22 @@ def load_data(cfg: TrainConfig, progress: Callable[[int, int], None] | None = No
         )
     folds = make_folds(manifest, cfg.protocol, cfg.n_folds, cfg.seed, cfg.val_fraction)
     return manifest, feats, folds
+
+
+def drop_non_finite(manifest, feats: list[np.ndarray]):
+    """Utterances whose features hold a NaN or infinity (e.g. cached before the decoder bounded
+    samples) are left out and listed in the manifest's problems, never trained on."""
+    from ser_lab.corpora.base import Problem
+
+    bad = [i for i, f in enumerate(feats) if not np.isfinite(f).all()]
+    if not bad:
+        return manifest, feats
+    keep = [i for i in range(len(feats)) if i not in set(bad)]
+    out = manifest.subset(keep)
+    out.problems += [
+        Problem(manifest.utterances[i].path, "features hold NaN or infinite values") for i in bad
+    ]
+    return out, [feats[i] for i in keep]
 
 
 def train_run(
@@ -629,7 +758,8 @@ def train_run(
         raise
     except BaseException as exc:  # noqa: BLE001 - every failure is recorded in the run folder
         state = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-        run.update_status(state=state, finished=time.time(), error=None if state == "interrupted" else f"{type(exc).__name__}: {exc}")
+        error = None if state == "interrupted" else failure_message(exc, run.run_id)
+        run.update_status(state=state, finished=time.time(), error=error)
         raise
     finally:
         restore_stop_handlers(previous)
@@ -711,6 +841,7 @@ def new_run(cfg: TrainConfig, store=None, name: str | None = None):
     from ser_lab.runs import RunStore
 
     cfg.validate()
+    select_device(cfg.device)  # a device this machine lacks fails here, before any folder
     store = store or RunStore()
     # The settings are recorded once; listings read their columns from "train"
     # (ser_lab.runs.config_columns).

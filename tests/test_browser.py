@@ -74,13 +74,23 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 120) -> None
 
 @pytest.fixture
 def server(app_store, tmp_path):
+    yield from _serve(app_store, tmp_path)
+
+
+@pytest.fixture
+def shared_server(app_store, tmp_path):
+    """The same app in shared (classroom) mode, the corpus roots limited to the cache."""
+    yield from _serve(app_store, tmp_path, SER_LAB_SHARED="1", SER_LAB_CORPUS_ROOTS=str(app_store.cache))
+
+
+def _serve(app_store, tmp_path, **extra_env: str):
     store = tmp_path / "runs"
     shutil.copytree(app_store.store, store)
     for demo in sorted((ROOT / "checkpoints").glob("demo-*")):
         shutil.copytree(demo, store / demo.name)
     (app_store.cache / "app_settings.json").write_text(settings_json("tiny"))
     port = free_port()
-    env = dict(os.environ, SER_LAB_CHECKPOINTS=str(store), SER_LAB_CACHE=str(app_store.cache))
+    env = dict(os.environ, SER_LAB_CHECKPOINTS=str(store), SER_LAB_CACHE=str(app_store.cache), **extra_env)
     log = open(tmp_path / "streamlit.log", "wb")
     proc = subprocess.Popen(
         [
@@ -105,7 +115,7 @@ def server(app_store, tmp_path):
     url = f"http://localhost:{port}"
     try:
         wait_healthy(url, proc)
-        yield {"url": url, "store": store, "log": tmp_path / "streamlit.log"}
+        yield {"url": url, "store": store, "log": tmp_path / "streamlit.log", "port": port}
     finally:
         proc.terminate()
         try:
@@ -235,3 +245,37 @@ def test_app_in_a_browser(server, app_store):
             raise
         finally:
             browser.close()
+
+
+def test_shared_mode_in_a_browser(shared_server, app_store, tmp_path):
+    """Shared mode in a real browser: the training controls are disabled, a corpus root outside
+    the allow-list is refused, and the server (shipped config) listens on 127.0.0.1 only."""
+    from tests.test_reliability_access import LOOPBACK, _listening_addresses
+
+    url = shared_server["url"]
+    addresses = _listening_addresses(shared_server["port"])
+    assert addresses and addresses <= LOOPBACK, addresses
+    outside = tmp_path / "outside"
+    (outside / "angry").mkdir(parents=True)
+    before = sorted(d.name for d in shared_server["store"].iterdir())
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        try:
+            open_page(page, url, "train", "Shared mode")
+            expect(page.get_by_role("button", name="Start training")).to_be_disabled()
+            open_page(page, url, "sensitivity", "Shared mode")
+            expect(page.get_by_role("button", name="Launch the grid")).to_be_disabled()
+            open_page(page, url, "", "Corpus in use")
+            expect(page.get_by_role("button", name="Quick start")).to_be_disabled()
+            page.get_by_text("Use another corpus").click()
+            page.get_by_label("root folder (or CSV file)").fill(str(outside))
+            page.get_by_role("button", name="Check and use this corpus").click()
+            expect(page.get_by_text("not allowed in shared mode", exact=False)).to_be_visible(
+                timeout=60_000
+            )
+            assert page.locator(EXCEPTION).count() == 0
+            shot(page, "shared-mode")
+        finally:
+            browser.close()
+    assert sorted(d.name for d in shared_server["store"].iterdir()) == before  # nothing launched

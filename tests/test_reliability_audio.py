@@ -100,6 +100,22 @@ def _nan(path: Path) -> None:
     write_audio(path, x, subtype="FLOAT")
 
 
+def _huge_sample(path: Path) -> None:
+    """A float WAV with one finite but absurd sample: squared in the spectrogram it overflows."""
+    x = tone(1.0)
+    x[500] = 3e38
+    write_audio(path, x, subtype="FLOAT")
+
+
+def _large_chunk_then_lying_size(path: Path) -> None:
+    """A 100 kB LIST chunk, then a data chunk claiming 10^8 bytes: the lie sits past 64 KiB."""
+    data = wav_bytes(tone(1.0))
+    fmt, audio = data[12:36], data[44:]
+    junk = b"LIST" + struct.pack("<I", 100_000) + b"\0" * 100_000
+    body = b"WAVE" + fmt + junk + b"data" + struct.pack("<I", 10**8) + audio
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+
+
 def _six_channels(path: Path) -> None:
     x = np.stack([tone(1.0, freq=200.0 * (c + 1), seed=c) for c in range(6)], axis=1)
     write_audio(path, x, subtype="PCM_16")
@@ -158,6 +174,24 @@ CATALOGUE: dict[str, Case] = {
     "lying header: plausible wrong rate (8 kHz for 16 kHz data)": Case(
         "lying_rate_plausible.wav", _wav_with(24, "<I", 8000), None, "", None,
     ),
+    "huge finite sample (3e38, float WAV)": Case(
+        "huge_sample.wav", _huge_sample, InvalidSamplesError,
+        r"1 sample\(s\) exceed 1e\+06 times full scale \(largest 3e\+38", r"exceed 1e\+06",
+    ),
+    "lying data size after a 100 kB chunk": Case(
+        "large_chunk_lying_size.wav", _large_chunk_then_lying_size, UnreadableAudioError,
+        r"truncated WAV: the header declares 100000000 bytes of audio but the file holds only 32000",
+        r"truncated WAV",
+    ),
+    "text file named .mp3 (fake mp3)": Case(
+        "fake.mp3", lambda p: p.write_text("this is not an mp3\n" * 100), UnreadableAudioError,
+        r"not readable as audio \(unknown format: not a WAV, FLAC, OGG, MP3, AIFF, AU or CAF file",
+        r"unreadable audio \(unknown format",
+    ),
+    "0.4999 s": Case(
+        "just_short.wav", lambda p: write_audio(p, tone(0.4999)), TooShortAudioError,
+        r"0\.4999 s of audio is shorter than the minimum of 0\.5 s", r"0\.4999 s of audio",
+    ),
     "NaN samples (float WAV)": Case(
         "nan.wav", _nan, InvalidSamplesError, r"10 sample\(s\) are NaN or infinite",
         r"NaN or infinite",
@@ -188,6 +222,7 @@ CATALOGUE: dict[str, Case] = {
 # Refused by the corpus scan from the header alone (the rest only when decoded).
 HEADER_LEVEL = (
     "zero-byte file", "random bytes named .wav", "text file named .wav", "PNG image",
+    "text file named .mp3 (fake mp3)",
     "lying header: data size 0, audio follows", "lying header: sample rate 0",
     "lying header: 0 channels",
 )
@@ -305,6 +340,23 @@ def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     )
 
 
+def _probabilities_by_clip(out: str, clips: list[str]) -> dict[str, list[float]]:
+    """The p=... values printed under each clip's label line."""
+    found: dict[str, list[float]] = {}
+    current = None
+    for line in out.splitlines():
+        head = next((c for c in clips if line.startswith(f"{c}: ")), None)
+        if head is not None:
+            current = head
+            found.setdefault(current, [])
+            continue
+        m = re.match(r"^  \S+\s+p=\s*(\S+)\s+distance to center\s+(\S+)$", line)
+        if m and current is not None:
+            found[current].append(float(m.group(1)))
+            assert np.isfinite(float(m.group(2))), line
+    return found
+
+
 def _lines_by_clip(out: str, clips: list[str]) -> dict[str, str]:
     """The first line the CLI printed for each clip ("<clip>: <label>" or "<clip>: error: ...")."""
     found = {}
@@ -329,6 +381,7 @@ def test_cli_predict_gives_one_line_per_clip_and_no_traceback(folder_corpus: dic
     assert "Traceback" not in done.stdout + done.stderr
     lines = _lines_by_clip(done.stdout, list(paths.values()))
     assert set(lines) == set(paths.values())
+    probabilities = _probabilities_by_clip(done.stdout, list(paths.values()))
     labels = ("neutral", "angry", "happy", "sad")
     for name, case in CATALOGUE.items():
         line = lines[paths[name]]
@@ -336,6 +389,10 @@ def test_cli_predict_gives_one_line_per_clip_and_no_traceback(folder_corpus: dic
             assert re.fullmatch(r"error: .*600\.0 s is longer than the limit of 60\.0 s", line), line
         elif case.error is None:
             assert line in labels, (name, line)
+            p = np.array(probabilities[paths[name]])
+            assert p.shape == (4,) and np.isfinite(p).all(), (name, p)  # never a NaN
+            assert abs(p.sum() - 1.0) < 5e-3 and (p >= 0).all(), (name, p)  # 3 decimals each
+            assert line == labels[int(np.argmax(p))], (name, line, p)
         else:
             assert line.startswith("error: ") and re.search(case.message, line), (name, line)
     assert "no such file" in lines[paths["missing file"]]
@@ -411,7 +468,20 @@ def test_training_on_a_corpus_with_bad_files_uses_the_good_ones(folder_corpus: d
     assert len(emb["utt_ids"]) == data["n_utterances"]
     bad_ids = {f"angry/{p.parent.name}/{p.stem}" for n, p in folder_corpus["paths"].items() if n in BAD}
     assert not bad_ids & set(emb["utt_ids"].tolist())
-    assert 0.0 <= folder_corpus["results"]["pooled"]["UA"] <= 1.0
+    # The model is real: every weight finite (the 3e38 sample would have made them NaN) ...
+    state = run.load_model(0)["state_dict"]
+    assert all(np.isfinite(t.float().numpy()).all() for t in state.values())
+    assert np.isfinite(emb["probs"]).all() and np.isfinite(emb["z"]).all()
+    np.testing.assert_array_equal(emb["preds"], emb["probs"].argmax(1))
+    # ... and the reported UA is the UA of its own test predictions, not just any fraction.
+    from ser_lab.metrics import scores
+
+    test = emb["split"] == "test"
+    names = tuple(str(n) for n in emb["label_names"])
+    ua = scores(emb["labels"][test], emb["preds"][test], names)["UA"]
+    assert folder_corpus["results"]["folds"][0]["UA"] == pytest.approx(ua)
+    assert folder_corpus["results"]["pooled"]["UA"] == pytest.approx(ua)
+    assert np.isfinite(ua) and 0.0 <= ua <= 1.0
 
 
 def test_cli_data_describe_lists_the_unreadable_files(

@@ -377,16 +377,22 @@ def test_the_good_run_still_works_next_to_broken_ones(
 
 # ----------------------------------------------------------------------------- no code from data
 
-SOURCES = [PROJECT_ROOT / "ser_lab", PROJECT_ROOT / "pages", PROJECT_ROOT / "bench", PROJECT_ROOT / "app.py"]
+SOURCES = [PROJECT_ROOT / "ser_lab", PROJECT_ROOT / "app_pages", PROJECT_ROOT / "bench", PROJECT_ROOT / "app.py"]
 
 
-def _python_files() -> list[Path]:
+def _python_files(sources: list[Path] = SOURCES) -> list[Path]:
+    """Every .py file of `sources`; a source that does not exist fails the scan (it once
+    scanned a `pages/` folder that was never there, and so covered no page at all)."""
     files = []
-    for source in SOURCES:
+    for source in sources:
         if source.is_file():
             files.append(source)
         elif source.is_dir():
-            files += sorted(source.rglob("*.py"))
+            found = sorted(source.rglob("*.py"))
+            assert found, f"{source} holds no Python file"
+            files += found
+        else:
+            raise AssertionError(f"the scan's source {source} does not exist")
     return files
 
 
@@ -452,6 +458,19 @@ def test_scanner_catches_what_it_should() -> None:
     good = "import torch, numpy as np\ntorch.load('m.pt', weights_only=True)\nnp.load('a.npy')\nnp.load('a', allow_pickle=False)\n"
     assert [line for line, _ in unsafe_loads(ast.parse(bad))] == [2, 3, 4, 5, 6, 7]
     assert unsafe_loads(ast.parse(good)) == []
+
+
+def test_scan_covers_the_pages_and_refuses_a_missing_folder(tmp_path: Path) -> None:
+    files = _python_files()
+    assert PROJECT_ROOT / "app_pages" / "home.py" in files  # the pages really are scanned
+    assert PROJECT_ROOT / "app_pages" / "explore.py" in files
+    with pytest.raises(AssertionError, match="does not exist"):
+        _python_files([tmp_path / "pages"])
+    planted = tmp_path / "app_pages"
+    planted.mkdir()
+    (planted / "evil.py").write_text("import pickle\npickle.load(open('x', 'rb'))\n")
+    found = [unsafe_loads(ast.parse(f.read_text())) for f in _python_files([planted])]
+    assert found == [[(2, "pickle.load")]]
 
 
 def test_no_source_file_unpickles_or_evaluates_data() -> None:

@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 import pytest
+import torch
 
 from ser_lab.errors import RunError
 from ser_lab.report import build_report, format_table
@@ -48,7 +49,9 @@ def fake_run(store, lam, alpha, seed, offset):
         )
         labels = np.repeat(np.arange(4), 6)
         z = rng.normal(size=(24, 8)).astype(np.float32) + 3 * np.eye(4, 8)[labels]
-        run.save_model(fold, {"label_names": LABELS})  # a done run has a model per fold
+        # a done run has a model per fold (with the keys every model.pt has: runs.MODEL_KEYS)
+        run.save_model(fold, {"label_names": LABELS, "state_dict": {}, "centers": torch.zeros(4, 8),
+                              "norm": {}, "feature_config": {}, "model_config": {}})
         run.save_embeddings(
             fold,
             z=z,

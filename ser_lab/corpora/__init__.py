@@ -7,12 +7,18 @@ a corpus takes seconds. Every file an adapter cannot use is recorded as a `Probl
 reason; utterances left out on purpose (a label outside the 4-class subset) are counted in
 `CorpusManifest.excluded`. `describe(manifest)` turns all of that into the text shown by
 `python -m ser_lab data describe`.
+
+Only regular files are ever opened: a FIFO, socket or device found in a corpus (or named by a
+CSV list) is a listed problem, decided from `os.stat` alone, so a scan never blocks on it. A
+file name that is not valid UTF-8 is a listed problem too (shown with its odd bytes escaped),
+so every id, path and message downstream is plain text.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import os
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +29,7 @@ import soundfile as sf
 from ser_lab.corpora.base import Manifest, Problem, Utterance
 from ser_lab.corpora.labels import NOT_IN_SUBSET, check_classes, keeps, ordered_labels
 from ser_lab.errors import ConfigError, CorpusError
+from ser_lab.fileio import display_path, not_regular_reason
 
 CORPORA: tuple[str, ...] = ("synthetic", "emodb", "iemocap", "ravdess", "cremad", "folder", "csv")
 
@@ -93,23 +100,48 @@ def _check_options(name: str, loader: Any, options: dict[str, Any]) -> None:
 
 
 def iter_files(folder: Path, *, recursive: bool = False) -> Iterator[Path]:
-    """Regular files under `folder`, sorted, skipping hidden ones (.DS_Store, ._AppleDouble)."""
+    """Entries under `folder` that are not folders, sorted, skipping hidden ones (.DS_Store,
+    ._AppleDouble). FIFOs, sockets, devices and dangling links are yielded too, so that the
+    adapter lists them as problems (`audio_duration` refuses them without opening them)."""
     paths = folder.rglob("*") if recursive else folder.iterdir()
     for path in sorted(paths):
         if any(part.startswith(".") for part in path.relative_to(folder).parts):
             continue
-        if path.is_file():
+        if not path.is_dir():
             yield path
 
 
-def audio_duration(path: Path) -> tuple[float | None, str]:
-    """Duration in seconds from the file header (no decoding), or None and the reason why not."""
-    if not path.exists():
-        return None, "audio file missing"
+def is_text_name(path: Path | str) -> bool:
+    """Whether a path is valid UTF-8 text (not a name holding undecodable bytes)."""
     try:
-        info = sf.info(str(path))
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def audio_duration(path: Path) -> tuple[float | None, str]:
+    """Duration in seconds from the file header (no decoding), or None and the reason why not.
+
+    Anything but a regular file is refused from `os.stat` before libsndfile sees it."""
+    try:
+        st = os.stat(os.fsencode(path))
+    except FileNotFoundError:
+        return None, "audio file missing"
+    except (OSError, ValueError) as err:  # ValueError: a NUL byte in the path
+        return None, f"unreadable audio ({getattr(err, 'strerror', None) or err})"
+    kind = not_regular_reason(st)
+    if kind:
+        return None, f"not a regular file ({kind}): never opened"
+    from ser_lab.audio import looks_like_audio, quiet_decoder
+
+    try:
+        with quiet_decoder(path):
+            info = sf.info(os.fsencode(path))
     except (sf.LibsndfileError, RuntimeError) as err:
         detail = getattr(err, "error_string", "") or type(err).__name__
+        if not looks_like_audio(path):  # libsndfile's "possibly a pipe?" would mislead
+            detail = "unknown format: not a WAV, FLAC, OGG, MP3, AIFF, AU or CAF file"
         return None, f"unreadable audio ({detail})"
     except OSError as err:
         return None, f"unreadable audio ({err.strerror or type(err).__name__})"
@@ -136,7 +168,7 @@ class ManifestBuilder:
         self.excluded: dict[str, Counter[str]] = defaultdict(Counter)
 
     def problem(self, path: Path | str, reason: str) -> None:
-        self.problems.append(Problem(path=str(path), reason=reason))
+        self.problems.append(Problem(path=display_path(path), reason=reason))
 
     def exclude(self, reason: str, label: str) -> None:
         self.excluded[reason][label] += 1
@@ -145,6 +177,9 @@ class ManifestBuilder:
         self, utt_id: str, path: Path, label: str, speaker: str, group: str | None = None
     ) -> None:
         """Add one labelled file (its label already mapped to an emotion name)."""
+        if not is_text_name(path):
+            self.problem(path, "file name is not valid UTF-8 (odd bytes shown as \\xNN): rename it")
+            return
         if not keeps(label, self.classes):
             self.exclude(NOT_IN_SUBSET, label)
             return

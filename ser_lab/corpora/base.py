@@ -84,5 +84,6 @@ class Manifest:
         h = hashlib.sha256()
         h.update(repr(self.labels).encode())
         for u in self.utterances:
-            h.update(f"{u.utt_id}|{u.label}|{u.speaker}|{u.group}|{u.duration:.3f}\n".encode())
+            line = f"{u.utt_id}|{u.label}|{u.speaker}|{u.group}|{u.duration:.3f}\n"
+            h.update(line.encode("utf-8", "surrogateescape"))
         return h.hexdigest()[:16]

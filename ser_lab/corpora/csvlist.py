@@ -3,7 +3,9 @@
 Relative paths are resolved against the CSV file's folder. Labels are matched like folder
 names (case-insensitive, with synonyms); an unknown label is its own class with classes="all"
 and a problem with classes="paper". Missing speaker -> "unknown"; missing group -> speaker.
-`root` may be the CSV file itself or a folder holding exactly one .csv file.
+`root` may be the CSV file itself or a folder holding exactly one .csv file. A row holding a NUL
+byte (in any field) is a listed problem; the CSV file itself must be a regular file (a FIFO
+is refused before it is opened).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 from ser_lab.corpora import CorpusManifest, ManifestBuilder
 from ser_lab.corpora.labels import normalise_name
 from ser_lab.errors import CorpusError
+from ser_lab.fileio import display_path
 
 REQUIRED = ("path", "label")
 OPTIONAL = ("speaker", "group")
@@ -27,9 +30,12 @@ def load_csv(root: Path, *, classes: str = "paper") -> CorpusManifest:
     builder = ManifestBuilder("csv", csv_path, classes)
     base = csv_path.parent
     for line_no, row in rows:
+        where = f"{csv_path}:{line_no}"
+        if any("\x00" in (value or "") for value in _values(row)):
+            builder.problem(where, "the row holds a NUL byte")
+            continue
         raw_path = (row.get("path") or "").strip()
         raw_label = (row.get("label") or "").strip()
-        where = f"{csv_path}:{line_no}"
         if not raw_path:
             builder.problem(where, "empty path")
             continue
@@ -50,6 +56,14 @@ def load_csv(root: Path, *, classes: str = "paper") -> CorpusManifest:
     return builder.build()
 
 
+def _values(row: dict) -> list[str]:
+    """Every cell of a DictReader row (extra cells land in a list under the key None)."""
+    out = []
+    for value in row.values():
+        out += value if isinstance(value, list) else [value]
+    return [v for v in out if isinstance(v, str)]
+
+
 def _utt_id(path: Path, base: Path) -> str:
     """The file's path relative to the CSV folder (absolute if outside it), so that two
     spellings of one file ("a.wav", "./a.wav") are caught as duplicates."""
@@ -60,7 +74,9 @@ def _utt_id(path: Path, base: Path) -> str:
 
 
 def _find_csv(root: Path) -> Path:
-    if root.is_file():
+    if not root.is_dir():
+        if not root.is_file():
+            raise CorpusError(f"csv corpus: {display_path(root)} is not a regular file or a folder")
         return root
     found = sorted(p for p in root.glob("*.csv") if p.is_file())
     if len(found) != 1:

@@ -8,7 +8,8 @@ classes="paper" (it cannot be placed in the 4-class map).
 Files may sit directly in the label folder (speaker "unknown") or one level deeper in a
 speaker folder: root/<label>/<speaker>/*.wav. `speaker_regex` (a regular expression with one
 group or a group named "speaker", searched in the file name without extension) overrides both.
-group = speaker.
+group = speaker. A label folder that holds no file at all is a listed problem (its class would
+otherwise vanish without a word).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def load_folder(
     """Build a manifest from label folders and audio headers."""
     pattern = _compile(speaker_regex)
     builder = ManifestBuilder("folder", root, classes)
+    used_folders = set()
     for path in iter_files(root, recursive=True):
         rel = path.relative_to(root)
         if len(rel.parts) < 2:
@@ -38,6 +40,7 @@ def load_folder(
             builder.problem(path, "not an audio file")
             continue
         folder = rel.parts[0]
+        used_folders.add(folder)
         label = normalise_name(folder)
         if label is None:
             if classes != "all":
@@ -50,6 +53,9 @@ def load_folder(
             continue
         utt_id = rel.with_suffix("").as_posix()
         builder.add(utt_id, path, label, speaker)
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if folder.name not in used_folders:
+            builder.problem(folder, "empty label folder: no files in it")
     return builder.build()
 
 

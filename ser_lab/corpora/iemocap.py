@@ -11,12 +11,14 @@ group = "Session1" ... "Session5" (for leave-one-session-out). Excited is merged
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
 from ser_lab.corpora import CorpusManifest, ManifestBuilder
 from ser_lab.corpora.labels import IEMOCAP_CODES, IEMOCAP_NO_AGREEMENT
 from ser_lab.errors import CorpusError
+from ser_lab.fileio import not_regular_reason
 
 LINE = re.compile(r"^\[\s*[\d.]+\s*-\s*[\d.]+\s*\]\t(?P<utt>\S+)\t(?P<label>\S+)\t\[")
 UTT = re.compile(r"^(?P<session>Ses\d{2})[FM]_.+_(?P<gender>[FM])\d+$")
@@ -53,6 +55,10 @@ def _read_evaluation(
 ) -> None:
     """Add every utterance of one dialog's evaluation file (other lines are annotator detail)."""
     try:
+        kind = not_regular_reason(os.stat(txt))
+        if kind:
+            builder.problem(txt, f"not a regular file ({kind}): never opened")
+            return
         text = txt.read_text(encoding="utf-8", errors="replace")
     except OSError as err:
         builder.problem(txt, f"unreadable evaluation file ({err.strerror})")

@@ -372,7 +372,7 @@ def progress_text(status: dict) -> str:
 
 
 METRIC_GROUPS: dict[str, tuple[str, ...]] = {
-    "losses": ("softmax_loss", "center_loss", "total_loss"),
+    "losses": ("softmax_loss", "center_loss", "triplet_loss", "supcon_loss", "total_loss"),
     "accuracy": ("val_UA", "val_WA", "train_UA"),
     "distances": ("intra_dist", "inter_dist", "val_intra_dist"),
 }

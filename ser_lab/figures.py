@@ -383,6 +383,8 @@ def confusion_figure(
 METRIC_NAMES = {
     "softmax_loss": "softmax loss L_s",
     "center_loss": "center loss L_c",
+    "triplet_loss": "triplet loss L_tri",
+    "supcon_loss": "supervised contrastive loss L_sup",
     "total_loss": "total L = L_s + λ L_c",
     "val_UA": "validation UA",
     "val_WA": "validation WA",

@@ -60,6 +60,23 @@ MAIN_PARAMETER = {
     "supcon": "supcon_temperature",
 }
 
+# What the app shows: a label per arm, and each arm's own settings (field, label, default,
+# step) beyond lambda and alpha, which every form already has.
+LABELS = {
+    "center": "softmax + center loss, α rule (the paper)",
+    "center_learned": "softmax + center loss, learned centers (Wen et al. 2016)",
+    "amsoftmax": "additive-margin softmax (AM-Softmax / CosFace)",
+    "triplet": "softmax + batch-hard triplet (Hermans et al. 2017)",
+    "supcon": "softmax + supervised contrastive (Khosla et al. 2020)",
+}
+SETTINGS: dict[str, tuple[tuple[str, str, float, float], ...]] = {
+    "center": (),
+    "center_learned": (("center_lr", "center learning rate", CENTER_LR, 0.05),),
+    "amsoftmax": (("am_scale", "scale s", AM_SCALE, 1.0), ("am_margin", "margin m", AM_MARGIN, 0.05)),
+    "triplet": (("triplet_margin", "triplet margin", TRIPLET_MARGIN, 0.05),),
+    "supcon": (("supcon_temperature", "temperature τ", SUPCON_TEMPERATURE, 0.01),),
+}
+
 
 @dataclass(frozen=True)
 class ObjectiveConfig:

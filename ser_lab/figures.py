@@ -557,10 +557,10 @@ def speaker_counts_figure(
 def sensitivity_figure(
     summary: pd.DataFrame, axis: str, title: str, *, height: int = 340
 ) -> go.Figure:
-    """UA and WA (mean ± std over folds and seeds) against λ or α."""
-    symbol = {"lam": "λ", "alpha": "α"}[axis]
+    """UA and WA (mean ± std over folds and seeds) against λ, α or another setting (its name)."""
+    symbol = {"lam": "λ", "alpha": "α"}.get(axis, axis)
     fig = go.Figure()
-    for metric, color, dash, symbol in (
+    for metric, color, dash, marker in (
         ("UA", "#1f77b4", "solid", "circle"),
         ("WA", "#ff7f0e", "dash", "diamond"),
     ):
@@ -573,7 +573,7 @@ def sensitivity_figure(
                 mode="lines+markers",
                 name=metric,
                 line=dict(color=color, dash=dash),
-                marker=dict(symbol=symbol, size=9),
+                marker=dict(symbol=marker, size=9),
                 error_y=dict(type="data", array=summary[f"{metric}_std"].fillna(0), visible=True),
                 customdata=summary["n"],
                 hovertemplate=f"{symbol}=%{{x}}: {metric} %{{y:.1f}}% (n=%{{customdata}})<extra></extra>",

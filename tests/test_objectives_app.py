@@ -48,3 +48,32 @@ def test_learn_page_toy_offers_learned_centers_and_margin_next_to_the_alpha_rule
         assert any(s.label == slider for s in at.slider)
         ratios = [float(m.value) for m in at.metric if m.label == "intra / inter"]
         assert len(ratios) == 3 and all(0 < r < 1 for r in ratios)
+
+
+def test_sensitivity_helpers_keep_arms_apart_and_plot_each_main_setting(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    from ser_lab import app_support as sup
+    from ser_lab import figures
+    from ser_lab.trainer import TrainConfig, new_run
+
+    store = RunStore(tmp_path / "runs")
+    ids = {}
+    for key, kw in {"base": {"lam": 0.0}, "c03": {"lam": 0.3},
+                    "m01": {"objective": "amsoftmax", "am_margin": 0.1},
+                    "m02": {"objective": "amsoftmax", "am_margin": 0.2},
+                    "m02b": {"objective": "amsoftmax", "am_margin": 0.2, "seed": 1}}.items():
+        ids[key] = new_run(TrainConfig(**kw), store).run_id
+    ua = {"base": 0.5, "c03": 0.6, "m01": 0.7, "m02": 0.8, "m02b": 0.9}
+    frame = pd.DataFrame([{"run": ids[k], "lam": 0.0, "alpha": 0.5, "fold": 0, "UA": v, "WA": v}
+                          for k, v in ua.items()])
+    frame = sup.with_objective(store, frame)
+    assert frame.set_index("run")["objective"].to_dict()[ids["m01"]] == "amsoftmax"
+    assert frame.set_index("run")["main_value"].to_dict()[ids["c03"]] == 0.3  # from its config
+    param, curve = sup.objective_sensitivity(frame, "amsoftmax")
+    assert param == "am_margin"
+    assert curve["am_margin"].tolist() == [0.1, 0.2] and curve["n"].tolist() == [1, 2]
+    assert np.allclose(curve["UA_mean"], [70.0, 85.0])
+    fig = figures.sensitivity_figure(curve, param, "UA / WA against am_margin")
+    assert fig.layout.xaxis.title.text == "am_margin"

@@ -95,15 +95,16 @@ class ObjectiveConfig:
         if self.name not in OBJECTIVES:
             raise ConfigError(f"objective must be one of {OBJECTIVES}, got {self.name!r}")
         checks = (
-            ("center_lr", self.center_lr > 0, "a finite number > 0"),
-            ("am_scale", self.am_scale > 0, "a finite number > 0"),
-            ("am_margin", 0 <= self.am_margin < 1, "in [0, 1)"),
-            ("triplet_margin", self.triplet_margin >= 0, "a finite number >= 0"),
-            ("supcon_temperature", self.supcon_temperature > 0, "a finite number > 0"),
+            ("center_lr", lambda v: v > 0, "a finite number > 0"),
+            ("am_scale", lambda v: v > 0, "a finite number > 0"),
+            ("am_margin", lambda v: 0 <= v < 1, "in [0, 1)"),
+            ("triplet_margin", lambda v: v >= 0, "a finite number >= 0"),
+            ("supcon_temperature", lambda v: v > 0, "a finite number > 0"),
         )
         for name, ok, expected in checks:
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not np.isfinite(value) or not ok:
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not number or not np.isfinite(value) or not ok(value):
                 raise ConfigError(f"{name} must be {expected}, got {value!r}")
         return self
 
@@ -139,8 +140,8 @@ def am_softmax_loss(
     cosine classifier (model.CosineLinear) outputs; the margin is subtracted from the true class
     only, in training only (prediction takes the argmax of s cos t).
     """
-    onehot = F.one_hot(labels, cos_logits.shape[1]).to(cos_logits.dtype)
-    return weighted_cross_entropy(cos_logits.float() - scale * margin * onehot.float(), labels, weights)
+    onehot = F.one_hot(labels, cos_logits.shape[1]).float()  # (B, C)
+    return weighted_cross_entropy(cos_logits.float() - scale * margin * onehot, labels, weights)
 
 
 def batch_hard_triplet_loss(

@@ -5,7 +5,8 @@ Read top to bottom, this is the recipe:
   2. split it into folds (speaker-independent by default; the paper's stratified protocol and
      IEMOCAP's leave-one-session-out are options); each fold has train / validation / test;
   3. per fold: normalise with statistics of the training part only; train the CNN-BiGRU with
-     Adam (lr 3e-4, batch 32) on L = L_s + lambda * L_c, updating the centers after every batch;
+     Adam (lr 3e-4, batch 32) on L = L_s + lambda * L_c, updating the centers after every batch
+     (or on another objective of objectives.py; `train_step` is the one step of every caller);
      after every epoch score the validation part and keep the weights of the best validation UA
      (the test fold is never used to choose anything);
   4. score the best weights on the test fold, save model, centers and embeddings;

@@ -180,6 +180,7 @@ def test_pair_losses_are_zero_not_nan_without_pairs_and_finite_on_duplicates(fn)
     ({"am_scale": float("nan")}, "am_scale"),
     ({"triplet_margin": -0.1}, "triplet_margin"),
     ({"supcon_temperature": 0.0}, "supcon_temperature"),
+    ({"center_lr": "fast"}, "center_lr must be a finite number > 0, got 'fast'"),
 ])
 def test_objective_settings_are_validated(kw, match):
     with pytest.raises(ConfigError, match=match):
@@ -384,6 +385,10 @@ def test_every_arm_trains_from_the_cli(name, env, capsys):
     payload = run.load_model(0)
     assert payload["centers"].shape == (4, 64) and torch.isfinite(payload["centers"]).all()
     assert payload["model_config"]["head"] == ("cosine" if name == "amsoftmax" else "linear")
+    from ser_lab.evaluate import rescore_run
+
+    # the saved model (cosine head included) reloads and predicts what the run recorded
+    assert rescore_run(run, device="cpu")["pooled"] == run.read_results()["pooled"]
     assert "pooled" in capsys.readouterr().out
 
 

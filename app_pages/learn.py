@@ -7,14 +7,15 @@ from ser_lab.toy import ToyConfig, train_toy
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def toy(lam: float, alpha: float, steps: int, seed: int):
-    return train_toy(ToyConfig(lam=lam, alpha=alpha, steps=steps, seed=seed))
+def toy(lam: float, alpha: float, steps: int, seed: int, objective: str = "center", extra: tuple = ()):
+    """`extra`: (field, value) pairs of the objective's own settings, e.g. (("am_margin", 0.35),)."""
+    return train_toy(ToyConfig(lam=lam, alpha=alpha, steps=steps, seed=seed, objective=objective, **dict(extra)))
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
-def toy_chart(lam: float, alpha: float, steps: int, seed: int):
+def toy_chart(lam: float, alpha: float, steps: int, seed: int, objective: str = "center", extra: tuple = ()):
     """The animated figure (a frame per snapshot takes a while to build: built once)."""
-    return figures.toy_figure(toy(lam, alpha, steps, seed))
+    return figures.toy_figure(toy(lam, alpha, steps, seed, objective, extra))
 
 
 st.title("Softmax loss and center loss")
@@ -98,6 +99,36 @@ for col, result, title, key, lam_ in (
         help="lower: more compact, better separated classes",
     )
     col.plotly_chart(toy_chart(lam_, float(alpha), steps, 0), key=key)
+
+# Another objective next to the paper's α rule (objectives.py, the same code the trainer runs).
+OTHER_ARMS = {
+    "none": None,
+    "learned centers (Wen et al. 2016)": "center_learned",
+    "additive-margin softmax (AM-Softmax / CosFace)": "amsoftmax",
+}
+arm = st.selectbox("Add a third panel: another objective", list(OTHER_ARMS))
+if OTHER_ARMS[arm]:
+    objective = OTHER_ARMS[arm]
+    if objective == "center_learned":
+        st.latex(r"c \leftarrow c - \eta_c\, \partial L_c / \partial c \quad\text{(the centers learned by SGD, rate } \eta_c)")
+        extra = (("center_lr", float(st.slider("center learning rate η_c", 0.05, 1.0, 0.5, 0.05))),)
+        title = f"learned centers (λ = {lam:g}, η_c = {extra[0][1]:g})"
+    else:
+        st.latex(
+            r"L_{AM} = -\log \frac{e^{s(\cos\theta_{y_i} - m)}}{e^{s(\cos\theta_{y_i} - m)}"
+            r" + \sum_{j \ne y_i} e^{s \cos\theta_j}}"
+        )
+        extra = (("am_margin", float(st.slider("margin m", 0.0, 0.6, 0.35, 0.05))), ("am_scale", 10.0))
+        title = f"AM-Softmax (m = {extra[0][1]:g}, s = 10)"
+    with st.spinner("Training a third tiny network…"):
+        other = toy(float(lam), float(alpha), steps, 0, objective, extra)
+    intra, inter = other.intra_inter()
+    st.subheader(title)
+    m1, m2, m3 = st.columns(3)
+    m1.metric("accuracy", f"{100 * other.final.accuracy:.1f} %")
+    m2.metric("intra-class distance", f"{intra:.2f}")
+    m3.metric("intra / inter", f"{intra / inter:.3f}", help="lower: more compact, better separated classes")
+    st.plotly_chart(toy_chart(float(lam), float(alpha), steps, 0, objective, extra), key="toy_other")
 st.caption(
     "The ratio intra / inter is scale-free, so the two panels can be compared even though their "
     "features live on different scales. Press replay to watch training; crosses are the centers."

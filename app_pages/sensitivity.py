@@ -4,6 +4,7 @@ import streamlit as st
 
 from ser_lab import access, figures, launcher
 from ser_lab import app_support as sup
+from ser_lab import objectives as obj
 from ser_lab.errors import SerLabError
 from ser_lab.runs import RunStore
 from ser_lab.trainer import TrainConfig
@@ -134,9 +135,12 @@ def results_view() -> None:
     cols[3].metric("failed / interrupted", states.get("failed", 0) + states.get("interrupted", 0))
     if runs["corpus"].nunique() > 1 or runs["features"].nunique() > 1:
         st.warning("These runs mix corpora or features; the curves pool them.")
-    done = frame.dropna(subset=["UA"])
+    done = sup.with_objective(store_now, frame.dropna(subset=["UA"]))
+    others = sorted(set(done["objective"]) - {"center"})
+    done_all, done = done, done[done["objective"] == "center"]  # λ / α curves: the paper's arm only
     if done.empty:
-        st.info("No run has finished yet; the curves appear as runs finish.")
+        st.info("No run has finished yet; the curves appear as runs finish." if done_all.empty
+                else "No finished run of the paper's objective: no λ / α curves.")
     else:
         alphas = sorted(done.loc[done["lam"] > 0, "alpha"].unique())
         lams = sorted(done.loc[done["lam"] > 0, "lam"].unique())
@@ -167,6 +171,11 @@ def results_view() -> None:
             st.plotly_chart(
                 figures.sensitivity_figure(curve, "alpha", "UA / WA against α"), key="alpha_curve"
             )
+    if others:  # other objectives (ser_lab/objectives.py): UA / WA against each one's main setting
+        arm = st.selectbox("another objective's curve", others, format_func=obj.LABELS.get)
+        param, curve = sup.objective_sensitivity(done_all, arm)
+        st.plotly_chart(figures.sensitivity_figure(curve, param, f"UA / WA against {param} ({arm})"),
+                        key="objective_curve")
     table = runs[["run", "state", "lam", "alpha", "seed", "features"]].copy()
     means = frame.groupby("run")[["UA", "WA"]].mean() * 100
     table = table.join(means, on="run").rename(

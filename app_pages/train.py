@@ -5,6 +5,7 @@ import torch
 
 from ser_lab import access, figures, launcher
 from ser_lab import app_support as sup
+from ser_lab import objectives as obj
 from ser_lab.errors import SerLabError
 from ser_lab.runs import RunStore
 from ser_lab.trainer import PROTOCOLS, TrainConfig
@@ -36,7 +37,15 @@ if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
 
 with st.expander("New run", expanded=not st.session_state.get("watch")):
     st.caption(f"Corpus: **{corpus.label()}** (change it on the home page)")
+    # Outside the form, so that choosing an arm shows its own settings in the form below.
+    objective = st.selectbox("objective", obj.OBJECTIVES, format_func=obj.LABELS.get,
+                             help="λ weighs the extra term of every arm but AM-Softmax (ser_lab/objectives.py)")
     with st.form("new_run"):
+        arm_settings = {}
+        if obj.SETTINGS[objective]:
+            cols = st.columns(4)
+            for col, (field, label, default, step) in zip(cols, obj.SETTINGS[objective]):
+                arm_settings[field] = float(col.number_input(label, min_value=0.0, value=default, step=step))
         c1, c2, c3, c4 = st.columns(4)
         name = c1.text_input("name", value="", placeholder="optional")
         features = c2.radio(
@@ -91,6 +100,8 @@ if launch:
             features=features,
             lam=float(lam),
             alpha=float(alpha),
+            objective=objective,
+            **arm_settings,
             epochs=int(epochs),
             n_folds=int(n_folds),
             folds=[0] if which == "first fold only" else None,
@@ -147,7 +158,7 @@ def show_run(run_id: str) -> bool:
     cfg = run.config.get("train", {})
     st.caption(
         f"{state} · {cfg.get('corpus')} / {cfg.get('features')} · "
-        f"λ={cfg.get('lam')} α={cfg.get('alpha')} · {cfg.get('epochs')} epochs · "
+        f"{cfg.get('objective', 'center')} · λ={cfg.get('lam')} α={cfg.get('alpha')} · {cfg.get('epochs')} epochs · "
         f"protocol {cfg.get('protocol')} · device {status.get('device') or cfg.get('device')}"
     )
     progress = float(status.get("progress") or 0.0)

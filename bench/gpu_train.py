@@ -53,9 +53,10 @@ from train_speed import (  # noqa: E402
 )
 
 from ser_lab.fileio import atomic_write_json  # noqa: E402
-from ser_lab.losses import CenterLoss, class_weights, weighted_cross_entropy  # noqa: E402
+from ser_lab.losses import class_weights  # noqa: E402
 from ser_lab.model import CnnBiGru, ModelConfig, min_frames  # noqa: E402
-from ser_lab.trainer import autocast, make_batches, pad_batch, spec_augment  # noqa: E402
+from ser_lab.objectives import ObjectiveConfig, make_objective  # noqa: E402
+from ser_lab.trainer import autocast, make_batches, pad_batch, spec_augment, train_step  # noqa: E402
 
 # bench/reproduce.py on IEMOCAP: leave-one-session-out, val_fraction 0.15 of the training part.
 TRAIN_SHARE, VAL_SHARE = 0.8 * 0.85, 0.8 * 0.15
@@ -116,31 +117,24 @@ def device_masks(x: torch.Tensor, lens: torch.Tensor, gen: torch.Generator,
 
 
 class Setup:
-    """Model, center loss, Adam, class weights on the device (as trainer.train_fold builds)."""
+    """Model, the paper's objective, Adam, class weights on the device (as trainer.train_fold builds)."""
 
     def __init__(self, labels: np.ndarray, device: torch.device, seed: int) -> None:
         torch.manual_seed(seed)
         torch.use_deterministic_algorithms(True, warn_only=True)  # as trainer.seed_everything
         self.device = device
         self.model = CnnBiGru(ModelConfig(n_bins=N_BINS, n_classes=N_CLASSES)).to(device)
-        self.center_loss = CenterLoss(N_CLASSES, 64, 0.5).to(device)
+        self.objective = make_objective(ObjectiveConfig("center", lam=0.3, alpha=0.5), N_CLASSES, 64, device)
         self.optimiser = torch.optim.Adam(self.model.parameters(), lr=3e-4)
         self.weights = class_weights(labels, N_CLASSES).to(device)
         self.labels = torch.from_numpy(labels)
         self.labels_dev = self.labels.to(device)
-        self.lam = 0.3
 
     def step(self, x: torch.Tensor, lens: torch.Tensor, y: torch.Tensor):
-        with autocast(self.device):
-            z, logits = self.model(x, lens)
-        l_s = weighted_cross_entropy(logits, y, self.weights)
-        l_c = self.center_loss(z, y, self.weights)
-        loss = l_s + self.lam * l_c
-        self.optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimiser.step()
-        self.center_loss.update_centers(z, y)
-        return z, logits, l_s, l_c, loss
+        """trainer.train_step itself: the step a user's training runs."""
+        out = train_step(self.model, self.objective, self.optimiser, x, lens, y, self.weights, self.device)
+        losses = out.losses
+        return out.z, out.logits, losses["softmax_loss"], losses["center_loss"], losses["total_loss"]
 
 
 def sync(device: torch.device) -> None:

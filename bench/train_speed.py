@@ -52,13 +52,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ser_lab.fileio import atomic_write_json  # noqa: E402
-from ser_lab.losses import CenterLoss, class_weights, weighted_cross_entropy  # noqa: E402
+from ser_lab.losses import class_weights, weighted_cross_entropy  # noqa: E402
 from ser_lab.model import CnnBiGru, ModelConfig, min_frames  # noqa: E402
-from ser_lab.trainer import make_batches, pad_batch, spec_augment  # noqa: E402
+from ser_lab.objectives import ObjectiveConfig, make_objective  # noqa: E402
+from ser_lab.trainer import make_batches, pad_batch, spec_augment, train_step  # noqa: E402
 
 FRAMES_PER_S = 100  # 10 ms hop
 N_BINS = 128  # Mel
 N_CLASSES = 4
+CPU = torch.device("cpu")
 BATCH = 32
 # IEMOCAP-like lengths: log-normal, median 3.6 s, sigma 0.65 -> mean ~4.5 s, sd ~3 s, 14 s cap.
 LENGTH_MEDIAN_S = 3.6
@@ -118,15 +120,16 @@ class StepTimes:
 
 
 class TrainState:
-    """Model, center loss, Adam and class weights exactly as trainer.train_fold builds them."""
+    """Model, the paper's objective, Adam and class weights exactly as trainer.train_fold builds them."""
 
     def __init__(self, labels: np.ndarray, seed: int = 0, n_bins: int = N_BINS) -> None:
         torch.manual_seed(seed)
         self.model = CnnBiGru(ModelConfig(n_bins=n_bins, n_classes=N_CLASSES))
-        self.center_loss = CenterLoss(N_CLASSES, self.model.cfg.feature_dim, 0.5)
+        self.objective = make_objective(
+            ObjectiveConfig("center", lam=0.3, alpha=0.5), N_CLASSES, self.model.cfg.feature_dim
+        )
         self.optimiser = torch.optim.Adam(self.model.parameters(), lr=3e-4)
         self.weights = class_weights(labels, N_CLASSES)
-        self.lam = 0.3
 
 
 def train_batches(
@@ -138,12 +141,13 @@ def train_batches(
     seed: int = 0,
     times: StepTimes | None = None,
 ) -> float:
-    """Run trainer.train_fold's per-batch step over `batches`; returns the wall seconds.
+    """Run trainer.train_fold's per-batch work over `batches`; returns the wall seconds.
 
-    Mirrors the loop in ser_lab/trainer.py line for line (device: CPU, so no autocast).
-    With `times`, each stage is timed (the clock reads cost microseconds per stage).
+    The step is trainer.train_step itself (device: CPU, so no autocast); the data preparation
+    and bookkeeping around it mirror ser_lab/trainer.py. With `times`, each stage is timed
+    (train_step's own stages through its `timer`; the clock reads cost microseconds per stage).
     """
-    model, center_loss, optimiser = state.model, state.center_loss, state.optimiser
+    model, objective, optimiser = state.model, state.objective, state.optimiser
     model.train()
     labels_t = torch.from_numpy(labels)
     n = sum(len(b) for b in batches)
@@ -159,24 +163,12 @@ def train_batches(
             x, lens = pad_batch([features[i] for i in idx])
             spec_augment(x, lens, np.random.default_rng([seed, 0, 1, b]))
             y = labels_t[idx]
-        with clock("forward (all)"):
-            z, logits = model(x, lens)
-        with clock("loss"):
-            l_s = weighted_cross_entropy(logits, y, state.weights)
-            l_c = center_loss(z, y, state.weights)
-            loss = l_s + state.lam * l_c
-        with clock("backward (all)"):
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-        with clock("optimiser (Adam)"):
-            optimiser.step()
-        with clock("center update"):
-            center_loss.update_centers(z, y)
+        step = train_step(model, objective, optimiser, x, lens, y, state.weights, CPU, timer=clock)
         with clock("bookkeeping (losses, copies)"):
-            for value in (l_s, l_c, loss):
+            for value in step.losses.values():
                 float(value.detach())
-            train_pred[pos] = logits.argmax(1).cpu().numpy()
-            train_z[pos] = z.detach().float().cpu().numpy()
+            train_pred[pos] = step.logits.argmax(1).cpu().numpy()
+            train_z[pos] = step.z.detach().float().cpu().numpy()
     return time.perf_counter() - t0
 
 

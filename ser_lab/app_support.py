@@ -373,7 +373,7 @@ def progress_text(status: dict) -> str:
 
 
 METRIC_GROUPS: dict[str, tuple[str, ...]] = {
-    "losses": ("softmax_loss", "center_loss", "total_loss"),
+    "losses": ("softmax_loss", "center_loss", "triplet_loss", "supcon_loss", "total_loss"),
     "accuracy": ("val_UA", "val_WA", "train_UA"),
     "distances": ("intra_dist", "inter_dist", "val_intra_dist"),
 }
@@ -587,6 +587,36 @@ def sweep_frame(store: RunStore, rows: Iterable[RunSummary], sweep_id: str | Non
             )
     columns = ["run", "state", "lam", "alpha", "seed", "features", "corpus", "fold", "UA", "WA"]
     return pd.DataFrame(records, columns=columns)
+
+
+def with_objective(store: RunStore, frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` (one row per run and fold, as sweep_frame) plus each run's "objective" and the
+    value of that objective's main hyper-parameter ("main_value", objectives.MAIN_PARAMETER),
+    read from its config (runs from before objectives existed are the paper's "center")."""
+    from ser_lab.objectives import MAIN_PARAMETER, ObjectiveConfig
+
+    names, values = {}, {}
+    for run_id in frame["run"].unique():
+        try:
+            train = Run(Path(store.root) / run_id).config.get("train", {})
+        except RunError:
+            train = {}
+        names[run_id] = name = train.get("objective", "center")
+        param = MAIN_PARAMETER.get(name, "lam")
+        values[run_id] = train.get(param, getattr(ObjectiveConfig(), param))
+    return frame.assign(objective=frame["run"].map(names), main_value=frame["run"].map(values))
+
+
+def objective_sensitivity(frame: pd.DataFrame, objective: str) -> tuple[str, pd.DataFrame]:
+    """(parameter, curve): UA / WA against the main hyper-parameter of `objective`, over the
+    rows of a `with_objective` frame trained with it; the curve as `sensitivity` computes it."""
+    from ser_lab.objectives import MAIN_PARAMETER
+
+    param = MAIN_PARAMETER[objective]
+    rows = frame[frame["objective"] == objective]
+    # sensitivity's own aggregation, on the main value put in its λ column (no α filter).
+    curve = sensitivity(rows.assign(lam=rows["main_value"]), "lam").rename(columns={"lam": param})
+    return param, curve
 
 
 def sensitivity(frame: pd.DataFrame, axis: str, fixed: float | None = None) -> pd.DataFrame:

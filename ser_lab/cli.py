@@ -105,6 +105,12 @@ def train_config_from_args(args: argparse.Namespace):
         features=args.features,
         lam=args.lam,
         alpha=args.alpha,
+        objective=args.objective,
+        center_lr=args.center_lr,
+        am_scale=args.am_scale,
+        am_margin=args.am_margin,
+        triplet_margin=args.triplet_margin,
+        supcon_temperature=args.supcon_temperature,
         epochs=args.epochs,
         patience=args.patience,
         n_folds=args.folds,
@@ -304,6 +310,22 @@ def add_corpus_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--improvised-only", action="store_true", help="IEMOCAP: improvised sessions only")
 
 
+def add_objective_args(p: argparse.ArgumentParser) -> None:
+    """--objective and each arm's settings (defaults from ser_lab/objectives.py)."""
+    from ser_lab import objectives as o
+
+    g = p.add_argument_group("objective (ser_lab/objectives.py; λ weighs the extra term of every arm but amsoftmax)")
+    g.add_argument("--objective", default="center", choices=o.OBJECTIVES,
+                   help="center: the paper's α-rule centers (default); center_learned: centers learned "
+                   "by SGD (Wen et al. 2016); amsoftmax: additive-margin softmax; triplet: batch-hard "
+                   "triplet + softmax; supcon: supervised contrastive + softmax")
+    g.add_argument("--center-lr", type=float, default=o.CENTER_LR, help="center_learned: SGD rate of the centers")
+    g.add_argument("--am-scale", type=float, default=o.AM_SCALE, help="amsoftmax: scale s")
+    g.add_argument("--am-margin", type=float, default=o.AM_MARGIN, help="amsoftmax: cosine margin m in [0, 1)")
+    g.add_argument("--triplet-margin", type=float, default=o.TRIPLET_MARGIN, help="triplet: margin on distances of z")
+    g.add_argument("--supcon-temperature", type=float, default=o.SUPCON_TEMPERATURE, help="supcon: temperature τ")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ser_lab.trainer import TrainConfig
 
@@ -326,6 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--features", default="mel", choices=("mel", "stft"))
     p.add_argument("--lam", "--lambda", dest="lam", type=float, default=0.0, help="center loss weight λ (0 = baseline)")
     p.add_argument("--alpha", type=float, default=0.5, help="center update rate α in [0, 1]")
+    add_objective_args(p)
     p.add_argument("--epochs", type=int, default=TrainConfig.epochs,
                    help=f"most epochs per fold (default {TrainConfig.epochs})")
     p.add_argument("--patience", type=int, default=TrainConfig.patience,

@@ -383,6 +383,8 @@ def confusion_figure(
 METRIC_NAMES = {
     "softmax_loss": "softmax loss L_s",
     "center_loss": "center loss L_c",
+    "triplet_loss": "triplet loss L_tri",
+    "supcon_loss": "supervised contrastive loss L_sup",
     "total_loss": "total L = L_s + λ L_c",
     "val_UA": "validation UA",
     "val_WA": "validation WA",
@@ -555,10 +557,10 @@ def speaker_counts_figure(
 def sensitivity_figure(
     summary: pd.DataFrame, axis: str, title: str, *, height: int = 340
 ) -> go.Figure:
-    """UA and WA (mean ± std over folds and seeds) against λ or α."""
-    symbol = {"lam": "λ", "alpha": "α"}[axis]
+    """UA and WA (mean ± std over folds and seeds) against λ, α or another setting (its name)."""
+    symbol = {"lam": "λ", "alpha": "α"}.get(axis, axis)
     fig = go.Figure()
-    for metric, color, dash, symbol in (
+    for metric, color, dash, marker in (
         ("UA", "#1f77b4", "solid", "circle"),
         ("WA", "#ff7f0e", "dash", "diamond"),
     ):
@@ -571,7 +573,7 @@ def sensitivity_figure(
                 mode="lines+markers",
                 name=metric,
                 line=dict(color=color, dash=dash),
-                marker=dict(symbol=symbol, size=9),
+                marker=dict(symbol=marker, size=9),
                 error_y=dict(type="data", array=summary[f"{metric}_std"].fillna(0), visible=True),
                 customdata=summary["n"],
                 hovertemplate=f"{symbol}=%{{x}}: {metric} %{{y:.1f}}% (n=%{{customdata}})<extra></extra>",

@@ -13,6 +13,9 @@ Layer list, checkable line by line against the paper:
   FC1    256 -> 64 + PReLU           (its output z is *the learned feature*)
   FC2    64 -> n_classes             (logits)
 
+The one option beyond the paper: `head="cosine"` makes FC2 a cosine classifier (CosineLinear),
+logits s cos(angle between z and each class weight), for the AM-Softmax arm (objectives.py).
+
 Choices the paper leaves open (documented here, see method.md "What the paper leaves open"):
 - "Same" zero padding (3 for the 7x7 conv, 1 for the 3x3 convs); max-pool floors odd sizes.
 - Padding never leaks into an utterance's result. The true length of each utterance is carried
@@ -41,6 +44,8 @@ class ModelConfig:
     conv_kernel: int = 3
     gru_hidden: int = 128  # per direction
     feature_dim: int = 64  # z, what the center loss acts on
+    head: str = "linear"  # FC2: "linear" (the paper) or "cosine" (AM-Softmax, objectives.py)
+    cosine_scale: float = 30.0  # s of the cosine head: logits = s cos(theta)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -52,6 +57,22 @@ class ModelConfig:
         d = dict(d)
         d["conv_channels"] = tuple(d["conv_channels"])
         return cls(**d)
+
+
+class CosineLinear(nn.Module):
+    """logits_j = s <W_j / |W_j|, z / |z|> = s cos(theta_j): the normalised classifier of
+    AM-Softmax (Wang et al. 2018) and CosFace (Wang et al. 2018); no bias. The margin of those
+    losses is applied in training only (objectives.am_softmax_loss)."""
+
+    def __init__(self, in_features: int, out_features: int, scale: float) -> None:
+        super().__init__()
+        self.scale = scale
+        self.weight = nn.Parameter(nn.Linear(in_features, out_features, bias=False).weight.detach().clone())
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        cos = nn.functional.linear(nn.functional.normalize(z.float(), dim=1),
+                                   nn.functional.normalize(self.weight.float(), dim=1))  # (B, C)
+        return self.scale * cos
 
 
 def conv_out_length(length: torch.Tensor, kernel: int, stride: int, padding: int) -> torch.Tensor:
@@ -128,7 +149,12 @@ class CnnBiGru(nn.Module):
         self.gru = nn.GRU(self.gru_input, cfg.gru_hidden, batch_first=True, bidirectional=True)
         self.fc1 = nn.Linear(2 * cfg.gru_hidden, cfg.feature_dim)
         self.prelu = nn.PReLU()
-        self.fc2 = nn.Linear(cfg.feature_dim, cfg.n_classes)
+        if cfg.head not in ("linear", "cosine"):
+            raise ValueError(f"head must be 'linear' or 'cosine', got {cfg.head!r}")
+        if cfg.head == "cosine":
+            self.fc2 = CosineLinear(cfg.feature_dim, cfg.n_classes, cfg.cosine_scale)
+        else:
+            self.fc2 = nn.Linear(cfg.feature_dim, cfg.n_classes)
 
     def embed(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """The learned feature z (B, 64) of padded spectrograms x (B, T, F)."""

@@ -7,6 +7,12 @@ losses are the project's own: `weighted_cross_entropy` for L_s, `CenterLoss` for
 paper's α update after every mini-batch, L = L_s + λ L_c. With λ = 0 the classes end up as
 long spokes from the origin (softmax only needs them separable by angle); with λ > 0 each class
 is pulled toward its center into a compact cluster.
+
+The other objectives of the trainer (objectives.py) train here too, through the same
+`trainer.train_step`: learned centers (Wen et al. 2016) next to the paper's α rule, and the
+additive-margin softmax (the toy's classifier then is a cosine one, as in the real network).
+`center_loss` of a frame is always L_c to the objective's centers: a compactness measure that
+every arm can be read by, whether or not its loss contains it.
 """
 
 from __future__ import annotations
@@ -19,13 +25,33 @@ from torch import nn
 
 from ser_lab.corpora.base import PAPER_EMOTIONS
 from ser_lab.errors import ConfigError
-from ser_lab.losses import CenterLoss, class_weights, weighted_cross_entropy
+from ser_lab.losses import class_weights, weighted_cross_entropy
+from ser_lab.model import CosineLinear
+from ser_lab.objectives import (
+    AM_MARGIN,
+    AM_SCALE,
+    CENTER_LR,
+    SUPCON_TEMPERATURE,
+    TRIPLET_MARGIN,
+    Objective,
+    ObjectiveConfig,
+    center_term,
+    make_objective,
+    model_options,
+)
+from ser_lab.trainer import train_step
 
 
 @dataclass
 class ToyConfig:
     lam: float = 0.0  # weight of the center loss (0 = softmax only)
     alpha: float = 0.5  # center update rate
+    objective: str = "center"  # see objectives.OBJECTIVES; lam weighs the extra term
+    center_lr: float = CENTER_LR
+    am_scale: float = AM_SCALE
+    am_margin: float = AM_MARGIN
+    triplet_margin: float = TRIPLET_MARGIN
+    supcon_temperature: float = SUPCON_TEMPERATURE
     n_classes: int = 4
     n_per_class: int = 120
     input_dim: int = 8  # the classes overlap in this space; the network must find a 2-D view
@@ -41,6 +67,7 @@ class ToyConfig:
             raise ConfigError(f"lambda must be a finite number >= 0, got {self.lam}")
         if not 0 <= self.alpha <= 1:
             raise ConfigError(f"alpha must be in [0, 1], got {self.alpha}")
+        self.objective_config().validate()
         if not 2 <= self.n_classes <= len(PAPER_EMOTIONS) + 6:
             raise ConfigError(f"n_classes must be between 2 and 10, got {self.n_classes}")
         for name in ("n_per_class", "input_dim", "steps", "batch_size", "frames"):
@@ -48,12 +75,18 @@ class ToyConfig:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         return self
 
+    def objective_config(self) -> ObjectiveConfig:
+        return ObjectiveConfig(
+            self.objective, self.lam, self.alpha, self.center_lr, self.am_scale, self.am_margin,
+            self.triplet_margin, self.supcon_temperature,
+        )
+
 
 @dataclass
 class ToyFrame:
     step: int
     z: np.ndarray  # (N, 2) features of every point
-    centers: np.ndarray  # (C, 2) the center-loss centers at that step
+    centers: np.ndarray  # (C, 2) the objective's centers at that step
     softmax_loss: float
     center_loss: float
     accuracy: float
@@ -81,9 +114,9 @@ class ToyResult:
 
 
 class ToyNet(nn.Module):
-    """input -> 32 -> 32 -> z (2-D, PReLU like the paper's FC1) -> logits."""
+    """input -> 32 -> 32 -> z (2-D, PReLU like the paper's FC1) -> logits (linear or cosine)."""
 
-    def __init__(self, input_dim: int, n_classes: int) -> None:
+    def __init__(self, input_dim: int, n_classes: int, head: str = "linear", cosine_scale: float = AM_SCALE) -> None:
         super().__init__()
         self.body = nn.Sequential(
             nn.Linear(input_dim, 32),
@@ -93,7 +126,7 @@ class ToyNet(nn.Module):
             nn.Linear(32, 2),
             nn.PReLU(),
         )
-        self.head = nn.Linear(2, n_classes)
+        self.head = CosineLinear(2, n_classes, cosine_scale) if head == "cosine" else nn.Linear(2, n_classes)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         z = self.body(x)  # (B, 2)
@@ -136,8 +169,8 @@ def _train(cfg: ToyConfig) -> ToyResult:
     torch.manual_seed(cfg.seed)
     x_np, y_np = toy_data(cfg)
     x, y = torch.from_numpy(x_np), torch.from_numpy(y_np)
-    net = ToyNet(cfg.input_dim, cfg.n_classes)
-    center_loss = CenterLoss(cfg.n_classes, feature_dim=2, alpha=cfg.alpha)
+    net = ToyNet(cfg.input_dim, cfg.n_classes, **model_options(cfg.objective_config()))
+    objective = make_objective(cfg.objective_config(), cfg.n_classes, feature_dim=2)
     weights = class_weights(y, cfg.n_classes)
     optimiser = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     rng = np.random.default_rng(cfg.seed + 1)
@@ -145,32 +178,25 @@ def _train(cfg: ToyConfig) -> ToyResult:
         np.linspace(0, cfg.steps, min(cfg.frames, cfg.steps + 1)).round().astype(int).tolist()
     )
     result = ToyResult(cfg, y_np, class_names(cfg.n_classes))
-    l_s = l_c = torch.tensor(float("nan"))
+    cpu = torch.device("cpu")
     for step in range(cfg.steps + 1):
         if step in keep:
-            result.frames.append(_frame(net, center_loss, x, y, weights, step))
+            result.frames.append(_frame(net, objective, x, y, weights, step))
         if step == cfg.steps:
             break
         idx = torch.from_numpy(rng.choice(len(y_np), cfg.batch_size, replace=False))
-        z, logits = net(x[idx])
-        l_s = weighted_cross_entropy(logits, y[idx], weights)
-        l_c = center_loss(z, y[idx], weights)
-        loss = l_s + cfg.lam * l_c
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        center_loss.update_centers(z, y[idx])
+        train_step(net, objective, optimiser, x[idx], None, y[idx], weights, cpu)
     return result
 
 
 @torch.no_grad()
-def _frame(net: ToyNet, center_loss: CenterLoss, x, y, weights, step: int) -> ToyFrame:
+def _frame(net: ToyNet, objective: Objective, x, y, weights, step: int) -> ToyFrame:
     z, logits = net(x)
     return ToyFrame(
         step=step,
         z=z.numpy().copy(),
-        centers=center_loss.centers.numpy().copy(),
+        centers=objective.centers.numpy().copy(),
         softmax_loss=float(weighted_cross_entropy(logits, y, weights)),
-        center_loss=float(center_loss(z, y, weights)),
+        center_loss=float(center_term(z, objective.centers, y, weights)),
         accuracy=float((logits.argmax(1) == y).float().mean()),
     )

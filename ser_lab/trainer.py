@@ -5,7 +5,8 @@ Read top to bottom, this is the recipe:
   2. split it into folds (speaker-independent by default; the paper's stratified protocol and
      IEMOCAP's leave-one-session-out are options); each fold has train / validation / test;
   3. per fold: normalise with statistics of the training part only; train the CNN-BiGRU with
-     Adam (lr 3e-4, batch 32) on L = L_s + lambda * L_c, updating the centers after every batch;
+     Adam (lr 3e-4, batch 32) on L = L_s + lambda * L_c, updating the centers after every batch
+     (or on another objective of objectives.py; `train_step` is the one step of every caller);
      after every epoch score the validation part and keep the weights of the best validation UA
      (the test fold is never used to choose anything);
   4. score the best weights on the test fold, save model, centers and embeddings;
@@ -24,6 +25,7 @@ epoch the fold's full training state is written atomically to fold_k/last.pt.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -37,9 +39,20 @@ import torch
 from ser_lab import procs
 from ser_lab.errors import ConfigError, CorpusError, NonFiniteError, SerLabError
 from ser_lab.features import FeatureConfig, NormStats
-from ser_lab.losses import CenterLoss, class_weights, weighted_cross_entropy
+from ser_lab.losses import class_weights
 from ser_lab.metrics import scores, scores_from_confusion
 from ser_lab.model import CnnBiGru, ModelConfig, min_frames
+from ser_lab.objectives import (
+    AM_MARGIN,
+    AM_SCALE,
+    CENTER_LR,
+    SUPCON_TEMPERATURE,
+    TRIPLET_MARGIN,
+    Objective,
+    ObjectiveConfig,
+    make_objective,
+    model_options,
+)
 
 PROTOCOLS = ("paper", "speaker", "session")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -54,6 +67,14 @@ class TrainConfig:
     features: str = "mel"  # "mel" (128 bands) or "stft" (513 bins)
     lam: float = 0.0  # lambda, weight of the center loss; 0 = softmax-only baseline
     alpha: float = 0.5  # center update rate
+    # The training objective (objectives.py): "center" (the paper), "center_learned",
+    # "amsoftmax", "triplet" or "supcon"; lam weighs the extra term of every arm but amsoftmax.
+    objective: str = "center"
+    center_lr: float = CENTER_LR  # center_learned: SGD learning rate of the centers
+    am_scale: float = AM_SCALE  # amsoftmax: scale s
+    am_margin: float = AM_MARGIN  # amsoftmax: additive cosine margin m
+    triplet_margin: float = TRIPLET_MARGIN  # triplet: margin m on Euclidean distances of z
+    supcon_temperature: float = SUPCON_TEMPERATURE  # supcon: temperature tau
     epochs: int = 60  # the most epochs a fold trains (early stopping usually ends it sooner)
     patience: int = 15  # stop a fold after this many epochs without a better validation UA (0 = never)
     n_folds: int = 5
@@ -91,6 +112,7 @@ class TrainConfig:
             raise ConfigError(f"lambda must be a finite number >= 0, got {self.lam}")
         if not 0 <= _number(self.alpha, "alpha") <= 1:
             raise ConfigError(f"alpha must be in [0, 1], got {self.alpha}")
+        self.objective_config().validate()
         if self.protocol not in PROTOCOLS:
             raise ConfigError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
         if self.device not in DEVICES:
@@ -129,6 +151,12 @@ class TrainConfig:
                 if self.protocol != "session":
                     raise ConfigError(f"fold indices {self.folds} out of range 0..{self.n_folds - 1}")
         return self
+
+    def objective_config(self) -> ObjectiveConfig:
+        return ObjectiveConfig(
+            self.objective, self.lam, self.alpha, self.center_lr, self.am_scale, self.am_margin,
+            self.triplet_margin, self.supcon_temperature,
+        )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -170,7 +198,7 @@ class Interrupted(Exception):
 # ----------------------------------------------------------------------------- finiteness
 
 
-def check_finite(loss: torch.Tensor, model, center_loss, *, cfg: TrainConfig, fold: int,
+def check_finite(loss: torch.Tensor, model, objective, *, cfg: TrainConfig, fold: int,
                  epoch: int, batch: int) -> None:
     """NonFiniteError unless a training step's loss, and the weights and centers after it, are
     all finite. Called after every step; one device sync (a single sum over everything).
@@ -180,7 +208,7 @@ def check_finite(loss: torch.Tensor, model, center_loss, *, cfg: TrainConfig, fo
     with NaN. A diverging step is almost always lambda or the learning rate set too large.
     """
     parts = [p.detach().float().sum() for p in model.parameters()]
-    parts.append(center_loss.centers.detach().float().sum())
+    parts.append(objective.centers.detach().float().sum())
     total = loss.detach().float() + torch.stack(parts).sum()
     if bool(torch.isfinite(total)):
         return
@@ -309,6 +337,55 @@ def spec_augment(
             x[i, t0 : t0 + span, :] = 0.0
 
 
+# ----------------------------------------------------------------------------- one step
+
+
+@dataclass
+class StepResult:
+    z: torch.Tensor  # (B, D), still attached to this step's graph
+    logits: torch.Tensor  # (B, C)
+    losses: dict[str, torch.Tensor]  # the objective's parts: softmax_loss, its extra term, total_loss
+
+
+def _no_timer(stage: str):
+    return contextlib.nullcontext()
+
+
+def train_step(
+    model: torch.nn.Module,
+    objective: Objective,
+    optimiser: torch.optim.Optimizer,
+    x: torch.Tensor,
+    lengths: torch.Tensor | None,
+    y: torch.Tensor,
+    weights: torch.Tensor,
+    device: torch.device,
+    *,
+    timer: Callable[[str], contextlib.AbstractContextManager] | None = None,
+) -> StepResult:
+    """One optimisation step on one mini-batch: the single step of the trainer, the Learn page's
+    toy and the speed benches. Forward (bf16 autocast on CUDA), the objective's loss parts,
+    backward of their total, the optimiser step, then the objective's per-batch update (the
+    paper's alpha rule: after the weights moved, from the batch's z before the step).
+    `lengths` None: a model whose forward takes x alone (the toy). `timer(stage)`, if given, is a
+    context manager wrapped around each stage (bench/train_speed.py times them)."""
+    clock = timer or _no_timer
+    with clock("forward (all)"):
+        with autocast(device):
+            x = x.to(device, non_blocking=True)
+            z, logits = model(x) if lengths is None else model(x, lengths)
+    with clock("loss"):
+        losses = objective.loss(z, logits, y, weights)
+    with clock("backward (all)"):
+        optimiser.zero_grad(set_to_none=True)
+        losses["total_loss"].backward()
+    with clock("optimiser (Adam)"):
+        optimiser.step()
+    with clock("center update"):
+        objective.after_step(z, y, weights)
+    return StepResult(z, logits, losses)
+
+
 # ----------------------------------------------------------------------------- one fold
 
 
@@ -379,7 +456,7 @@ class FoldState:
     best_centers: torch.Tensor | None = None
 
 
-def save_fold_state(path, model, center_loss, optimiser, state: FoldState) -> None:
+def save_fold_state(path, model, objective: Objective, optimiser, state: FoldState) -> None:
     from ser_lab.fileio import atomic_torch_save
 
     atomic_torch_save(
@@ -391,13 +468,13 @@ def save_fold_state(path, model, center_loss, optimiser, state: FoldState) -> No
             "best_model": state.best_model,
             "best_centers": state.best_centers,
             "model": model.state_dict(),
-            "center_loss": center_loss.state_dict(),
+            "objective": objective.state_dict(),
             "optimiser": optimiser.state_dict(),
         },
     )
 
 
-def load_fold_state(path, model, center_loss, optimiser) -> FoldState:
+def load_fold_state(path, model, objective: Objective, optimiser) -> FoldState:
     """Restore a fold from its last.pt. The file is read with torch's safe loader (a file that
     tries to run code is refused, never executed); a damaged or foreign one is a RunError
     naming it, so `train --resume` stops with one clear line instead of a traceback."""
@@ -425,7 +502,8 @@ def load_fold_state(path, model, center_loss, optimiser) -> FoldState:
         ) from None
     try:
         model.load_state_dict(blob["model"])
-        center_loss.load_state_dict(blob["center_loss"])
+        # last.pt files written before objectives existed hold the paper's centers as "center_loss"
+        objective.load_state_dict(blob["objective"] if "objective" in blob else {"centers": blob["center_loss"]})
         optimiser.load_state_dict(blob["optimiser"])
         return FoldState(
             blob["epoch"], blob["best_val_ua"], blob["best_epoch"], blob["best_model"],
@@ -450,8 +528,9 @@ def train_fold(
     """Train one fold; returns its test scores. Writes metrics, model and embeddings to `run`."""
     n_classes = len(labels_names)
     seed_everything(cfg.seed * 1000 + fold_k)
-    model = CnnBiGru(ModelConfig(n_bins=data.features[0].shape[1], n_classes=n_classes)).to(device)
-    center_loss = CenterLoss(n_classes, model.cfg.feature_dim, cfg.alpha).to(device)
+    model = CnnBiGru(ModelConfig(n_bins=data.features[0].shape[1], n_classes=n_classes,
+                                 **model_options(cfg.objective_config()))).to(device)
+    objective = make_objective(cfg.objective_config(), n_classes, model.cfg.feature_dim, device)
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     weights = class_weights(data.labels[data.train], n_classes).to(device)
 
@@ -459,9 +538,8 @@ def train_fold(
     state_path = fold_dir / "last.pt"
     state = FoldState()
     if state_path.exists():
-        state = load_fold_state(state_path, model, center_loss, optimiser)
+        state = load_fold_state(state_path, model, objective, optimiser)
         model.to(device)
-        center_loss.to(device)
     drop_metrics_after(run, fold_k, state.epoch)
 
     snapshot_idx = snapshot_subset(cfg, data, fold_k)
@@ -473,7 +551,7 @@ def train_fold(
             break
         model.train()
         batches = make_batches(train_lengths, cfg.batch_size, epoch_rng(cfg.seed, fold_k, epoch))
-        sums = {"softmax_loss": 0.0, "center_loss": 0.0, "total_loss": 0.0}
+        sums = dict.fromkeys(objective.loss_keys, 0.0)
         train_pred = np.zeros(len(data.train), dtype=np.int64)
         train_z = np.zeros((len(data.train), model.cfg.feature_dim), dtype=np.float32)
         t0 = time.perf_counter()
@@ -483,24 +561,17 @@ def train_fold(
             if cfg.augment:
                 spec_augment(x, lens, np.random.default_rng([cfg.seed, fold_k, epoch, b]))
             y = labels_t[idx].to(device)
-            with autocast(device):
-                z, logits = model(x.to(device, non_blocking=True), lens)
-            l_s = weighted_cross_entropy(logits, y, weights)
-            l_c = center_loss(z, y, weights)
-            loss = l_s + cfg.lam * l_c
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            center_loss.update_centers(z, y)  # the paper's alpha rule, after each mini-batch
-            check_finite(loss, model, center_loss, cfg=cfg, fold=fold_k, epoch=epoch, batch=b + 1)
-            for key, value in (("softmax_loss", l_s), ("center_loss", l_c), ("total_loss", loss)):
+            step = train_step(model, objective, optimiser, x, lens, y, weights, device)
+            z, logits = step.z, step.logits
+            check_finite(step.losses["total_loss"], model, objective, cfg=cfg, fold=fold_k, epoch=epoch, batch=b + 1)
+            for key, value in step.losses.items():
                 sums[key] += float(value.detach()) * len(idx)
             train_pred[pos] = logits.argmax(1).cpu().numpy()
             train_z[pos] = z.detach().float().cpu().numpy()
             report({"fold": fold_k, "epoch": epoch, "batch": b + 1, "n_batches": len(batches)})
         train_time = time.perf_counter() - t0
 
-        centers = center_loss.centers.float().cpu().numpy()
+        centers = objective.centers.float().cpu().numpy()
         train_scores = scores(data.labels[data.train], train_pred, labels_names)
         val_z, val_p = predict(model, data.features, data.val, device)
         val_scores = scores(data.labels[data.val], val_p.argmax(1), labels_names)
@@ -524,14 +595,14 @@ def train_fold(
         if val_scores["UA"] > state.best_val_ua:
             state.best_val_ua, state.best_epoch = val_scores["UA"], epoch
             state.best_model = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-            state.best_centers = center_loss.centers.detach().cpu().clone()
+            state.best_centers = objective.centers.detach().cpu().clone()
         state.epoch = epoch
         if snapshot_idx is not None and (epoch % cfg.snapshot_every == 0 or epoch == 1):
             save_snapshot(run, fold_k, epoch, model, data, snapshot_idx, centers, device)
         # Metrics line first, then the resume state: a kill in between repeats this epoch on
         # resume, and drop_metrics_after removes the line it would otherwise duplicate.
         run.append_metrics(record)
-        save_fold_state(state_path, model, center_loss, optimiser, state)
+        save_fold_state(state_path, model, objective, optimiser, state)
         report({"fold": fold_k, "epoch": epoch, "epoch_done": True, "metrics": record})
 
     return finish_fold(cfg, data, labels_names, fold_k, run, device, model, state)

@@ -1,0 +1,194 @@
+"""Every training objective side by side: the paper's center loss and the other arms of
+ser_lab/objectives.py, against the softmax-only baseline, on the same network, data, folds and
+seeds.
+
+Default: EmoDB (../shared/datasets/emodb), 4 classes, Mel, speaker-independent 5-fold, 3 seeds
+per arm. Every (arm, seed) is a normal run folder in the run store (the app can open it); a
+finished run is reused and an interrupted one resumed on a re-launch, so the bench can be
+stopped and started again at any point (the same pattern as bench/reproduce.py).
+
+    python bench/objectives.py                              # EmoDB -> bench/results/objectives_emodb.json
+    python bench/objectives.py --corpus synthetic           # -> bench/results/objectives_synthetic.json
+    python bench/objectives.py --smoke                      # tiny synthetic corpus, 1 epoch, 2 folds, 1 seed
+
+Per arm: UA and WA (mean and sample std over seeds of each seed's fold mean); the paired
+difference to the baseline over the (seed, fold) units with its 95 % t-interval and bootstrap
+interval (ser_lab/stats.py); and feature-space measures of the test folds' z
+(ser_lab/discriminability.py, against the empirical class means so that every arm is measured
+the same way: intra/inter ratio, Fisher criterion, silhouette, and 5-NN UA fitted on train z),
+averaged over seeds and folds. Arm settings are the defaults of ser_lab/objectives.py with
+lambda = 0.3 for every arm that has an extra term: one shared, untuned weight, not each arm's
+best. Writes the JSON summary and prints a Markdown table (its last lines).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from reproduce import find_run, fold_units, summarise  # noqa: E402
+
+from ser_lab.discriminability import discriminability, knn_accuracy  # noqa: E402
+from ser_lab.fileio import atomic_write_json  # noqa: E402
+from ser_lab.objectives import LABELS  # noqa: E402
+from ser_lab.runs import RunStore  # noqa: E402
+from ser_lab.stats import paired_difference  # noqa: E402
+from ser_lab.trainer import TrainConfig, new_run, train_run  # noqa: E402
+
+BASELINE = "baseline"
+ARMS: dict[str, dict] = {
+    BASELINE: {"objective": "center", "lam": 0.0},  # softmax only
+    "center": {"objective": "center", "lam": 0.3, "alpha": 0.5},  # the paper
+    "center_learned": {"objective": "center_learned", "lam": 0.3},
+    "amsoftmax": {"objective": "amsoftmax"},
+    "triplet": {"objective": "triplet", "lam": 0.3},
+    "supcon": {"objective": "supcon", "lam": 0.3},
+}
+FEATURE_KEYS = ("intra_inter_ratio", "fisher", "silhouette")
+
+
+def ensure_run(store: RunStore, name: str, cfg: TrainConfig):
+    """The finished run called `name`: reused if done, resumed if stopped, else trained."""
+    run_id, state = find_run(store, name)
+    if run_id is None:
+        run = new_run(cfg, store, name=name)
+    else:
+        run = store.get(run_id)
+        if state == "done":
+            return run
+    t0 = time.time()
+    with run.lock():
+        train_run(run)
+    print(f"{name}: {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
+    return run
+
+
+def feature_measures(runs: list) -> dict:
+    """Mean over runs and folds of the test z's discriminability and 5-NN UA (train -> test)."""
+    values: dict[str, list[float]] = {k: [] for k in (*FEATURE_KEYS, "knn_UA")}
+    for run in runs:
+        for k in run.folds_done():
+            emb = run.load_embeddings(k)
+            test, train = emb["split"] == "test", emb["split"] == "train"
+            d = discriminability(emb["z"][test], emb["labels"][test])
+            for key in FEATURE_KEYS:
+                values[key].append(d[key])
+            knn = knn_accuracy(emb["z"][train], emb["labels"][train], emb["z"][test], emb["labels"][test])
+            values["knn_UA"].append(100 * knn["ua"])
+    return {k: float(np.nanmean(v)) if v and not np.all(np.isnan(v)) else None for k, v in values.items()}
+
+
+def run_bench(args: argparse.Namespace) -> dict:
+    root = None if args.corpus == "synthetic" else args.root
+    options = {"size": args.size} if args.size else {}
+    store = RunStore(Path(args.store) if args.store else None)
+    corpus = f"{args.corpus}-{args.size}" if args.size else args.corpus  # in run names
+    summary: dict = {
+        "corpus": args.corpus, "corpus_options": options, "protocol": args.protocol,
+        "n_folds": args.folds, "features": args.features, "epochs": args.epochs,
+        "seeds": args.seeds, "arms": {},
+        "model_selection": "best validation UA (speaker-disjoint validation part of each training fold)",
+        "feature_measures": "test z of each fold vs its class means; 5-NN fitted on train z; mean over seeds x folds",
+    }
+    started = time.time()
+    for arm in args.arms:
+        params = ARMS[arm]
+        runs = []
+        for seed in args.seeds:
+            name = f"objectives-{corpus}-{arm}-{args.features}-e{args.epochs}-s{seed}"
+            cfg = TrainConfig(corpus=args.corpus, root=root, corpus_options=options, features=args.features,
+                              epochs=args.epochs, n_folds=args.folds, protocol=args.protocol, seed=seed,
+                              workers=args.workers, **params)
+            runs.append(ensure_run(store, name, cfg))
+        results = [r.read_results() for r in runs]
+        summary["arms"][arm] = {
+            "settings": params,
+            "label": "softmax only (λ = 0)" if arm == BASELINE else LABELS[params["objective"]],
+            **summarise(results, [r.run_id for r in runs], args.seeds),
+            "feature_space": feature_measures(runs),
+        }
+    if BASELINE in summary["arms"]:
+        base = summary["arms"][BASELINE]
+        for arm, s in summary["arms"].items():
+            if arm != BASELINE:
+                for metric in ("UA", "WA"):
+                    s[f"{metric}_paired_vs_baseline"] = paired_difference(
+                        fold_units(base, metric), fold_units(s, metric)).to_dict()
+    summary["wall_time_s"] = time.time() - started
+    return summary
+
+
+def _fmt(x, digits: int = 1) -> str:
+    return "–" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.{digits}f}"
+
+
+def markdown_table(summary: dict) -> str:
+    """One row per arm: UA, WA, paired differences to the baseline with 95 % t-intervals, features."""
+    head = ("| arm | UA % | WA % | ΔUA vs softmax [95 % CI] | ΔWA vs softmax [95 % CI] | "
+            "intra/inter | Fisher | silhouette | 5-NN UA % |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for arm, s in summary["arms"].items():
+        cells = [f"{arm}: {s['label']}", f"{_fmt(s['UA_mean'])} ± {_fmt(s['UA_std'])}",
+                 f"{_fmt(s['WA_mean'])} ± {_fmt(s['WA_std'])}"]
+        for metric in ("UA", "WA"):
+            p = s.get(f"{metric}_paired_vs_baseline")
+            cells.append("(reference)" if p is None else
+                         f"{p['mean']:+.1f} [{_fmt(p['t_low'])}, {_fmt(p['t_high'])}] (n = {p['n']})")
+        f = s["feature_space"]
+        cells += [_fmt(f["intra_inter_ratio"], 3), _fmt(f["fisher"], 2), _fmt(f["silhouette"], 3), _fmt(f["knn_UA"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--corpus", default="emodb")
+    p.add_argument("--root", default=str(ROOT.parent / "shared" / "datasets" / "emodb"))
+    p.add_argument("--size", default=None, help="synthetic corpus size")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--protocol", default="speaker")
+    p.add_argument("--features", default="mel")
+    p.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS),
+                   help="train only these arms (the baseline is needed for the paired columns)")
+    p.add_argument("--workers", type=int, default=None, help="feature extraction processes")
+    p.add_argument("--store", default=None, help="run store (default: checkpoints/)")
+    p.add_argument("--out", default=None)
+    p.add_argument("--threads", type=int, default=None, help="torch threads")
+    p.add_argument("--smoke", action="store_true",
+                   help="a check that the bench runs: tiny synthetic corpus, 1 epoch, 2 folds, seed 0 "
+                        "(written to objectives_smoke.json; its numbers mean nothing)")
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.corpus, args.size, args.epochs, args.folds, args.seeds = "synthetic", "tiny", 1, 2, [0]
+        args.workers = args.workers or 1
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    summary = run_bench(args)
+    name = "objectives_smoke.json" if args.smoke else f"objectives_{args.corpus}.json"
+    out = Path(args.out or ROOT / "bench" / "results" / name)
+    atomic_write_json(out, summary)
+    print(json.dumps({k: v for k, v in summary.items() if k != "arms"}))
+    print(markdown_table(summary))
+    return summary
+
+
+if __name__ == "__main__":
+    main()

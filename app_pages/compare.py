@@ -150,7 +150,7 @@ query = st.query_params.to_dict()
 if query != st.session_state.get("compare_url_seen"):  # a new link, not our own last write
     st.session_state["compare_url_pending"] = dict(query)
     st.session_state["compare_url_seen"] = query
-url_notes = []
+url_notes, url_note_box = [], st.empty()
 
 rows = list_runs(str(store.root), sup.store_signature(store))
 finished = [r for r in rows if sup.is_finished(r)]
@@ -238,7 +238,7 @@ st.session_state.pop("compare_url_pending", None)
 selected = st.session_state.get("compare_utt")
 write_url(a=id_a, b=id_b, fold=fold, map=method, points=splits, utt=selected)
 if url_notes:
-    st.info(
+    url_note_box.info(
         "This link was made for other runs or data: " + "; ".join(url_notes)
         + ". Showing this page's defaults instead.",
         icon=":material/link_off:",

@@ -63,7 +63,7 @@ def write_url(**values) -> None:
 
 def show_url_notes(notes: list[str]) -> None:
     if notes:
-        st.info(
+        url_note_box.info(
             "This link was made for other runs or data: " + "; ".join(notes)
             + ". Showing this page's defaults instead.",
             icon=":material/link_off:",
@@ -77,7 +77,7 @@ query = st.query_params.to_dict()
 if query != st.session_state.get("explore_url_seen"):  # a new link, not our own last write
     st.session_state["explore_url_pending"] = dict(query)
     st.session_state["explore_url_seen"] = query
-url_notes = []
+url_notes, url_note_box = [], st.empty()
 st.markdown(
     "Upload or record a short utterance (0.5 s or more; longer than 14 s is cut) and see how a "
     "trained run classifies it and where its feature **z** lands among the training utterances."

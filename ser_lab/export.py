@@ -48,6 +48,7 @@ import json
 import os
 import secrets
 import shutil
+import sys
 import tempfile
 import warnings
 import zipfile
@@ -373,10 +374,15 @@ class TensorBoardLive:
         self.writers[k].flush()
 
     def close(self) -> None:
+        """Close the event files and add the embeddings of every finished fold. Called in the
+        CLI's `finally`: a problem here is printed, never raised over training's own error."""
         for writer in self.writers.values():
             writer.close()
         for k in self.run.folds_done():
-            _write_projector(self.run, k, self.root / f"fold_{k}")
+            try:
+                _write_projector(self.run, k, self.root / f"fold_{k}")
+            except (SerLabError, OSError) as e:
+                print(f"TensorBoard: no embeddings for fold {k}: {e}", file=sys.stderr)
 
 
 # ----------------------------------------------------------------------------- onnx
@@ -508,9 +514,13 @@ def confusion_csv(matrix: Any, labels: Sequence[str]) -> str:
     m = np.asarray(matrix, dtype=np.float64)
     if m.shape != (len(labels), len(labels)):
         raise ConfigError(f"a confusion matrix of {len(labels)} classes must be square, got {m.shape}")
-    integral = bool(np.all(m == np.round(m)))
-    cells = (str(int(v)) if integral else repr(float(v)) for v in m.ravel())
-    values = list(cells)
+    finite = np.isfinite(m)
+    integral = bool(np.all(m[finite] == np.round(m[finite])))
+    # an empty cell, not "nan", for a row-normalised class with no test utterance
+    values = [
+        "" if not ok else str(int(v)) if integral else repr(float(v))
+        for v, ok in zip(m.ravel(), finite.ravel(), strict=True)
+    ]
     n = len(labels)
     return _csv_text(
         ["true \\ predicted", *labels],

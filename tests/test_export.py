@@ -288,6 +288,7 @@ def test_confusion_csv():
     frame = pd.read_csv(io.StringIO(text), index_col=0)
     assert frame.loc["angry", "sad"] == 1 and frame.loc["sad", "sad"] == 4
     assert "0.25" in exp.confusion_csv([[0.75, 0.25], [0.0, 1.0]], ["a", "b"])
+    assert exp.confusion_csv([[0.5, 0.5], [np.nan, np.nan]], ["a", "b"]).splitlines()[2] == "b,,"
     with pytest.raises(ConfigError, match="must be square"):
         exp.confusion_csv([[1, 2, 3]], ["a"])
 

@@ -13,8 +13,8 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	touch $@
 
 # The test suite also covers the optional Ray backend and drives the app in a real browser.
-$(VENV)/.installed-test: $(VENV)/.installed requirements-cluster.txt
-	$(PY) -m pip install --quiet -r requirements-cluster.txt
+$(VENV)/.installed-test: $(VENV)/.installed requirements-cluster.txt requirements-export.txt
+	$(PY) -m pip install --quiet -r requirements-cluster.txt -r requirements-export.txt
 	touch $@
 
 browser:

@@ -7,6 +7,7 @@ import streamlit as st
 
 from ser_lab import analysis, figures
 from ser_lab import app_support as sup
+from ser_lab import export as exp
 from ser_lab.errors import SerLabError
 from ser_lab.runs import Run, RunStore
 
@@ -70,9 +71,86 @@ def spectrogram(path: str):
     return sup.spectrogram(path)
 
 
+# ----------------------------------------------------------------------------- shareable link
+# The page's choices live in the URL (?a=RUN&b=RUN&fold=K&map=pca&points=test&utt=ID), so a
+# copied link opens the same view. A new URL's choices are put into the widgets' state once;
+# a value that is not valid here any more is dropped with a note (the default shows instead).
+
+URL_STATE = {
+    "a": "compare_a", "b": "compare_b", "fold": "compare_fold", "map": "compare_map",
+    "points": "compare_points", "utt": "compare_utt",
+}
+URL_WHAT = {
+    "a": "Run A", "b": "Run B", "fold": "Fold", "map": "Map", "points": "Points", "utt": "Utterance",
+}
+
+
+def url_choices(allowed: dict, convert=str) -> list[str]:
+    """Put the link's valid choices among `allowed` into the session state; the notes."""
+    pending = st.session_state.get("compare_url_pending") or {}
+    asked = {k: pending.pop(k) for k in list(pending) if k in allowed}
+    choices, notes = exp.read_view(asked, allowed, URL_WHAT)
+    for key, value in choices.items():
+        st.session_state[URL_STATE[key]] = convert(value)
+    return notes
+
+
+def keep_choice(key: str, options: list, default) -> None:
+    """A widget's state must be one of its options (a run may be gone since)."""
+    if st.session_state.get(key) not in options:
+        st.session_state[key] = default
+
+
+def write_url(**values) -> None:
+    params = {k: str(v) for k, v in values.items() if v is not None}
+    if st.query_params.to_dict() != params:
+        st.query_params.from_dict(params)
+    st.session_state["compare_url_seen"] = params
+
+
+def export_section(run_ids: list[str], fold: int) -> None:
+    """A run's fold as CSV, Embedding Projector, TensorBoard or ONNX, zipped for download."""
+    st.header("Export")
+    c1, c2 = st.columns([2, 3])
+    rid = c1.selectbox("run to export", run_ids, key="compare_export_run")
+    fmt = c2.radio(
+        "format", list(exp.FORMATS), horizontal=True, key="compare_export_format",
+        help="CSV for pandas; Projector and TensorBoard for `tensorboard --logdir`; "
+        "ONNX to score clips without SER Lab",
+    )
+    wanted = (rid, fold, fmt)
+    if st.button(f"Prepare the {fmt} export of fold {fold}", key="compare_export_prepare"):
+        try:
+            with st.spinner("Exporting…"):
+                data, notes = exp.export_zip(store.get(rid), fmt, fold)
+        except SerLabError as exc:
+            st.session_state.pop("compare_export", None)
+            st.error(f"Cannot export: {exc}")
+        else:
+            st.session_state["compare_export"] = (wanted, data, notes)
+    ready = st.session_state.get("compare_export")
+    if ready and ready[0] == wanted:
+        for note in ready[2]:
+            st.caption(f"Note: {note}")
+        st.download_button(
+            f"Download {rid}_fold{fold}_{fmt}.zip", ready[1],
+            file_name=f"{rid}_fold{fold}_{fmt}.zip", mime="application/zip",
+            key="compare_export_download",
+        )
+    st.caption(
+        "The same from the command line: `python -m ser_lab export RUN --fold K --format "
+        f"{fmt} --out DIR`."
+    )
+
+
 store = RunStore()
 corpus = sup.current_corpus(st.session_state)
 st.title("Compare two runs")
+query = st.query_params.to_dict()
+if query != st.session_state.get("compare_url_seen"):  # a new link, not our own last write
+    st.session_state["compare_url_pending"] = dict(query)
+    st.session_state["compare_url_seen"] = query
+url_notes, url_note_box = [], st.empty()
 
 rows = list_runs(str(store.root), sup.store_signature(store))
 finished = [r for r in rows if sup.is_finished(r)]
@@ -85,17 +163,20 @@ if len(finished) < 2:
 by_id = {r.run_id: r for r in finished}
 ids = list(by_id)
 default_a, default_b = sup.default_pair(rows)
+url_notes += url_choices({"a": ids, "b": ids})
+keep_choice("compare_a", ids, default_a if default_a in ids else ids[0])
+keep_choice("compare_b", ids, default_b if default_b in ids else ids[1])
 c1, c2 = st.columns(2)
 id_a = c1.selectbox(
     "run A",
     ids,
-    index=ids.index(default_a) if default_a in ids else 0,
+    key="compare_a",
     format_func=lambda i: sup.run_label(by_id[i]),
 )
 id_b = c2.selectbox(
     "run B",
     ids,
-    index=ids.index(default_b) if default_b in ids else 1,
+    key="compare_b",
     format_func=lambda i: sup.run_label(by_id[i]),
 )
 if id_a == id_b:
@@ -115,21 +196,28 @@ if not folds:
 stamp = json.dumps([sup.run_signature(run_a.dir), sup.run_signature(run_b.dir)])
 dir_a, dir_b = str(run_a.dir), str(run_b.dir)
 
+METHODS, SPLITS = ["pca", "umap"], ["train", "test", "train + test"]
+url_notes += url_choices({"fold": [str(k) for k in folds]}, convert=int)
+url_notes += url_choices({"map": METHODS, "points": SPLITS})
+keep_choice("compare_fold", folds, folds[0])
+keep_choice("compare_map", METHODS, METHODS[0])
+keep_choice("compare_points", SPLITS, SPLITS[0])
 c1, c2, c3 = st.columns([1, 1, 2])
-fold = c1.selectbox("fold", folds)
+fold = c1.selectbox("fold", folds, key="compare_fold")
 method = c2.radio(
     "map",
-    ["pca", "umap"],
+    METHODS,
     horizontal=True,
     format_func=str.upper,
     help="PCA is linear (distances keep their meaning); UMAP keeps neighbourhoods",
+    key="compare_map",
 )
 splits = c3.radio(
     "points",
-    ["train", "test", "train + test"],
+    SPLITS,
     horizontal=True,
-    index=0,
     help="the map is fitted on the training z and applied to the test z",
+    key="compare_points",
 )
 shown = ["train", "test"] if splits == "train + test" else [splits]
 
@@ -144,7 +232,17 @@ except SerLabError as exc:
 # ----------------------------------------------------------------------------- maps
 
 st.header("Maps of the learned feature z")
+if (st.session_state.get("compare_url_pending") or {}).get("utt") is not None:
+    url_notes += url_choices({"utt": list(predictions(dir_a, fold, stamp).index)})
+st.session_state.pop("compare_url_pending", None)
 selected = st.session_state.get("compare_utt")
+write_url(a=id_a, b=id_b, fold=fold, map=method, points=splits, utt=selected)
+if url_notes:
+    url_note_box.info(
+        "This link was made for other runs or data: " + "; ".join(url_notes)
+        + ". Showing this page's defaults instead.",
+        icon=":material/link_off:",
+    )
 cols = st.columns(2)
 for col, m, rid, key in ((cols[0], map_a, id_a, "map_a"), (cols[1], map_b, id_b, "map_b")):
     points = sup.map_points(m, shown)
@@ -156,6 +254,10 @@ for col, m, rid, key in ((cols[0], map_a, id_a, "map_a"), (cols[1], map_b, id_b,
         highlight=selected,
     )
     event = col.plotly_chart(fig, key=key, on_select="rerun", selection_mode="points")
+    col.download_button(
+        "points (CSV)", points.to_csv(index=False), file_name=f"{rid}_fold{fold}_{method}.csv",
+        mime="text/csv", key=f"{key}_csv", on_click="ignore",
+    )
     picked = [p for p in (event.selection.points if event else []) if p.get("customdata")]
     clicked = str(picked[0]["customdata"][0]) if picked else None
     # a chart keeps its selection across reruns: only a change of it is a new click
@@ -233,6 +335,10 @@ st.dataframe(
     height=36 * (len(table) + 1) + 4,
     column_config={c: st.column_config.NumberColumn(c, format="%.3f") for c in ("A", "B", "B − A")},
 )
+st.download_button(
+    "Download the table (CSV)", table.to_csv(index=False), file_name=f"{id_a}_vs_{id_b}.csv",
+    mime="text/csv", key="table_csv", on_click="ignore",
+)
 changed = comp["changed"]
 st.caption(
     f"Test utterances ({changed['n_shared']} shared): B fixes {changed['n_fixed']}, breaks "
@@ -264,6 +370,15 @@ c3.plotly_chart(
     ),
     key="cm_diff",
 )
+for col, name, matrix in (
+    (c1, "A", comp["a"]["pooled"][key]),
+    (c2, "B", comp["b"]["pooled"][key]),
+    (c3, "B_minus_A", comp["diff"][diff_key]),
+):
+    col.download_button(
+        "CSV", exp.confusion_csv(matrix, labels), file_name=f"confusion_{name}_{key}.csv",
+        mime="text/csv", key=f"cm_{name}_csv", on_click="ignore",
+    )
 
 # ----------------------------------------------------------------------------- epochs
 
@@ -286,3 +401,7 @@ else:
     st.info(
         "No per-epoch snapshots in one of these runs (train with snapshots every N epochs to see this)."
     )
+
+# ----------------------------------------------------------------------------- export
+
+export_section([id_a, id_b], fold)

@@ -1,10 +1,12 @@
 """Explore a clip: upload or record audio, see what a trained run makes of it."""
 
 import json
+from pathlib import Path
 
 import streamlit as st
 
 from ser_lab import app_support as sup
+from ser_lab import export as exp
 from ser_lab import figures
 from ser_lab.errors import SerLabError
 from ser_lab.inference import Predictor
@@ -28,9 +30,54 @@ def load_corpus(key: str):
     return sup.CorpusChoice.from_dict(json.loads(key)).load()
 
 
+# ----------------------------------------------------------------------------- shareable link
+# The run, fold, map and (for a held-out test utterance) the utterance live in the URL
+# (?run=RUN&fold=K&map=pca&utt=ID): a copied link opens the same clip on the same map. A
+# value not valid here any more is dropped with a note.
+
+URL_STATE = {"run": "explore_run", "fold": "explore_fold", "map": "explore_map", "utt": "explore_utt"}
+URL_WHAT = {"run": "Run", "fold": "Fold", "map": "Map", "utt": "Test utterance"}
+
+
+def url_choices(allowed: dict, convert=str) -> list[str]:
+    """Put the link's valid choices among `allowed` into the session state; the notes."""
+    pending = st.session_state.get("explore_url_pending") or {}
+    asked = {k: pending.pop(k) for k in list(pending) if k in allowed}
+    choices, notes = exp.read_view(asked, allowed, URL_WHAT)
+    for key, value in choices.items():
+        st.session_state[URL_STATE[key]] = convert(value)
+    return notes
+
+
+def keep_choice(key: str, options: list, default) -> None:
+    if st.session_state.get(key) not in options:
+        st.session_state[key] = default
+
+
+def write_url(**values) -> None:
+    params = {k: str(v) for k, v in values.items() if v is not None}
+    if st.query_params.to_dict() != params:
+        st.query_params.from_dict(params)
+    st.session_state["explore_url_seen"] = params
+
+
+def show_url_notes(notes: list[str]) -> None:
+    if notes:
+        url_note_box.info(
+            "This link was made for other runs or data: " + "; ".join(notes)
+            + ". Showing this page's defaults instead.",
+            icon=":material/link_off:",
+        )
+
+
 store = RunStore()
 corpus = sup.current_corpus(st.session_state)
 st.title("Explore a clip")
+query = st.query_params.to_dict()
+if query != st.session_state.get("explore_url_seen"):  # a new link, not our own last write
+    st.session_state["explore_url_pending"] = dict(query)
+    st.session_state["explore_url_seen"] = query
+url_notes, url_note_box = [], st.empty()
 st.markdown(
     "Upload or record a short utterance (0.5 s or more; longer than 14 s is cut) and see how a "
     "trained run classifies it and where its feature **z** lands among the training utterances."
@@ -46,17 +93,25 @@ if not finished:
 by_id = {r.run_id: r for r in finished}
 ids = list(by_id)
 preferred = next((r.run_id for r in finished if (r.lam or 0) > 0), ids[0])
+url_notes += url_choices({"run": ids})
+keep_choice("explore_run", ids, preferred)
 c1, c2, c3 = st.columns([3, 1, 1])
 run_id = c1.selectbox(
-    "run", ids, index=ids.index(preferred), format_func=lambda i: sup.run_label(by_id[i])
+    "run", ids, key="explore_run", format_func=lambda i: sup.run_label(by_id[i])
 )
 run = store.get(run_id)
 folds = run.folds_done()
-fold = c2.selectbox("fold", folds)
-method = c3.radio("map", ["pca", "umap"], horizontal=True, format_func=str.upper)
+url_notes += url_choices({"fold": [str(k) for k in folds]}, convert=int)
+url_notes += url_choices({"map": ["pca", "umap"]})
+keep_choice("explore_fold", folds, folds[0])
+keep_choice("explore_map", ["pca", "umap"], "pca")
+fold = c2.selectbox("fold", folds, key="explore_fold")
+method = c3.radio("map", ["pca", "umap"], horizontal=True, format_func=str.upper, key="explore_map")
+if (st.session_state.get("explore_url_pending") or {}).get("utt") is not None:
+    st.session_state["explore_source"] = "A held-out test utterance"
 
 SOURCES = ["Upload a file", "Record", "A held-out test utterance"]
-kind = st.radio("clip", SOURCES, horizontal=True, label_visibility="collapsed")
+kind = st.radio("clip", SOURCES, horizontal=True, label_visibility="collapsed", key="explore_source")
 name, data = None, None
 if kind == SOURCES[0]:
     uploaded = st.file_uploader(
@@ -80,6 +135,9 @@ else:
             st.stop()
         tests = sup.predictions(run, fold)
         tests = tests[(tests["split"] == "test") & tests["utt_id"].isin(list(paths))]
+        url_notes += url_choices({"utt": list(tests["utt_id"])})
+        if st.session_state.get("explore_utt") not in list(tests["utt_id"]):
+            st.session_state.pop("explore_utt", None)
         unseen = (
             "its speaker was never seen in training"
             if run.config.get("train", {}).get("protocol") in ("speaker", "session")
@@ -90,9 +148,15 @@ else:
             list(tests["utt_id"]),
             index=None,
             format_func=lambda u: f"{u} ({tests.loc[u, 'label']})",
+            key="explore_utt",
         )
         if pick is not None:
             name, data = pick, sup.read_bytes(paths[pick])
+url_notes += url_choices({"utt": []})  # a test utterance the page could not offer
+st.session_state.pop("explore_url_pending", None)
+held_out = name if kind == SOURCES[2] else None
+write_url(run=run_id, fold=fold, map=method, utt=held_out)
+show_url_notes(url_notes)
 if data is None:
     st.info("Upload or record a clip to start, or pick a held-out test utterance.")
     st.stop()
@@ -148,6 +212,12 @@ st.plotly_chart(
         height=520,
     ),
     key="clip_map",
+)
+st.download_button(
+    "Download this result (JSON)",
+    exp.clip_result_json(pred, run_id=run_id, clip=name, method=method, map_xy=clip_xy),
+    file_name=f"{run_id}_{Path(name).stem}.json", mime="application/json", key="clip_json",
+    on_click="ignore",
 )
 st.caption(
     "The star is your clip; dashed lines go to the trained class centers, labelled with the distance "

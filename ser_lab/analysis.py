@@ -15,8 +15,7 @@ results.json. This module turns them into:
   `format_compare_table(comparison)` for `python -m ser_lab compare A B`.
 - teaching: `snapshot_frames(run, k)`: every saved epoch in ONE shared map (fitted on the last
   epoch's training z) so the animation shows z moving, not the map changing.
-- exports: `export_csv(run, k, path)`, `export_projector_tsv(run, k, out_dir)` (TensorBoard
-  Embedding Projector).
+- exports (CSV, Embedding Projector, TensorBoard, ONNX) live in `ser_lab.export`.
 
 A `run` argument is either a `ser_lab.runs.Run` (or anything with its reading API: `.dir`,
 `.run_id`, `load_embeddings(k)`, `read_results()`, `list_snapshots(k)`, `load_snapshot(k, e)`;
@@ -36,9 +35,7 @@ An unwritable run folder just means no disk cache.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import logging
 import os
@@ -86,8 +83,6 @@ __all__ = [
     "compare_rows",
     "compare_runs",
     "discriminability",
-    "export_csv",
-    "export_projector_tsv",
     "fisher_criterion",
     "fit_projection",
     "format_compare_table",
@@ -927,70 +922,3 @@ def _frames_xy(
             centers[i] = t.apply(centers[i])
             alignments[i] = t.to_dict()
     return xys, centers, alignments
-
-
-# ----------------------------------------------------------------------------- exports
-
-
-def export_csv(run: Any, fold: int, path: str | os.PathLike) -> Path:
-    """One fold's points as CSV: utt_id, split, label, pred, prob_<class>..., z0..z{d-1}.
-
-    Written atomically; returns the path.
-    """
-    run, fold = _open(run), _check_fold(fold)
-    emb = load_fold(run, fold)
-    names = _label_names(run, emb)
-    dim = emb["z"].shape[1]
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(
-        [
-            "utt_id",
-            "split",
-            "label",
-            "pred",
-            *(f"prob_{n}" for n in names),
-            *(f"z{i}" for i in range(dim)),
-        ]
-    )
-    for i in range(len(emb["z"])):
-        writer.writerow(
-            [
-                emb["utt_ids"][i],
-                emb["split"][i],
-                names[emb["labels"][i]],
-                names[emb["preds"][i]],
-                *(_float(v) for v in emb["probs"][i]),
-                *(_float(v) for v in emb["z"][i]),
-            ]
-        )
-    path = Path(path)
-    fileio.atomic_write_text(path, buf.getvalue())
-    return path
-
-
-def export_projector_tsv(run: Any, fold: int, out_dir: str | os.PathLike) -> tuple[Path, Path]:
-    """The TensorBoard Embedding Projector's pair: vectors.tsv (no header, one z per line,
-    tab-separated) and metadata.tsv (header "utt_id\\tsplit\\tlabel\\tpred", one line per
-    point, same order). Tabs and newlines inside values become spaces. Written atomically."""
-    run, fold = _open(run), _check_fold(fold)
-    emb = load_fold(run, fold)
-    names = _label_names(run, emb)
-    out = Path(out_dir)
-    vectors = "".join("\t".join(_float(v) for v in row) + "\n" for row in emb["z"])
-    meta_rows = ["utt_id\tsplit\tlabel\tpred"]
-    for u, s, y, p in zip(emb["utt_ids"], emb["split"], emb["labels"], emb["preds"], strict=True):
-        meta_rows.append("\t".join(_tsv_cell(v) for v in (u, s, names[y], names[p])))
-    vectors_path, metadata_path = out / "vectors.tsv", out / "metadata.tsv"
-    fileio.atomic_write_text(vectors_path, vectors)
-    fileio.atomic_write_text(metadata_path, "\n".join(meta_rows) + "\n")
-    return vectors_path, metadata_path
-
-
-def _float(value: float) -> str:
-    """A float32 value in the shortest form that reads back to the same float32."""
-    return str(np.float32(value))
-
-
-def _tsv_cell(value: Any) -> str:
-    return " ".join(str(value).replace("\t", " ").splitlines()) or " "

@@ -137,6 +137,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"run {run.run_id} in {run.dir}", flush=True)
     feature_bar = ProgressBar("features")
     bars: dict = {}
+    live = tensorboard_hook(args, run)
 
     def on_features(done: int, total: int) -> None:
         feature_bar.update(done, total)
@@ -159,6 +160,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             m = event["metrics"]
             bars["last"] = f"{extra} loss {m['total_loss']:.3f} val UA {100 * m['val_UA']:.1f}%"
         bar.update(done, event["total_epochs"], bars.get("last", extra))
+        if live is not None:
+            live(event)
 
     with run.lock():
         try:
@@ -173,8 +176,21 @@ def cmd_train(args: argparse.Namespace) -> int:
                 bars["train"].close()
             elif feature_bar.shown:  # an error then starts on its own line
                 feature_bar.close()
+            if live is not None:
+                live.close()
     print(format_results(results))
     return 0
+
+
+def tensorboard_hook(args: argparse.Namespace, run):
+    """`train --tensorboard LOGDIR`: the live TensorBoard writer (a progress callback), or None."""
+    if not getattr(args, "tensorboard", None):
+        return None
+    from ser_lab.export import TensorBoardLive
+
+    live = TensorBoardLive(args.tensorboard, run)
+    print(f"TensorBoard: tensorboard --logdir {args.tensorboard}", flush=True)
+    return live
 
 
 def run_epochs(run) -> int:
@@ -297,6 +313,19 @@ def cmd_app(args: argparse.Namespace) -> int:
     return run_app(args.streamlit_args, store=args.store)
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from ser_lab.export import export_run
+    from ser_lab.runs import RunStore
+
+    run = RunStore(Path(args.store) if args.store else None).get(args.run)
+    result = export_run(run, args.format, args.out, fold=args.fold)
+    for path in result.files:
+        print(path)
+    for note in result.notes:
+        print(f"note: {note}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- parser
 
 
@@ -364,6 +393,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sweep-id", default=None, help=argparse.SUPPRESS)
     p.add_argument("--demo", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--resume", default=None, metavar="RUN", help="continue a queued or interrupted run")
+    p.add_argument("--tensorboard", default=None, metavar="LOGDIR",
+                   help="also write live TensorBoard scalars to LOGDIR/<run>/fold_<k> (optional extra)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("runs", help="list runs")
@@ -402,6 +433,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("streamlit_args", nargs="*", metavar="STREAMLIT_ARG", help="arguments for `streamlit run`")
     p.set_defaults(func=cmd_app)
+
+    from ser_lab.export import FORMATS
+
+    p = sub.add_parser("export", help="a run's fold as CSV, Embedding Projector, TensorBoard or ONNX")
+    p.add_argument("run")
+    p.add_argument("--fold", type=int, default=None,
+                   help="fold index (default: the lowest finished fold; tensorboard: every fold)")
+    p.add_argument("--format", required=True, choices=FORMATS)
+    p.add_argument("--out", required=True, metavar="DIR", help="folder to write into")
+    p.set_defaults(func=cmd_export)
 
     from ser_lab.sweep import add_sweep_commands
 

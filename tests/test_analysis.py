@@ -1,4 +1,4 @@
-"""Run-level analysis: cached maps, alignment of two runs, comparison, snapshots, exports.
+"""Run-level analysis: cached maps, alignment of two runs, comparison, snapshots (exports: test_export.py).
 
 Run folders are written here by hand, laid out as the run-folder contract says (see
 ser_lab.runs), with synthetic Gaussian clusters as z.
@@ -6,7 +6,6 @@ ser_lab.runs), with synthetic Gaussian clusters as z.
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -19,8 +18,6 @@ from ser_lab.analysis import (
     align_map,
     compare_runs,
     discriminability,
-    export_csv,
-    export_projector_tsv,
     format_compare_table,
     knn_accuracy,
     load_fold,
@@ -496,40 +493,6 @@ def test_snapshot_frames_are_cached(tmp_path, monkeypatch):
 def test_no_snapshots_is_a_clear_error(run_a):
     with pytest.raises(RunError, match="no snapshots"):
         snapshot_frames(run_a, 0)
-
-
-# ----------------------------------------------------------------------------- exports
-
-
-def test_export_csv(run_a, tmp_path):
-    path = export_csv(run_a, 0, tmp_path / "out" / "fold0.csv")
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
-    header = rows[0]
-    assert header[:4] == ["utt_id", "split", "label", "pred"]
-    assert header[4:8] == [f"prob_{n}" for n in LABELS]
-    assert header[8:] == [f"z{i}" for i in range(D)]
-    assert len(rows) == N_UTT + 1
-    emb = load_fold(run_a, 0)
-    first = rows[1]
-    assert first[:4] == ["utt000", "test", "neutral", "angry"]
-    np.testing.assert_array_equal(
-        np.array(first[8:], dtype=np.float32), emb["z"][0].astype(np.float32)
-    )
-    assert float(first[4 + 1]) == pytest.approx(0.7)
-
-
-def test_export_projector_tsv(run_a, tmp_path):
-    vectors, metadata = export_projector_tsv(run_a, 0, tmp_path / "proj")
-    assert vectors.name == "vectors.tsv" and metadata.name == "metadata.tsv"
-    vec_lines = vectors.read_text().splitlines()
-    meta_lines = metadata.read_text().splitlines()
-    assert len(vec_lines) == N_UTT  # no header
-    assert meta_lines[0] == "utt_id\tsplit\tlabel\tpred" and len(meta_lines) == N_UTT + 1
-    emb = load_fold(run_a, 0)
-    values = np.array([line.split("\t") for line in vec_lines], dtype=np.float32)
-    np.testing.assert_array_equal(values, emb["z"].astype(np.float32))
-    assert meta_lines[1].split("\t") == ["utt000", "test", "neutral", "angry"]
 
 
 def test_run_store_runs_work_too(tmp_path, monkeypatch):

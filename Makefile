@@ -12,9 +12,10 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
-# The test suite also covers the optional Ray backend and drives the app in a real browser.
-$(VENV)/.installed-test: $(VENV)/.installed requirements-cluster.txt
-	$(PY) -m pip install --quiet -r requirements-cluster.txt
+# The test suite also covers the optional Ray backend and the eGeMAPS + SVM baseline, and drives
+# the app in a real browser.
+$(VENV)/.installed-test: $(VENV)/.installed requirements-cluster.txt requirements-classical.txt
+	$(PY) -m pip install --quiet -r requirements-cluster.txt -r requirements-classical.txt
 	touch $@
 
 browser:

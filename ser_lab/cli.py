@@ -121,6 +121,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     store = RunStore(Path(args.store) if args.store else None)
     if args.resume is not None:  # an empty id is an error, not "start a new run"
         run = store.get(args.resume)
+        if run.config.get("model") == "egemaps-svm":
+            return cmd_train_classical(args, run)
+    elif args.model == "egemaps-svm":
+        return cmd_train_classical(args, None)
     else:
         run = new_run(train_config_from_args(args), store, name=args.name)
     print(f"run {run.run_id} in {run.dir}", flush=True)
@@ -151,6 +155,42 @@ def cmd_train(args: argparse.Namespace) -> int:
             if "train" in bars:
                 bars["train"].close()
     print(format_results(results))
+    return 0
+
+
+def cmd_train_classical(args: argparse.Namespace, run) -> int:
+    """`train --model egemaps-svm`: the eGeMAPS + SVM baseline on the same folds (λ, α, epochs,
+    features and device do not apply to it)."""
+    from ser_lab import classical
+    from ser_lab.runs import RunStore
+
+    if run is None:
+        cfg = classical.ClassicalConfig(
+            corpus=args.corpus, root=str(Path(args.root).resolve()) if args.root else None,
+            corpus_options=corpus_options(args), classes=args.classes, n_folds=args.folds,
+            folds=args.fold, protocol=args.protocol, seed=args.seed, workers=args.workers,
+            sweep_id=args.sweep_id, demo=args.demo,
+        )
+        store = RunStore(Path(args.store) if args.store else None)
+        run = classical.new_classical_run(cfg, store, name=args.name)
+    print(f"run {run.run_id} in {run.dir}", flush=True)
+    bars: list = []  # (stage, bar), the current one last
+
+    def on_progress(stage: str, done: int, total: int) -> None:
+        if not bars or bars[-1][0] != stage:
+            if bars:
+                bars[-1][1].close()
+            bars.append((stage, ProgressBar(stage)))
+        bars[-1][1].update(done, total)
+
+    with run.lock():
+        try:
+            results = classical.train_classical_run(run, progress=on_progress)
+        finally:
+            if bars:
+                bars[-1][1].close()
+    print(format_results(results))
+    print("C per fold: " + ", ".join(f"{r['fold']}: {r['C']:g}" for r in results["folds"]))
     return 0
 
 
@@ -278,6 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train the CNN-BiGRU (with center loss when --lam > 0)")
     add_corpus_args(p)
+    p.add_argument("--model", default="cnn-bigru", choices=("cnn-bigru", "egemaps-svm"),
+                   help="the paper's network, or the eGeMAPS + linear SVM baseline on the same folds "
+                        "(needs requirements-classical.txt; ignores λ, α, epochs, features, device)")
     p.add_argument("--features", default="mel", choices=("mel", "stft"))
     p.add_argument("--lam", "--lambda", dest="lam", type=float, default=0.0, help="center loss weight λ (0 = baseline)")
     p.add_argument("--alpha", type=float, default=0.5, help="center update rate α in [0, 1]")

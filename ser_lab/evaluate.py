@@ -24,7 +24,11 @@ def load_fold_model(run, fold: int, device: torch.device | str = "cpu") -> tuple
 
 
 def rescore_run(run, device: str = "auto") -> dict:
+    from ser_lab import classical
     from ser_lab.trainer import TrainConfig, load_data, pool_results, predict, select_device
+
+    if classical.is_classical(run):  # the eGeMAPS + SVM baseline re-scores from its arrays
+        return classical.rescore_run(run)
 
     folds_done = run.folds_done()
     if not folds_done:

@@ -199,3 +199,25 @@ def test_bad_c_grid_is_refused():
         classical.ClassicalConfig(c_grid=[0.1, -1]).validate()
     with pytest.raises(ConfigError, match="C grid"):
         classical.ClassicalConfig(c_grid=[]).validate()
+
+
+@needs_opensmile
+def test_bench_script_summarises_seeds_and_folds(svm_env, tmp_path, monkeypatch):
+    import importlib
+
+    monkeypatch.syspath_prepend(str(classical.paths.PROJECT_ROOT / "bench"))
+    bench = importlib.import_module("classical")
+    out = tmp_path / "svm.json"
+    argv = ["classical.py", "--corpus", "synthetic", "--size", "tiny", "--folds", "2", "--seeds", "1", "2",
+            "--store", str(tmp_path / "runs"), "--out", str(out)]
+    monkeypatch.setattr(sys, "argv", argv)
+    with environment(SER_LAB_CACHE=str(svm_env["base"] / "cache")):
+        bench.main()
+    summary = json.loads(out.read_text())
+    assert [s["seed"] for s in summary["per_seed"]] == [1, 2]
+    # seed 1 is the module's run on the same folds: the same numbers
+    assert summary["per_seed"][0]["fold_UA"] == pytest.approx([100 * f["UA"] for f in svm_env["results"]["folds"]])
+    units = summary["units"]["UA"]
+    assert units["n"] == 4 and units["t95"][0] <= units["mean"] <= units["t95"][1]
+    assert units["mean"] == pytest.approx(summary["UA_mean"])  # equal folds per seed
+    assert summary["code"]["commit"] and summary["machine"]["opensmile"]

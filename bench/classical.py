@@ -63,6 +63,15 @@ def find_done(store: RunStore, name: str) -> str | None:
     return None
 
 
+def fold_test_ids(run) -> list[list[str]]:
+    """The test utterances of each fold (sorted ids), to tell whether two seeds split alike."""
+    out = []
+    for k in run.folds_done():
+        emb = run.load_embeddings(k)
+        out.append(sorted(emb["utt_ids"][emb["split"] == "test"].tolist()))
+    return out
+
+
 def interval(values: list[float]) -> dict:
     ms = mean_std(values)
     lo, hi = t_interval(values)
@@ -137,6 +146,10 @@ def main() -> None:
             "fold_C": [f.get("C") for f in folds],
         })
     seed_ua, seed_wa = [s["UA"] for s in per_seed], [s["WA"] for s in per_seed]
+    # Whether the split seeds really gave different folds (on EmoDB's 10 speakers the
+    # speaker-independent split is the same for every seed; the SVM itself is deterministic).
+    splits = {json.dumps(fold_test_ids(store.get(s["run_id"]))) for s in per_seed}
+    summary["distinct_splits"] = len(splits)
     labels = list(recalls[0])
     summary.update({
         "per_seed": per_seed,

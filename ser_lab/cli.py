@@ -244,7 +244,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from ser_lab.runs import RunStore
 
     run = RunStore(Path(args.store) if args.store else None).get(args.run)
-    print(format_results(rescore_run(run, device=args.device)))
+    if args.corpus is None:
+        if args.fold:
+            raise SerLabError("--fold applies to cross-corpus scoring: give --corpus too")
+        print(format_results(rescore_run(run, device=args.device)))
+        return 0
+    from ser_lab.crosscorpus import cross_evaluate
+
+    result = cross_evaluate(
+        run, args.corpus, args.root, classes=args.classes, corpus_options=corpus_options(args),
+        folds=args.fold, device=args.device, workers=args.workers,
+    )
+    trained = result["trained_on"]["corpus"]
+    print(f"run {run.run_id} (trained on {trained}) on corpus {args.corpus}: {result['n_utterances']} "
+          f"utterances, {result['n_speakers']} speakers; one row per fold model")
+    print(format_results(result))
+    print(f"written to {result['path']}")
     return 0
 
 
@@ -342,8 +357,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_runs)
 
-    p = sub.add_parser("eval", help="re-score a finished run from its saved models")
+    p = sub.add_parser("eval", help="re-score a finished run from its saved models, or score it on another corpus")
     p.add_argument("run")
+    from ser_lab.corpora import CORPORA
+
+    p.add_argument("--corpus", default=None, choices=CORPORA,
+                   help="cross-corpus: score every fold model on this corpus (same classes), write RUN/cross/")
+    p.add_argument("--root", default=None, help="that corpus's folder (not needed for synthetic)")
+    p.add_argument("--classes", default=None, choices=("paper", "all"), help="default: the run's")
+    p.add_argument("--size", default=None, help="synthetic corpus size")
+    p.add_argument("--improvised-only", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--fold", type=int, action="append", default=None,
+                   help="cross-corpus: only this fold's model (repeatable; default: every finished fold)")
+    p.add_argument("--workers", type=int, default=None, help="feature extraction processes")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     p.set_defaults(func=cmd_eval)
 

@@ -221,3 +221,4 @@ def test_bench_script_summarises_seeds_and_folds(svm_env, tmp_path, monkeypatch)
     assert units["n"] == 4 and units["t95"][0] <= units["mean"] <= units["t95"][1]
     assert units["mean"] == pytest.approx(summary["UA_mean"])  # equal folds per seed
     assert summary["code"]["commit"] and summary["machine"]["opensmile"]
+    assert summary["distinct_splits"] in (1, 2)

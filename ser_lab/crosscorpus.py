@@ -234,32 +234,71 @@ def cross_evaluate(
 
 
 @dataclass
-class CorpusMap:
-    """Another corpus's utterances placed on one fold's map of a run."""
+class CorpusOutputs:
+    """Another corpus's utterances through one fold model of a run: z, predictions, scores."""
 
-    fold_map: Any  # analysis.FoldMap of the run's fold
-    xy: np.ndarray  # (N, 2)
+    z: np.ndarray  # (N, dim) in the run's feature space
     utt_ids: np.ndarray
     labels: np.ndarray  # ids in the run's label order
     preds: np.ndarray
     speakers: np.ndarray
     label_names: list[str]
     corpus: str
+    fingerprint: str
 
     @property
-    def accuracy(self) -> float:
-        return float((self.labels == self.preds).mean())
+    def scores(self) -> dict:
+        """UA, WA, recall and confusion of this fold model on the corpus (ser_lab.metrics)."""
+        from ser_lab.metrics import scores
 
-    def to_dataframe(self) -> Any:
-        """utt_id, speaker, label, pred, correct, x, y, one row per utterance of the corpus."""
+        return scores(self.labels, self.preds, tuple(self.label_names))
+
+    def frame(self, xy: np.ndarray) -> Any:
+        """utt_id, speaker, label, pred, correct, x, y: one row per utterance, placed at `xy`."""
         import pandas as pd
 
         names = np.asarray(self.label_names)
+        xy = np.asarray(xy, dtype=np.float64)
         return pd.DataFrame({
             "utt_id": self.utt_ids, "speaker": self.speakers, "label": names[self.labels],
             "pred": names[self.preds], "correct": self.labels == self.preds,
-            "x": self.xy[:, 0], "y": self.xy[:, 1],
+            "x": xy[:, 0], "y": xy[:, 1],
         })
+
+
+def corpus_outputs(
+    run,
+    fold: int,
+    corpus: str,
+    root: str | None = None,
+    *,
+    classes: str | None = None,
+    corpus_options: dict | None = None,
+    device: str = "cpu",
+) -> CorpusOutputs:
+    """Another corpus's z through fold `fold` of `run` (cached in RUN/cross/), for overlays:
+    place it on any map of that fold with the map's `transform`."""
+    if fold not in run.folds_done():
+        raise RunError(f"run {run.run_id} has no finished fold {fold}")
+    other = load_other_corpus(run, corpus, root, classes=classes, corpus_options=corpus_options)
+    out = cached_fold_outputs(run, fold, other, corpus, device)
+    return CorpusOutputs(
+        np.asarray(out["z"], dtype=np.float64), out["utt_ids"].astype(str), out["labels"].astype(np.int64),
+        out["preds"].astype(np.int64), out["speakers"].astype(str), other.label_names, corpus,
+        other.fingerprint,
+    )
+
+
+@dataclass
+class CorpusMap:
+    """Another corpus's utterances placed on one fold's map of a run."""
+
+    fold_map: Any  # analysis.FoldMap of the run's fold (fitted on the run's training z)
+    outputs: CorpusOutputs
+    xy: np.ndarray  # (N, 2)
+
+    def to_dataframe(self) -> Any:
+        return self.outputs.frame(self.xy)
 
 
 def corpus_map(
@@ -273,15 +312,12 @@ def corpus_map(
     corpus_options: dict | None = None,
     device: str = "cpu",
 ) -> CorpusMap:
-    """Another corpus's z through fold `fold` of `run`, on that fold's map (fitted on the run's
-    own training z, so the run's classes and centers sit where Compare shows them)."""
+    """Another corpus on fold `fold`'s map of `run` (`analysis.project_fold`: fitted on the
+    run's own training z, so the run's classes and centers sit where Compare shows them)."""
     from ser_lab.analysis import project_fold
 
-    other = load_other_corpus(run, corpus, root, classes=classes, corpus_options=corpus_options)
-    out = cached_fold_outputs(run, fold, other, corpus, device)
-    fold_map = project_fold(run, fold, method)
-    xy = fold_map.transform(np.asarray(out["z"], dtype=np.float64))
-    return CorpusMap(
-        fold_map, np.asarray(xy, dtype=np.float64), out["utt_ids"].astype(str), out["labels"],
-        out["preds"], out["speakers"].astype(str), other.label_names, corpus,
+    outputs = corpus_outputs(
+        run, fold, corpus, root, classes=classes, corpus_options=corpus_options, device=device
     )
+    fold_map = project_fold(run, fold, method)
+    return CorpusMap(fold_map, outputs, np.asarray(fold_map.transform(outputs.z), dtype=np.float64))

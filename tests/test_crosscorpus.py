@@ -104,12 +104,13 @@ def test_corpus_map_places_the_other_corpus_on_the_fold_map(cross_env):
             cmap = crosscorpus.corpus_map(run, 0, "emodb", cross_env["emodb"], "pca")
             frame = cmap.to_dataframe()
             assert cmap.xy.shape == (8, 2) and np.isfinite(cmap.xy).all()
+            assert cmap.outputs.scores["n"] == 8 and cmap.outputs.z.shape[0] == 8
             assert list(frame.columns) == ["utt_id", "speaker", "label", "pred", "correct", "x", "y"]
             assert set(frame["speaker"]) == {"03", "08"}
             # its own corpus lands exactly where the run's own map puts those utterances
             own = crosscorpus.corpus_map(run, 0, "synthetic", None, "pca", corpus_options={"size": "tiny"})
             fold_map = project_fold(run, 0, "pca")
-            pos = {u: i for i, u in enumerate(own.utt_ids)}
+            pos = {u: i for i, u in enumerate(own.outputs.utt_ids)}
             order = [pos[u] for u in fold_map.utt_ids]
             assert np.allclose(own.xy[order], fold_map.xy, atol=1e-3)
 

@@ -296,13 +296,14 @@ def _same_root(a: Any, b: Any) -> bool:
     return Path(a).resolve() == Path(b).resolve()
 
 
-def classical_reference(store, settings: list[Setting]) -> dict | None:
+def classical_reference(store, settings: list[Setting], *, with_discriminability: bool = True) -> dict | None:
     """The eGeMAPS + linear SVM baseline on the sweep's own test folds, if the store has it.
 
     Finished `egemaps-svm` runs (earliest per seed) on the same corpus, classes, protocol and
     folds as the sweep's runs, for the sweep's seeds, restricted to the (seed, fold) units the
     sweep has: its UA / WA over those units, the discriminability of its standardised
-    functionals, and every setting's paired difference to it. None when there is no such run.
+    functionals (unless with_discriminability is False: it reads every unit's embeddings), and
+    every setting's paired difference to it. None when there is no such run.
     """
     from ser_lab.classical import MODEL
     from ser_lab.runs import Run
@@ -335,7 +336,7 @@ def classical_reference(store, settings: list[Setting]) -> dict | None:
             _add_run(ref, row.run_id, int(seed), {**results, "folds": shared})
     if not ref.units:
         return None
-    disc, problems = discriminability_summary(store, [ref])
+    disc, problems = discriminability_summary(store, [ref]) if with_discriminability else ([None], [])
     versus = []
     for s in settings:
         entry: dict[str, Any] = {"setting": dict(s.params)}

@@ -69,3 +69,26 @@ def test_compare_and_explore_with_a_baseline_svm_run(scratch_store):
     at.selectbox[0].set_value(run.run_id).run()
     no_exception(at)
     assert any("eGeMAPS + SVM baseline" in i.value for i in at.info)
+
+
+def test_sensitivity_shows_the_classical_reference_of_a_sweep(scratch_store):
+    from tests.test_report import SWEEP, fake_run
+    from tests.test_report_classical import fake_svm_run
+
+    store = RunStore(scratch_store.store)
+    for seed in (0, 1):
+        fake_run(store, 0.0, 0.5, seed, 0.0)
+        fake_run(store, 0.3, 0.5, seed, 0.04)
+    at = app_test("sensitivity")
+    at.selectbox[0].set_value(SWEEP).run()
+    no_exception(at)
+    assert "eGeMAPS + SVM on the same test folds here" in texts(at)  # no reference yet: a hint
+    for seed in (0, 1):
+        fake_svm_run(store, seed)
+    at = app_test("sensitivity")
+    at.selectbox[0].set_value(SWEEP).run()
+    no_exception(at)
+    assert any("eGeMAPS + linear SVM" in s.value for s in at.subheader)
+    table = at.dataframe[-1].value
+    assert len(table) == 2 and list(table["units"]) == [4, 4]
+    assert sorted(round(v, 1) for v in table["Δ UA (pts)"]) == [5.0, 9.0]

@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from ser_lab import fileio, paths
-from ser_lab.errors import ConfigError, CorpusError, RunError
+from ser_lab.errors import ConfigError, CorpusError, RunError, SerLabError
 from ser_lab.metrics import scores
 
 MODEL = "egemaps-svm"
@@ -156,6 +156,7 @@ def extract_functionals(
     manifest,
     *,
     cache: FunctionalsCache | None = None,
+    workers: int | None = 1,
     progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """(N, 88) float32 functionals of every utterance of `manifest`, in manifest order.
@@ -163,42 +164,83 @@ def extract_functionals(
     Decoded exactly as the spectrograms are (`audio.load_audio`: 16 kHz mono, cut at 14 s). The
     manifest is expected to hold usable files only (as `trainer.load_data` returns it); a file
     that cannot be decoded or gives non-finite functionals is a CorpusError naming it, never a
-    silently dropped utterance (that would change the folds).
+    silently dropped utterance (that would change the folds). Cache misses are computed in
+    `workers` processes (None: one per core; openSMILE runs about 2-3 files/s on one busy core).
     """
     import os
 
-    from ser_lab.audio import audio_fingerprint, load_audio
-    from ser_lab.errors import AudioError
-    from ser_lab.features import FeatureCache, FeatureConfig, _indexed_fingerprint
+    from ser_lab.audio import audio_fingerprint
+    from ser_lab.features import FeatureCache, _indexed_fingerprint
 
     require_opensmile()
-    max_seconds = FeatureConfig().max_seconds
+    if workers is None:
+        workers = os.cpu_count() or 1
+    if workers < 1:
+        raise ConfigError(f"workers must be >= 1, got {workers}")
     index = FeatureCache().load_index(manifest.root) if cache is not None else {}
-    out = np.zeros((len(manifest.utterances), N_FUNCTIONALS), dtype=np.float32)
     total = len(manifest.utterances)
+    out = np.zeros((total, N_FUNCTIONALS), dtype=np.float32)
+    done = 0
+    todo: list[tuple[int, str]] = []  # (position, fingerprint) of the cache misses
     for i, utt in enumerate(manifest.utterances):
         try:
-            try:
-                st = os.stat(utt.path)
-            except OSError:
-                st = None
+            st = os.stat(utt.path)
+        except OSError:
+            st = None
+        try:
             fingerprint = _indexed_fingerprint(index, utt.path, st) or audio_fingerprint(utt.path)
-            values = cache.get(fingerprint) if cache is not None else None
-            if values is None:
-                values = functionals(load_audio(utt.path, max_seconds=max_seconds).samples)
-                if not np.isfinite(values).all():
-                    bad = [n for n, v in zip(feature_names(), values) if not np.isfinite(v)]
-                    raise CorpusError(
-                        f"{utt.path}: openSMILE gave non-finite functionals ({', '.join(bad[:3])})"
-                    )
-                if cache is not None:
-                    cache.put(fingerprint, values)
-        except AudioError as exc:
+        except SerLabError as exc:
             raise CorpusError(f"{utt.path}: cannot compute eGeMAPS functionals ({exc})") from None
+        values = cache.get(fingerprint) if cache is not None else None
+        if values is None:
+            todo.append((i, fingerprint))
+            continue
         out[i] = values
+        done += 1
         if progress is not None:
-            progress(i + 1, total)
+            progress(done, total)
+    paths_ = [manifest.utterances[i].path for i, _ in todo]
+    for (i, fingerprint), (values, reason) in zip(todo, _compute_functionals(paths_, workers)):
+        path = manifest.utterances[i].path
+        if values is None:
+            raise CorpusError(f"{path}: cannot compute eGeMAPS functionals ({reason})")
+        if cache is not None:
+            cache.put(fingerprint, values)
+        out[i] = values
+        done += 1
+        if progress is not None:
+            progress(done, total)
     return out
+
+
+def _functionals_of_file(path: str) -> tuple[np.ndarray | None, str | None]:
+    """(values, None) or (None, why not): one file, in this process or a worker."""
+    from ser_lab.audio import load_audio
+    from ser_lab.features import FeatureConfig
+
+    try:
+        values = functionals(load_audio(path, max_seconds=FeatureConfig().max_seconds).samples)
+    except SerLabError as exc:
+        return None, str(exc)
+    if not np.isfinite(values).all():
+        bad = [n for n, v in zip(feature_names(), values) if not np.isfinite(v)]
+        return None, f"openSMILE gave non-finite functionals ({', '.join(bad[:3])})"
+    return values, None
+
+
+def _compute_functionals(paths_: list[str], workers: int):
+    """`_functionals_of_file` over the paths, in order; a process pool when workers > 1."""
+    if workers == 1 or len(paths_) <= 1:
+        yield from map(_functionals_of_file, paths_)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # forkserver, not fork, for the reason features._run_jobs gives (a threaded caller).
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["ser_lab.classical"])
+    with ProcessPoolExecutor(max_workers=min(workers, len(paths_)), mp_context=ctx) as pool:
+        yield from pool.map(_functionals_of_file, paths_, chunksize=4)
 
 
 # ----------------------------------------------------------------------------- config
@@ -218,7 +260,7 @@ class ClassicalConfig:
     protocol: str = "speaker"
     val_fraction: float = 0.15
     seed: int = 0
-    workers: int | None = None  # spectrogram extraction processes (only to find usable files)
+    workers: int | None = None  # processes for spectrograms (to find usable files) and functionals
     c_grid: list[float] = field(default_factory=lambda: list(C_GRID))
     sweep_id: str | None = None
     demo: bool = False
@@ -454,7 +496,7 @@ def train_classical_run(
             raise ConfigError(f"fold indices {fold_ids} out of range: the split has {len(folds)} folds")
         record_data(run, manifest, folds, fold_ids)
         x = extract_functionals(
-            manifest, cache=FunctionalsCache(),
+            manifest, cache=FunctionalsCache(), workers=cfg.workers,
             progress=(lambda d, t: progress("functionals", d, t)) if progress else None,
         )
         y = manifest.label_ids()
@@ -526,7 +568,7 @@ def rescore_run(run) -> dict:
     manifest, _, _ = load_data(cfg.train_config())
     position = {u.utt_id: i for i, u in enumerate(manifest.utterances)}
     labels = manifest.label_ids()
-    x = extract_functionals(manifest, cache=FunctionalsCache())
+    x = extract_functionals(manifest, cache=FunctionalsCache(), workers=cfg.workers)
     fold_results = []
     for k in done:
         svm, names = load_svm(run, k)

@@ -115,7 +115,7 @@ def load_other_corpus(
     index = {n: i for i, n in enumerate(names)}
     labels = np.array([index[u.label] for u in manifest.utterances], dtype=np.int64)
     if svm:
-        x = classical.extract_functionals(manifest, cache=classical.FunctionalsCache())
+        x = classical.extract_functionals(manifest, cache=classical.FunctionalsCache(), workers=workers)
         return OtherCorpus(manifest, labels, names, None, x)
     return OtherCorpus(manifest, labels, names, feats, None)
 

@@ -222,3 +222,29 @@ def test_bench_script_summarises_seeds_and_folds(svm_env, tmp_path, monkeypatch)
     assert units["mean"] == pytest.approx(summary["UA_mean"])  # equal folds per seed
     assert summary["code"]["commit"] and summary["machine"]["opensmile"]
     assert summary["distinct_splits"] in (1, 2)
+
+
+@needs_opensmile
+def test_functionals_from_a_process_pool_equal_one_process(svm_env):
+    from ser_lab.trainer import TrainConfig, load_data
+
+    with environment(SER_LAB_CACHE=str(svm_env["base"] / "cache")):
+        manifest, _, _ = load_data(TrainConfig(**TINY))
+        part = manifest.subset([0, 1, 2])
+        assert np.array_equal(
+            classical.extract_functionals(part, cache=None, workers=2),
+            classical.extract_functionals(part, cache=None, workers=1),
+        )
+
+
+def test_unreadable_file_is_a_corpus_error_naming_it(tmp_path):
+    from ser_lab.corpora.base import Manifest, Utterance
+    from ser_lab.errors import CorpusError
+
+    if not HAVE_OPENSMILE:
+        pytest.skip("opensmile not installed")
+    bad = tmp_path / "bad.wav"
+    bad.write_text("not audio")
+    manifest = Manifest("x", str(tmp_path), ("a",), [Utterance("u", str(bad), "a", "s", "s", 1.0, "x")])
+    with pytest.raises(CorpusError, match="bad.wav: cannot compute eGeMAPS functionals"):
+        classical.extract_functionals(manifest, cache=None)

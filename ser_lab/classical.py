@@ -35,6 +35,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -67,12 +68,15 @@ def require_opensmile():
     """The `opensmile` module, or a ConfigError saying which extra to install."""
     try:
         import opensmile
-    except ImportError:
+    except (ImportError, OSError):  # not installed, or its native library does not load
         raise ConfigError(
             "the eGeMAPS + SVM baseline needs the optional package 'opensmile', which is not "
             f"installed: {INSTALL_HINT}"
         ) from None
     return opensmile
+
+
+_SMILE_LOCK = threading.Lock()
 
 
 @lru_cache(maxsize=1)
@@ -98,7 +102,8 @@ def functionals(samples: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
     x = np.asarray(samples, dtype=np.float32)
     if x.ndim != 1 or x.size == 0:
         raise ConfigError(f"samples must be a non-empty 1-D mono signal, got shape {x.shape}")
-    values = _smile().process_signal(x, sample_rate).to_numpy(dtype=np.float32)
+    with _SMILE_LOCK:  # one openSMILE instance per process; the app may call from threads
+        values = _smile().process_signal(x, sample_rate).to_numpy(dtype=np.float32)
     if values.shape != (1, N_FUNCTIONALS):
         raise ConfigError(f"openSMILE returned {values.shape} values, expected (1, {N_FUNCTIONALS})")
     return values[0]

@@ -23,7 +23,7 @@ def no_exception(at) -> None:
     assert not at.exception, [e.value for e in at.exception]
 
 
-def test_compare_overlays_another_corpus_on_a_map(app_env):
+def test_compare_overlays_another_corpus_on_a_map(scratch_store):
     at = app_test("compare")
     no_exception(at)
     n_charts = len(charts(at))
@@ -38,7 +38,7 @@ def test_compare_overlays_another_corpus_on_a_map(app_env):
     assert "Fold 0's model on them: UA" in texts(at)
 
 
-def test_compare_overlay_reports_a_bad_corpus_folder(app_env, tmp_path):
+def test_compare_overlay_reports_a_bad_corpus_folder(scratch_store, tmp_path):
     at = app_test("compare")
     at.selectbox(key="cross_corpus").set_value("emodb").run()
     at.text_input(key="cross_root").set_value(str(tmp_path / "absent")).run()

@@ -12,9 +12,10 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt
 	touch $@
 
-# The test suite also covers the optional Ray backend and drives the app in a real browser.
-$(VENV)/.installed-test: $(VENV)/.installed requirements-cluster.txt requirements-export.txt
-	$(PY) -m pip install --quiet -r requirements-cluster.txt -r requirements-export.txt
+# The test suite also covers the optional Ray backend, the exports (TensorBoard, ONNX) and the
+# eGeMAPS + SVM baseline, and drives the app in a real browser.
+$(VENV)/.installed-test: $(VENV)/.installed requirements-cluster.txt requirements-export.txt requirements-classical.txt
+	$(PY) -m pip install --quiet -r requirements-cluster.txt -r requirements-export.txt -r requirements-classical.txt
 	touch $@
 
 browser:

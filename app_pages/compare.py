@@ -405,3 +405,62 @@ else:
 # ----------------------------------------------------------------------------- export
 
 export_section([id_a, id_b], fold)
+
+# ----------------------------------------------------------------------------- another corpus
+
+
+@st.cache_data(show_spinner="Running the other corpus through the fold model…", max_entries=8)
+def other_corpus(run_dir: str, fold: int, name: str, root: str | None, classes: str, options: str, stamp: str):
+    from ser_lab.crosscorpus import corpus_outputs
+
+    return corpus_outputs(Run(run_dir), fold, name, root, classes=classes, corpus_options=json.loads(options))
+
+
+def other_corpus_block() -> None:
+    """Another corpus's utterances on A's or B's map: where does, say, Italian or English speech
+    land on an EmoDB-trained map? (`python -m ser_lab eval RUN --corpus ...` scores all folds.)"""
+    import pandas as pd
+
+    from ser_lab.corpora import CORPORA
+    from ser_lab.corpora.synthetic import SIZES
+
+    with st.expander("Another corpus on this map (cross-corpus)"):
+        c1, c2, c3, c4 = st.columns([1, 1, 2, 1])
+        side = c1.radio("map of run", ["A", "B"], horizontal=True, key="cross_side")
+        name = c2.selectbox("corpus", CORPORA, key="cross_corpus")
+        if name == "synthetic":
+            size = c3.selectbox("size", list(SIZES), key="cross_size")
+            root, options = None, {"size": size}
+        else:
+            text = c3.text_input("its folder", key="cross_root")
+            root, options = text.strip() or None, {}
+        classes = c4.radio("classes", ["paper", "all"], horizontal=True, key="cross_classes")
+        request = (side, name, root, json.dumps(options), classes, fold, method)
+        if st.button("Place it on the map", key="cross_go"):
+            st.session_state["cross_request"] = request
+        if st.session_state.get("cross_request") != request:
+            st.caption("Each utterance of that corpus goes through this fold's model, with its own normalisation.")
+            return
+        run_x, m = (run_a, map_a) if side == "A" else (run_b, map_b)
+        try:
+            out = other_corpus(str(run_x.dir), fold, name, root, classes, json.dumps(options), stamp)
+            xy = m.transform(out.z)
+        except SerLabError as exc:
+            st.error(f"Cannot place that corpus on the map: {exc}")
+            return
+        own = sup.map_points(m, ["train"])
+        other = out.frame(xy).assign(split="test")[own.columns]
+        fig = figures.map_figure(
+            pd.concat([own, other], ignore_index=True), m.centers_xy, m.label_names,
+            f"{name} ({len(other)} utterances) on {side}'s map",
+        )
+        st.plotly_chart(fig, key="cross_map")
+        s = out.scores
+        st.caption(
+            f"Filled circles: {side}'s training utterances (fold {fold}); open diamonds: the {name} "
+            f"utterances, colored by their true class. Fold {fold}'s model on them: UA {sup.pct(s['UA'])}, "
+            f"WA {sup.pct(s['WA'])}."
+        )
+
+
+other_corpus_block()

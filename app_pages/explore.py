@@ -6,8 +6,8 @@ from pathlib import Path
 import streamlit as st
 
 from ser_lab import app_support as sup
+from ser_lab import classical, figures
 from ser_lab import export as exp
-from ser_lab import figures
 from ser_lab.errors import SerLabError
 from ser_lab.inference import Predictor
 from ser_lab.runs import Run, RunStore
@@ -100,6 +100,12 @@ run_id = c1.selectbox(
     "run", ids, key="explore_run", format_func=lambda i: sup.run_label(by_id[i])
 )
 run = store.get(run_id)
+if classical.is_classical(run):
+    st.info(
+        "This run is the eGeMAPS + SVM baseline: it has no network to put a clip through. Pick a "
+        "CNN run here; **Compare** shows the baseline's feature space next to a CNN's."
+    )
+    st.stop()
 folds = run.folds_done()
 url_notes += url_choices({"fold": [str(k) for k in folds]}, convert=int)
 url_notes += url_choices({"map": ["pca", "umap"]})

@@ -194,3 +194,49 @@ def results_view() -> None:
 st.fragment(run_every=5 if active else None)(results_view)()
 if active:
     st.caption("Refreshing every 5 s while runs of this sweep train.")
+
+
+@st.cache_data(show_spinner=False, max_entries=8, ttl=30)
+def classical_reference(root: str, signature: tuple, sweep_id: str):
+    from ser_lab.report import classical_reference, collect
+
+    sweep_store = RunStore(root)
+    settings = collect(sweep_store, sweep_id)["settings"]
+    return classical_reference(sweep_store, settings, with_discriminability=False)
+
+
+def reference_block() -> None:
+    """The eGeMAPS + SVM baseline on this sweep's test folds, when the store has it."""
+    if not sweep_id:
+        return
+    try:
+        ref = classical_reference(str(store.root), sup.store_signature(store), sweep_id)
+    except SerLabError:
+        return  # no finished run of the sweep yet
+    if ref is None:
+        st.caption(
+            "Hand-crafted reference: train `python -m ser_lab train --model egemaps-svm` with this "
+            "sweep's corpus, folds and seeds to see eGeMAPS + SVM on the same test folds here."
+        )
+        return
+    t = ref["table"]
+    st.subheader("Hand-crafted reference: eGeMAPS + linear SVM on the same test folds")
+    st.caption(
+        f"UA {t['UA_mean']:.1f} ± {t['UA_std']:.1f} %, WA {t['WA_mean']:.1f} ± {t['WA_std']:.1f} % "
+        f"over {t['n_units']} (seed, fold) units. Each setting minus the SVM, paired over shared units:"
+    )
+    rows = [
+        {
+            "λ": c["setting"].get("lam"),
+            "α": c["setting"].get("alpha"),
+            "features": c["setting"].get("features"),
+            "Δ UA (pts)": c["UA"]["mean"] if "UA" in c else None,
+            "95 % t-interval": f"{c['UA']['t_low']:+.1f} … {c['UA']['t_high']:+.1f}" if "UA" in c else c.get("problem"),
+            "units": c["UA"]["n"] if "UA" in c else 0,
+        }
+        for c in ref["comparisons"]
+    ]
+    st.dataframe(rows, hide_index=True, column_config={"Δ UA (pts)": st.column_config.NumberColumn(format="%+.1f")})
+
+
+reference_block()

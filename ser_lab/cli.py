@@ -131,6 +131,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.resume is not None:  # an empty id is an error, not "start a new run"
         run = _store(args).get(args.resume)
+        if run.config.get("model") == "egemaps-svm":
+            return cmd_train_classical(args, run)
+    elif args.model == "egemaps-svm":
+        return cmd_train_classical(args, None)
     else:
         cfg = train_config_from_args(args)  # validated before the store is touched
         run = new_run(cfg, _store(args, create=True), name=args.name)
@@ -193,6 +197,42 @@ def tensorboard_hook(args: argparse.Namespace, run):
     return live
 
 
+def cmd_train_classical(args: argparse.Namespace, run) -> int:
+    """`train --model egemaps-svm`: the eGeMAPS + SVM baseline on the same folds (λ, α, epochs,
+    features and device do not apply to it)."""
+    from ser_lab import classical
+    from ser_lab.runs import RunStore
+
+    if run is None:
+        cfg = classical.ClassicalConfig(
+            corpus=args.corpus, root=str(Path(args.root).resolve()) if args.root else None,
+            corpus_options=corpus_options(args), classes=args.classes, n_folds=args.folds,
+            folds=args.fold, protocol=args.protocol, seed=args.seed, workers=args.workers,
+            sweep_id=args.sweep_id, demo=args.demo,
+        )
+        store = RunStore(Path(args.store) if args.store else None)
+        run = classical.new_classical_run(cfg, store, name=args.name)
+    print(f"run {run.run_id} in {run.dir}", flush=True)
+    bars: list = []  # (stage, bar), the current one last
+
+    def on_progress(stage: str, done: int, total: int) -> None:
+        if not bars or bars[-1][0] != stage:
+            if bars:
+                bars[-1][1].close()
+            bars.append((stage, ProgressBar(stage)))
+        bars[-1][1].update(done, total)
+
+    with run.lock():
+        try:
+            results = classical.train_classical_run(run, progress=on_progress)
+        finally:
+            if bars:
+                bars[-1][1].close()
+    print(format_results(results))
+    print("C per fold: " + ", ".join(f"{r['fold']}: {r['C']:g}" for r in results["folds"]))
+    return 0
+
+
 def run_epochs(run) -> int:
     return int(run.config["train"]["epochs"])
 
@@ -249,7 +289,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from ser_lab.evaluate import rescore_run
 
     run = _store(args).get(args.run)
-    print(format_results(rescore_run(run, device=args.device)))
+    if args.corpus is None:
+        if args.fold:
+            raise SerLabError("--fold applies to cross-corpus scoring: give --corpus too")
+        print(format_results(rescore_run(run, device=args.device)))
+        return 0
+    from ser_lab.crosscorpus import cross_evaluate
+
+    result = cross_evaluate(
+        run, args.corpus, args.root, classes=args.classes, corpus_options=corpus_options(args),
+        folds=args.fold, device=args.device, workers=args.workers,
+    )
+    trained = result["trained_on"]["corpus"]
+    print(f"run {run.run_id} (trained on {trained}) on corpus {args.corpus}: {result['n_utterances']} "
+          f"utterances, {result['n_speakers']} speakers; one row per fold model")
+    print(format_results(result))
+    print(f"written to {result['path']}")
     return 0
 
 
@@ -374,6 +429,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train the CNN-BiGRU (with center loss when --lam > 0)")
     add_corpus_args(p)
+    p.add_argument("--model", default="cnn-bigru", choices=("cnn-bigru", "egemaps-svm"),
+                   help="the paper's network, or the eGeMAPS + linear SVM baseline on the same folds "
+                        "(needs requirements-classical.txt; ignores λ, α, epochs, features, device)")
     p.add_argument("--features", default="mel", choices=("mel", "stft"))
     p.add_argument("--lam", "--lambda", dest="lam", type=float, default=0.0, help="center loss weight λ (0 = baseline)")
     p.add_argument("--alpha", type=float, default=0.5, help="center update rate α in [0, 1]")
@@ -401,8 +459,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_runs)
 
-    p = sub.add_parser("eval", help="re-score a finished run from its saved models")
+    p = sub.add_parser("eval", help="re-score a finished run from its saved models, or score it on another corpus")
     p.add_argument("run")
+    from ser_lab.corpora import CORPORA
+
+    p.add_argument("--corpus", default=None, choices=CORPORA,
+                   help="cross-corpus: score every fold model on this corpus (same classes), write RUN/cross/")
+    p.add_argument("--root", default=None, help="that corpus's folder (not needed for synthetic)")
+    p.add_argument("--classes", default=None, choices=("paper", "all"), help="default: the run's")
+    p.add_argument("--size", default=None, help="synthetic corpus size")
+    p.add_argument("--improvised-only", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--fold", type=int, action="append", default=None,
+                   help="cross-corpus: only this fold's model (repeatable; default: every finished fold)")
+    p.add_argument("--workers", type=int, default=None, help="feature extraction processes")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     p.set_defaults(func=cmd_eval)
 

@@ -51,7 +51,11 @@ def expected_folds(run) -> list[int]:
 
 
 def rescore_run(run, device: str = "auto") -> dict:
+    from ser_lab import classical
     from ser_lab.trainer import TrainConfig, load_data, pool_results, predict, select_device
+
+    if classical.is_classical(run):  # the eGeMAPS + SVM baseline re-scores from its arrays
+        return classical.rescore_run(run)
 
     folds_done = run.folds_done()
     if not folds_done:

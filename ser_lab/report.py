@@ -52,7 +52,7 @@ from ser_lab.sweep import (
     validate_sweep_id,
 )
 
-FEATURE_NAMES = {"mel": "Mel spectrogram", "stft": "STFT spectrogram"}
+FEATURE_NAMES = {"mel": "Mel spectrogram", "stft": "STFT spectrogram", "egemaps": "eGeMAPS functionals (88)"}
 DISC_KEYS = ("intra", "inter", "intra_inter_ratio", "fisher", "silhouette")
 CONFIDENCE = 0.95
 N_BOOT = 10_000
@@ -286,6 +286,110 @@ def discriminability_summary(store, settings: list[Setting]) -> tuple[list[dict]
     return out, problems
 
 
+# ----------------------------------------------------------------------------- classical reference
+
+# What must agree for an eGeMAPS + SVM run to share the sweep's folds (ser_lab.classical).
+REFERENCE_KEYS = ("corpus", "classes", "corpus_options", "protocol", "n_folds", "val_fraction")
+
+
+def _same_root(a: Any, b: Any) -> bool:
+    if not a or not b:
+        return not a and not b
+    return Path(a).resolve() == Path(b).resolve()
+
+
+def classical_reference(store, settings: list[Setting], *, with_discriminability: bool = True) -> dict | None:
+    """The eGeMAPS + linear SVM baseline on the sweep's own test folds, if the store has it.
+
+    Finished `egemaps-svm` runs (earliest per seed) on the same corpus, classes, protocol and
+    folds as the sweep's runs, for the sweep's seeds, restricted to the (seed, fold) units the
+    sweep has: its UA / WA over those units, the discriminability of its standardised
+    functionals (unless with_discriminability is False: it reads every unit's embeddings), and
+    every setting's paired difference to it. None when there is no such run.
+    """
+    from ser_lab.classical import MODEL
+    from ser_lab.runs import Run
+
+    if not settings or not settings[0].run_ids:
+        return None
+    first = Run(Path(store.root) / settings[0].run_ids[0]).config.get("train") or {}
+    units = {u for s in settings for u in s.units}
+    seeds = {seed for seed, _ in units}
+    ref = Setting({"features": "egemaps"})
+    for row in sorted(store.list(), key=lambda r: r.created or ""):
+        if row.state != "done":
+            continue
+        run = Run(Path(store.root) / row.run_id)
+        try:
+            config = run.config
+            results = run.read_results()
+        except RunError:
+            continue
+        train = config.get("train") or {}
+        if config.get("model") != MODEL or not results or not _same_root(train.get("root"), first.get("root")):
+            continue
+        if any(train.get(k) != first.get(k) for k in REFERENCE_KEYS):
+            continue
+        seed = train.get("seed")
+        if seed not in seeds or seed in ref.seeds:
+            continue
+        shared = [f for f in results["folds"] if (seed, int(f["fold"])) in units]
+        if shared:
+            _add_run(ref, row.run_id, int(seed), {**results, "folds": shared})
+    if not ref.units:
+        return None
+    disc, problems = discriminability_summary(store, [ref]) if with_discriminability else ([None], [])
+    versus = []
+    for s in settings:
+        entry: dict[str, Any] = {"setting": dict(s.params)}
+        try:
+            for m in METRICS:
+                a = {u: 100 * v[m] for u, v in ref.units.items()}
+                b = {u: 100 * v[m] for u, v in s.units.items()}
+                entry[m] = paired_difference(a, b, confidence=CONFIDENCE, n_boot=N_BOOT, seed=BOOT_SEED).to_dict()
+        except Exception as e:  # noqa: BLE001 - e.g. no shared unit: say so in the report
+            entry["problem"] = str(e)
+        versus.append(entry)
+    return {
+        "run_ids": ref.run_ids,
+        "seeds": ref.seeds,
+        "table": table_rows([ref])[0],
+        "discriminability": disc[0],
+        "comparisons": versus,
+        "problems": problems,
+    }
+
+
+REFERENCE_TITLE = "The hand-crafted reference: eGeMAPS + linear SVM on the same test folds"
+REFERENCE_HEADER = ["input", "UA %", "WA %", "units", "seeds", "Fisher", "silhouette", "k-NN UA %"]
+
+
+def _reference_rows(ref: dict) -> tuple[list[list[str]], list[list[str]]]:
+    """The reference's table row and every setting's paired difference to it."""
+    t, d = ref["table"], ref["discriminability"]
+    row = [
+        t["input"], pm(t["UA_mean"], t["UA_std"]), pm(t["WA_mean"], t["WA_std"]),
+        str(t["n_units"]), str(t["n_seeds"]), _num(d["fisher"]["mean"], 3),
+        _num(d["silhouette"]["mean"], 3), _num(d["knn_UA"]["mean"]),
+    ]
+    versus = []
+    for c in ref["comparisons"]:
+        name = f"{_fixed_text(c['setting'])} vs eGeMAPS + SVM"
+        if "problem" in c:
+            versus.append([name, c["problem"], "", "", "", ""])
+            continue
+        cells = [name]
+        for m in METRICS:
+            x = c[m]
+            cells += [
+                _num(x["mean"], signed=True),
+                f"[{_num(x['t_low'], signed=True)}, {_num(x['t_high'], signed=True)}] / "
+                f"[{_num(x['boot_low'], signed=True)}, {_num(x['boot_high'], signed=True)}]",
+            ]
+        versus.append(cells + [str(c["UA"]["n"])])
+    return [row], versus
+
+
 # ----------------------------------------------------------------------------- plots
 
 
@@ -383,6 +487,7 @@ def build_report(store, sweep_id: str, out_dir: str | Path | None = None) -> dic
     report["discriminability"], report["discriminability_problems"] = discriminability_summary(
         store, settings
     )
+    report["reference"] = classical_reference(store, settings)
     for curve in report["curves"]:
         fixed = "_".join(_slug_part(k, v) for k, v in curve["fixed"].items())
         curve["image"] = _safe_name(
@@ -553,6 +658,10 @@ def render_markdown(report: dict) -> str:
         ),
         "",
     ]
+    if report.get("reference"):
+        rows, versus = _reference_rows(report["reference"])
+        parts += [f"## {REFERENCE_TITLE}", "", _md_table(REFERENCE_HEADER, rows), "",
+                  _md_table(COMPARISON_HEADER, versus), ""]
     parts += ["## Confusion matrices (pooled over folds and seeds)", ""]
     parts += [f"![{c['image']}]({c['image']})" for c in report["confusion"]] + [""]
     parts += _notes(report, lambda s: s)
@@ -625,6 +734,10 @@ def render_html(report: dict) -> str:
             [_disc_cells(d, others) for d in report["discriminability"]],
         ),
     ]
+    if report.get("reference"):
+        rows, versus = _reference_rows(report["reference"])
+        parts += [f"<h2>{html.escape(REFERENCE_TITLE)}</h2>", _html_table(REFERENCE_HEADER, rows),
+                  _html_table(COMPARISON_HEADER, versus)]
     parts.append("<h2>Confusion matrices (pooled over folds and seeds)</h2><div>")
     parts += [
         f"<img src='{html.escape(c['image'])}' alt='{html.escape(c['image'])}'>"

@@ -11,6 +11,7 @@ the run folder, so a page reload or a second tab never loses or duplicates a run
                            started, finished, error, eta_s}
         metrics.jsonl      append-only, one JSON line per epoch per fold
         fold_{k}/model.pt  tensors and plain Python types only, loaded with weights_only=True
+        fold_{k}/svm.npz   instead of model.pt in an eGeMAPS + SVM run (plain arrays, no pickle)
         fold_{k}/embeddings.npz
         fold_{k}/snapshots/epoch_{e:03d}.npz
         results.json       per-fold, pooled and mean UA / WA (fractions in [0, 1])
@@ -71,6 +72,8 @@ EMBEDDING_KEYS = ("z", "labels", "preds", "probs", "utt_ids", "split", "centers"
 # What the trainer writes into every fold's model.pt, and every reader of a model needs.
 MODEL_KEYS = ("state_dict", "centers", "norm", "label_names", "feature_config", "model_config")
 SNAPSHOT_KEYS = ("z", "labels", "utt_ids", "split", "centers")
+# A fold's model: the CNN's weights, or the eGeMAPS + SVM baseline's arrays (ser_lab.classical).
+MODEL_FILES = ("model.pt", "svm.npz")
 
 _RUN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _SNAPSHOT_RE = re.compile(r"epoch_(\d{3,})\.npz")
@@ -393,6 +396,11 @@ class Run:
 
         path = self.fold_dir(k) / "model.pt"
         if not path.is_file():
+            if (self.fold_dir(k) / "svm.npz").is_file():
+                raise RunError(
+                    f"run {self.run_id} is an eGeMAPS + SVM baseline run: it has no network "
+                    "(model.pt) to load; this needs a CNN run"
+                )
             raise RunError(f"run {self.run_id}: fold {k} has no model.pt (not trained yet?)")
         try:
             with warnings.catch_warnings():
@@ -453,13 +461,15 @@ class Run:
         return _load_npz(path, SNAPSHOT_KEYS, f"run {self.run_id}: fold {k} snapshot {epoch}")
 
     def folds_done(self) -> list[int]:
-        """Folds whose model.pt and embeddings.npz both exist (what a resume can skip)."""
+        """Folds whose model file (model.pt, or svm.npz for the eGeMAPS + SVM baseline) and
+        embeddings.npz both exist (what a resume can skip)."""
         if not self.dir.is_dir():
             return []
         done = []
         for path in self.dir.iterdir():
             m = _FOLD_RE.fullmatch(path.name)
-            if m and (path / "model.pt").is_file() and (path / "embeddings.npz").is_file():
+            has_model = any((path / name).is_file() for name in MODEL_FILES)
+            if m and has_model and (path / "embeddings.npz").is_file():
                 done.append(int(m.group(1)))
         return sorted(done)
 
@@ -846,7 +856,9 @@ def _check_fold_files(run: Run, results: dict | None) -> None:
         if m and path.is_dir():
             present.append(int(m.group(1)))
     for k in sorted(set(reported) | set(present)):
-        for name in ("model.pt", "embeddings.npz"):
+        fold = run.dir / f"fold_{k}"
+        model_files = [n for n in MODEL_FILES if (fold / n).is_file()] or [MODEL_FILES[0]]
+        for name in (*model_files, "embeddings.npz"):
             path = run.dir / f"fold_{k}" / name
             if not path.is_file():
                 if k in reported and k in present:

@@ -1,0 +1,169 @@
+"""The classical reference row: openSMILE eGeMAPS functionals + a linear SVM, on the lab's folds.
+
+Default: EmoDB (../shared/datasets/emodb), 4 classes, speaker-independent 5-fold, split seeds
+0, 1, 2 (the folds of bench/reproduce.py's runs with the same seeds). Each seed is a normal run
+folder (`python -m ser_lab train --model egemaps-svm`), so `python -m ser_lab compare` can put it
+next to a CNN run; finished runs are reused on a re-launch.
+
+    python bench/classical.py                                  # -> bench/results/emodb_egemaps_svm.json
+    python bench/classical.py --corpus synthetic --out bench/results/synthetic_egemaps_svm.json
+
+The JSON: per seed and per fold UA / WA (percent) and the chosen C; over the (seed, fold) test
+folds the mean, the sample std and a 95 % t-interval of the mean (and a bootstrap one); per seed
+the fold mean, and their mean ± std (the way bench/reproduce.py reports the CNN); per-class
+recall; machine, load and the git commit the code was at. Prints the JSON as its last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from ser_lab import classical  # noqa: E402
+from ser_lab.fileio import atomic_write_json  # noqa: E402
+from ser_lab.runs import RunStore  # noqa: E402
+from ser_lab.stats import bootstrap_interval, mean_std, t_interval  # noqa: E402
+
+
+def git_commit() -> dict:
+    """The commit the code ran on, and whether tracked files differed from it."""
+    def git(*args: str) -> str:
+        out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+        return out.stdout.strip()
+
+    return {"commit": git("rev-parse", "HEAD") or None,
+            "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+
+
+def machine() -> dict:
+    return {
+        "cpus": os.cpu_count(),
+        "load_average_1min_at_start": round(os.getloadavg()[0], 2),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "opensmile": classical.opensmile_version(),
+    }
+
+
+def find_done(store: RunStore, name: str) -> str | None:
+    for s in store.list():
+        if s.name == name and s.state == "done":
+            return s.run_id
+    return None
+
+
+def fold_test_ids(run) -> list[list[str]]:
+    """The test utterances of each fold (sorted ids), to tell whether two seeds split alike."""
+    out = []
+    for k in run.folds_done():
+        emb = run.load_embeddings(k)
+        out.append(sorted(emb["utt_ids"][emb["split"] == "test"].tolist()))
+    return out
+
+
+def interval(values: list[float]) -> dict:
+    ms = mean_std(values)
+    lo, hi = t_interval(values)
+    blo, bhi = bootstrap_interval(values)
+    return {"mean": ms.mean, "std": ms.std, "n": ms.n, "t95": [lo, hi], "bootstrap95": [blo, bhi]}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--corpus", default="emodb")
+    p.add_argument("--root", default=str(ROOT.parent / "shared" / "datasets" / "emodb"))
+    p.add_argument("--size", default=None, help="synthetic corpus size")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--protocol", default="speaker")
+    p.add_argument("--workers", type=int, default=1, help="spectrogram processes (to find usable files)")
+    p.add_argument("--store", default=None, help="run store (default: checkpoints/)")
+    p.add_argument("--out", default=None)
+    args = p.parse_args()
+
+    root = None if args.corpus == "synthetic" else str(Path(args.root).resolve())
+    options = {"size": args.size} if args.size else {}
+    out = Path(args.out or ROOT / "bench" / "results" / f"{args.corpus}_egemaps_svm.json")
+    store = RunStore(Path(args.store) if args.store else None)
+    corpus = f"{args.corpus}-{args.size}" if args.size else args.corpus
+    summary: dict = {
+        "benchmark": "classical",
+        "model": classical.MODEL,
+        "corpus": args.corpus,
+        "corpus_options": options,
+        "protocol": args.protocol,
+        "n_folds": args.folds,
+        "seeds": args.seeds,
+        "features": f"openSMILE {classical.FEATURE_SET} {classical.FEATURE_LEVEL} (88)",
+        "classifier": "LinearSVC, class_weight='balanced', C from "
+                      f"{list(classical.C_GRID)} by validation UA (the fold's validation part)",
+        "probabilities": classical.PROBABILITIES,
+        "machine": machine(),
+        "code": git_commit(),
+    }
+    started = time.time()
+    per_seed, units_ua, units_wa, recalls = [], [], [], []
+    for seed in args.seeds:
+        name = f"classical-{corpus}-egemaps-svm-{args.protocol}{args.folds}-s{seed}"
+        run_id = find_done(store, name)
+        t0 = time.time()
+        if run_id is None:
+            cfg = classical.ClassicalConfig(
+                corpus=args.corpus, root=root, corpus_options=options, n_folds=args.folds,
+                protocol=args.protocol, seed=seed, workers=args.workers,
+            )
+            run = classical.new_classical_run(cfg, store, name=name)
+            with run.lock():
+                classical.train_classical_run(run)
+            run_id = run.run_id
+        results = store.get(run_id).read_results()
+        print(f"{name}: {time.time() - t0:.1f} s, UA {100 * results['mean']['UA']:.2f} %",
+              file=sys.stderr, flush=True)
+        folds = results["folds"]
+        units_ua += [100 * f["UA"] for f in folds]
+        units_wa += [100 * f["WA"] for f in folds]
+        recalls.append(results["pooled"]["recall"])
+        per_seed.append({
+            "seed": seed,
+            "run_id": run_id,
+            "UA": 100 * results["mean"]["UA"],
+            "WA": 100 * results["mean"]["WA"],
+            "UA_pooled": 100 * results["pooled"]["UA"],
+            "WA_pooled": 100 * results["pooled"]["WA"],
+            "fold_UA": [100 * f["UA"] for f in folds],
+            "fold_WA": [100 * f["WA"] for f in folds],
+            "fold_C": [f.get("C") for f in folds],
+        })
+    seed_ua, seed_wa = [s["UA"] for s in per_seed], [s["WA"] for s in per_seed]
+    # Whether the split seeds really gave different folds (on EmoDB's 10 speakers the
+    # speaker-independent split is the same for every seed; the SVM itself is deterministic).
+    splits = {json.dumps(fold_test_ids(store.get(s["run_id"]))) for s in per_seed}
+    summary["distinct_splits"] = len(splits)
+    labels = list(recalls[0])
+    summary.update({
+        "per_seed": per_seed,
+        "UA_mean": float(np.mean(seed_ua)),
+        "UA_std": mean_std(seed_ua).std if len(seed_ua) > 1 else 0.0,
+        "WA_mean": float(np.mean(seed_wa)),
+        "WA_std": mean_std(seed_wa).std if len(seed_wa) > 1 else 0.0,
+        "units": {"what": "(seed, fold) test folds", "UA": interval(units_ua), "WA": interval(units_wa)},
+        "per_class_recall": {n: float(np.mean([100 * r.get(n, np.nan) for r in recalls])) for n in labels},
+        "wall_time_s": time.time() - started,
+    })
+    atomic_write_json(out, summary)
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

@@ -81,9 +81,9 @@ def test_a_diverging_training_fails_naming_epoch_batch_and_cause(env, capsys) ->
 
 def test_divergence_later_keeps_the_last_good_epoch_and_resumes(env, monkeypatch, capsys) -> None:
     """A NaN loss in epoch 2 stops the run `failed`; epoch 1's state and metrics stay intact."""
-    import ser_lab.trainer as trainer
+    import ser_lab.objectives as objectives
 
-    real = trainer.weighted_cross_entropy
+    real = objectives.weighted_cross_entropy
     calls = {"n": 0}
 
     def nan_from_the_second_batch(logits, labels, weights):
@@ -91,7 +91,7 @@ def test_divergence_later_keeps_the_last_good_epoch_and_resumes(env, monkeypatch
         loss = real(logits, labels, weights)
         return loss * float("nan") if calls["n"] >= 2 else loss
 
-    monkeypatch.setattr(trainer, "weighted_cross_entropy", nan_from_the_second_batch)
+    monkeypatch.setattr(objectives, "weighted_cross_entropy", nan_from_the_second_batch)
     code = cli_main(["--store", str(env["store"]), *TINY, "--epochs", "2", "--lam", "0.3"])
     line = one_error_line(capsys.readouterr().err)
     assert code == 2 and "epoch 2, batch 1: the loss is nan" in line
@@ -104,7 +104,7 @@ def test_divergence_later_keeps_the_last_good_epoch_and_resumes(env, monkeypatch
     records = strict_lines(run.metrics_path)
     assert [r["epoch"] for r in records] == [1]
     assert all(np.isfinite(v) for r in records for v in r.values() if isinstance(v, float))
-    monkeypatch.setattr(trainer, "weighted_cross_entropy", real)
+    monkeypatch.setattr(objectives, "weighted_cross_entropy", real)
     assert cli_main(["--store", str(env["store"]), "train", "--resume", row.run_id]) == 0
     assert run.read_status()["state"] == "done"
     assert [r["epoch"] for r in run.read_metrics()] == [1, 2]

@@ -75,8 +75,8 @@ class TrainConfig:
     am_margin: float = AM_MARGIN  # amsoftmax: additive cosine margin m
     triplet_margin: float = TRIPLET_MARGIN  # triplet: margin m on Euclidean distances of z
     supcon_temperature: float = SUPCON_TEMPERATURE  # supcon: temperature tau
-    epochs: int = 60  # the most epochs a fold trains (early stopping usually ends it sooner)
-    patience: int = 15  # stop a fold after this many epochs without a better validation UA (0 = never)
+    epochs: int = 100  # the most epochs a fold trains (early stopping usually ends it sooner)
+    patience: int = 20  # stop a fold after this many epochs without a better validation UA (0 = never)
     n_folds: int = 5
     folds: list[int] | None = None  # train only these folds (e.g. [0] for a quick run)
     protocol: str = "speaker"  # "paper" (stratified), "speaker" (speaker-independent), "session"

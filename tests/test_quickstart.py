@@ -42,3 +42,23 @@ def test_quickstart_command_prints_one_json_object(tiny_preset, capsys):
     for arm in ("baseline", "center_loss"):
         assert set(out[arm]) >= {"run", "UA", "WA", "test_intra_inter", "test_fisher"}
         assert tiny_preset.get(out[arm]["run"]).read_status()["state"] == "done"
+
+
+def test_demo_typicality_reads_the_bench_for_the_current_preset(tmp_path):
+    from ser_lab import demo
+
+    preset = {**launcher.QUICK_START, "lam": launcher.QUICK_START_LAMBDA, "alpha": launcher.QUICK_START_ALPHA}
+
+    def seed(s, b, c):
+        return {"seed": s, "tighter": c < b, "more_separable": True,
+                "baseline": {"test_intra_inter": b, "test_fisher": 2.0},
+                "center_loss": {"test_intra_inter": c, "test_fisher": 3.0}}
+
+    bench = tmp_path / "quick_start.json"
+    bench.write_text(json.dumps({"preset": preset, "per_seed": [
+        seed(0, 0.40, 0.30), seed(1, 0.40, 0.35), seed(2, 0.40, 0.45)]}))
+    text = demo.typicality(1, bench)
+    assert "seed 1" in text and "tighter and more separable in 2" in text and "ranks 2 of 3" in text
+    assert demo.typicality(7, bench) is None  # not in the bench
+    bench.write_text(json.dumps({"preset": {**preset, "epochs": 99}, "per_seed": []}))
+    assert demo.typicality(1, bench) is None  # measured on another preset

@@ -259,16 +259,21 @@ def cmd_app(args: argparse.Namespace) -> int:
 
 
 def add_corpus_args(p: argparse.ArgumentParser) -> None:
-    from ser_lab.corpora import CORPORA
+    from ser_lab.corpora import CORPORA, REGISTRY
+    from ser_lab.corpora.labels import CLASS_SETS
 
+    roots = "; ".join(f"{name}: {entry.help}" for name, entry in REGISTRY.items())
     p.add_argument("--corpus", default="synthetic", choices=CORPORA, help="corpus adapter (default: built-in synthetic)")
-    p.add_argument("--root", default=None, help="corpus folder (not needed for synthetic)")
-    p.add_argument("--classes", default="paper", choices=("paper", "all"), help="4 paper classes or all")
+    p.add_argument("--root", default=None, help=f"corpus folder ({roots})")
+    p.add_argument("--classes", default="paper", choices=CLASS_SETS, help="4 paper classes or all")
     p.add_argument("--size", default=None, help="synthetic corpus size: default, medium, small, tiny")
     p.add_argument("--improvised-only", action="store_true", help="IEMOCAP: improvised sessions only")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ser_lab.choices import DEVICES, PROTOCOLS
+    from ser_lab.features import KINDS
+
     parser = argparse.ArgumentParser(prog="ser-lab", description="SER Lab command line (also: python -m ser_lab)")
     parser.add_argument("--store", default=None, help="run store folder (default: ./checkpoints or $SER_LAB_CHECKPOINTS)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -279,21 +284,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_data_describe)
     p = data.add_parser("features", help="fill the feature cache (progress bar)")
     add_corpus_args(p)
-    p.add_argument("--features", default="mel", choices=("mel", "stft"))
+    p.add_argument("--features", default="mel", choices=KINDS)
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.set_defaults(func=cmd_data_features)
 
     p = sub.add_parser("train", help="train the CNN-BiGRU (with center loss when --lam > 0)")
     add_corpus_args(p)
-    p.add_argument("--features", default="mel", choices=("mel", "stft"))
+    p.add_argument("--features", default="mel", choices=KINDS)
     p.add_argument("--lam", "--lambda", dest="lam", type=float, default=0.0, help="center loss weight λ (0 = baseline)")
     p.add_argument("--alpha", type=float, default=0.5, help="center update rate α in [0, 1]")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--folds", type=int, default=5, help="number of folds")
     p.add_argument("--fold", type=int, action="append", default=None, help="train only this fold (repeatable)")
-    p.add_argument("--protocol", default="speaker", choices=("paper", "speaker", "session"))
+    p.add_argument("--protocol", default="speaker", choices=PROTOCOLS)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    p.add_argument("--device", default="auto", choices=DEVICES)
     p.add_argument("--name", default=None, help="human-readable run name")
     p.add_argument("--snapshot-every", type=int, default=0, help="save z snapshots every N epochs")
     p.add_argument("--workers", type=int, default=None, help="feature extraction processes")
@@ -308,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="re-score a finished run from its saved models")
     p.add_argument("run")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    p.add_argument("--device", default="auto", choices=DEVICES)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("predict", help="class probabilities and center distances for clips")
@@ -316,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("clips", nargs="+")
     p.add_argument("--fold", type=fold_or_ensemble, default=0,
                    help="fold index, or 'ensemble' to average every finished fold")
-    p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"))
+    p.add_argument("--device", default="cpu", choices=DEVICES)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("compare", help="accuracy and discriminability of two runs")

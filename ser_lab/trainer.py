@@ -35,14 +35,12 @@ import numpy as np
 import torch
 
 from ser_lab import procs
+from ser_lab.choices import DEVICES, PROTOCOLS
 from ser_lab.errors import ConfigError, CorpusError
-from ser_lab.features import FeatureConfig, NormStats
+from ser_lab.features import KINDS, FeatureConfig, NormStats
 from ser_lab.losses import CenterLoss, class_weights, weighted_cross_entropy
 from ser_lab.metrics import scores, scores_from_confusion
 from ser_lab.model import CnnBiGru, ModelConfig, min_frames
-
-PROTOCOLS = ("paper", "speaker", "session")
-DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 @dataclass
@@ -75,7 +73,7 @@ class TrainConfig:
             raise ConfigError(f"lambda must be a finite number >= 0, got {self.lam}")
         if not np.isfinite(self.alpha) or not 0 <= self.alpha <= 1:
             raise ConfigError(f"alpha must be in [0, 1], got {self.alpha}")
-        if self.features not in ("mel", "stft"):
+        if self.features not in KINDS:
             raise ConfigError(f"features must be 'mel' or 'stft', got {self.features!r}")
         if self.protocol not in PROTOCOLS:
             raise ConfigError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")

@@ -12,30 +12,10 @@ from ser_lab import app_support as sup
 
 st.set_page_config(page_title="SER Lab", page_icon=":material/graphic_eq:", layout="wide")
 
+# The pages, their titles, icons and URLs: ser_lab.app_support.PAGES (also the home page's guide).
 PAGES = [
-    st.Page(
-        "app_pages/home.py", title="Home", icon=":material/home:", url_path="home", default=True
-    ),
-    st.Page(
-        "app_pages/train.py", title="Train", icon=":material/model_training:", url_path="train"
-    ),
-    st.Page("app_pages/compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
-    st.Page(
-        "app_pages/explore.py",
-        title="Explore a clip",
-        icon=":material/graphic_eq:",
-        url_path="explore",
-    ),
-    st.Page(
-        "app_pages/sensitivity.py",
-        title="Sensitivity",
-        icon=":material/tune:",
-        url_path="sensitivity",
-    ),
-    st.Page(
-        "app_pages/corpus.py", title="Corpus", icon=":material/folder_open:", url_path="corpus"
-    ),
-    st.Page("app_pages/learn.py", title="Learn", icon=":material/school:", url_path="learn"),
+    st.Page(p.path, title=p.title, icon=p.icon, url_path=p.url_path, default=p.default)
+    for p in sup.PAGES
 ]
 
 page = st.navigation(PAGES)

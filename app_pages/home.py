@@ -6,7 +6,7 @@ import streamlit as st
 
 from ser_lab import access, launcher
 from ser_lab import app_support as sup
-from ser_lab.corpora import CORPORA, describe
+from ser_lab.corpora import CORPORA, REGISTRY, describe
 from ser_lab.corpora.synthetic import SIZES, SYNTHETIC_NOTICE
 from ser_lab.errors import SerLabError
 from ser_lab.runs import RunStore
@@ -49,45 +49,13 @@ st.markdown(
     "added center loss that pulls each z toward its class center (λ > 0), it lets you see "
     "whether the features become more discriminative, and whether that helps accuracy."
 )
-GUIDE = [
-    (
-        "app_pages/train.py",
-        "Train",
-        ":material/model_training:",
-        "launch runs, watch losses, accuracy and distances live",
-    ),
-    (
-        "app_pages/compare.py",
-        "Compare",
-        ":material/compare:",
-        "two runs' maps of z, confusion matrices, discriminability",
-    ),
-    (
-        "app_pages/explore.py",
-        "Explore a clip",
-        ":material/graphic_eq:",
-        "upload or record audio, see where it lands",
-    ),
-    (
-        "app_pages/sensitivity.py",
-        "Sensitivity",
-        ":material/tune:",
-        "sweep λ and α, accuracy with error bars",
-    ),
-    (
-        "app_pages/corpus.py",
-        "Corpus",
-        ":material/folder_open:",
-        "classes, speakers, problems, every utterance",
-    ),
-    ("app_pages/learn.py", "Learn", ":material/school:", "the two losses, and a live 2-D toy"),
-]
+GUIDE = [p for p in sup.PAGES if not p.default]
 for start in (0, 3):
     cols = st.columns(3)
-    for col, (target, label, icon, what) in zip(cols, GUIDE[start : start + 3]):
+    for col, p in zip(cols, GUIDE[start : start + 3]):
         with col:
-            st.page_link(target, label=label, icon=icon)
-            st.caption(what)
+            st.page_link(p.path, label=p.title, icon=p.icon)
+            st.caption(p.blurb)
 
 # ----------------------------------------------------------------------------- corpus
 
@@ -119,7 +87,7 @@ with st.expander("Use another corpus", expanded=bool(st.session_state.get("corpu
             "corpus type",
             CORPORA,
             index=CORPORA.index(corpus.name),
-            format_func=lambda n: f"{n}: {sup.CORPUS_HELP.get(n, '')}",
+            format_func=lambda n: f"{n}: {REGISTRY[n].help}",
         )
         root = st.text_input(
             "root folder (or CSV file)",
@@ -204,14 +172,14 @@ quick_ids = st.session_state.get("quick_started") or []
 quick_done = [r for r in rows if r.run_id in quick_ids and r.state == "done"]
 if quick_ids and len(quick_done) == len(quick_ids):
     st.success("The quick start has finished: compare the two runs.")
-    st.page_link("app_pages/compare.py", label="Compare them", icon=":material/compare:")
+    st.page_link(sup.page("compare").path, label="Compare them", icon=sup.page("compare").icon)
 elif quick_ids:
     ids = quick_ids
     st.success(
         "Started " + " and ".join(f"`{i}`" for i in ids) + ", each in its own process: "
         "closing this tab does not stop them."
     )
-    st.page_link("app_pages/train.py", label="Watch them train", icon=":material/model_training:")
+    st.page_link(sup.page("train").path, label="Watch them train", icon=sup.page("train").icon)
 elif quick_active:
     st.info("A quick start is running: " + ", ".join(r.run_id for r in quick_active))
 

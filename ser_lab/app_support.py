@@ -25,23 +25,54 @@ import numpy as np
 import pandas as pd
 
 from ser_lab import fileio, paths
-from ser_lab.corpora import CORPORA
+from ser_lab.corpora import CORPORA, REGISTRY
 from ser_lab.corpora.base import Manifest
+from ser_lab.corpora.labels import CLASS_SETS
 from ser_lab.errors import ConfigError, CorpusError, RunError, SerLabError
 from ser_lab.runs import ACTIVE_STATES, Run, RunStore, RunSummary
 
 SETTINGS_NAME = "app_settings.json"
 DEFAULT_SYNTHETIC_SIZE = "medium"  # the size of the demo runs and of the quick start
 SESSION_KEY = "corpus"
-CORPUS_HELP = {
-    "synthetic": "built-in: generated on first use into the cache, no download",
-    "emodb": "Berlin EmoDB: the folder holding wav/ (e.g. ../shared/datasets/emodb)",
-    "iemocap": "IEMOCAP: the folder holding Session1 ... Session5",
-    "ravdess": "RAVDESS: the folder holding the Actor_xx folders",
-    "cremad": "CREMA-D: the folder holding AudioWAV (or the wav files)",
-    "folder": "any folder with one sub-folder per emotion (neutral/, angry/, ...)",
-    "csv": "a CSV file with path,label[,speaker] columns",
-}
+
+
+# ----------------------------------------------------------------------------- pages
+
+
+@dataclass(frozen=True)
+class PageInfo:
+    """One page of the app: what `app.py` registers with st.navigation and what the home
+    page's guide links to (the one list of pages)."""
+
+    path: str  # the page's script, relative to the app folder (ser_lab.paths.app_dir)
+    title: str
+    icon: str
+    url_path: str
+    blurb: str  # one line for the home page's guide
+    default: bool = False
+
+
+PAGES: tuple[PageInfo, ...] = (
+    PageInfo("app_pages/home.py", "Home", ":material/home:", "home",
+             "the corpus in use, the runs so far, a quick start", default=True),
+    PageInfo("app_pages/train.py", "Train", ":material/model_training:", "train",
+             "launch runs, watch losses, accuracy and distances live"),
+    PageInfo("app_pages/compare.py", "Compare", ":material/compare:", "compare",
+             "two runs' maps of z, confusion matrices, discriminability"),
+    PageInfo("app_pages/explore.py", "Explore a clip", ":material/graphic_eq:", "explore",
+             "upload or record audio, see where it lands"),
+    PageInfo("app_pages/sensitivity.py", "Sensitivity", ":material/tune:", "sensitivity",
+             "sweep λ and α, accuracy with error bars"),
+    PageInfo("app_pages/corpus.py", "Corpus", ":material/folder_open:", "corpus",
+             "classes, speakers, problems, every utterance"),
+    PageInfo("app_pages/learn.py", "Learn", ":material/school:", "learn",
+             "the two losses, and a live 2-D toy"),
+)
+
+
+def page(url_path: str) -> PageInfo:
+    """The page registered under `url_path` (KeyError for an unknown one)."""
+    return next(p for p in PAGES if p.url_path == url_path)
 
 
 # ----------------------------------------------------------------------------- the corpus in use
@@ -59,9 +90,9 @@ class CorpusChoice:
     def validate(self) -> CorpusChoice:
         if self.name not in CORPORA:
             raise ConfigError(f"unknown corpus {self.name!r}; valid names: {', '.join(CORPORA)}")
-        if self.classes not in ("paper", "all"):
-            raise ConfigError(f"classes must be 'paper' or 'all', got {self.classes!r}")
-        if self.name != "synthetic" and not (self.root or "").strip():
+        if self.classes not in CLASS_SETS:
+            raise ConfigError(f"classes must be one of {', '.join(CLASS_SETS)}, got {self.classes!r}")
+        if REGISTRY[self.name].needs_root and not (self.root or "").strip():
             raise CorpusError(
                 f"corpus {self.name!r} needs a root folder (only 'synthetic' has none)"
             )

@@ -14,8 +14,9 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from ser_lab.errors import SerLabError
+from ser_lab.errors import ConfigError, SerLabError
 
 
 class ProgressBar:
@@ -381,15 +382,196 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- sweeps
+
+
+def _pairs(items: list[str], option: str) -> list[tuple[str, str]]:
+    out = []
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f"{option} expects FIELD=VALUE, got {item!r}")
+        out.append((name.strip(), value))
+    return out
+
+
+def spec_from_args(args: argparse.Namespace):
+    """The SweepSpec of `python -m ser_lab sweep ...` (corpus options first, --set on top)."""
+    from ser_lab.sweep import SweepSpec, field_types
+
+    base: dict[str, Any] = {"corpus": args.corpus, "classes": args.classes}
+    if args.root:
+        base["root"] = str(Path(args.root).resolve())
+    if corpus_options(args):
+        base["corpus_options"] = corpus_options(args)
+    for name, value in _pairs(args.set or [], "--set"):
+        if name == "root" and value.strip().lower() not in ("", "none"):
+            value = str(Path(value.strip()).resolve())
+        base[name] = value
+    grid: dict[str, list[str]] = {}
+    for name, value in _pairs(args.grid or [], "--grid"):
+        if field_types().get(name, "").startswith(("list", "dict")):
+            raise ConfigError(f"{name} cannot be a grid axis; set it with --set or --point")
+        grid.setdefault(name, []).extend(v for v in value.split(",") if v.strip())
+    points = [dict(_pairs(p, "--point")) for p in args.point or []]
+    spec = SweepSpec(base=base, grid=grid, points=points, seeds=args.seeds, sweep_id=args.sweep_id)
+    return spec.validate()
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from ser_lab.runs import RunStore
+    from ser_lab.sweep import SweepSpec, expand, list_sweeps, point_key, read_manifest, run_name, run_sweep
+
+    store = RunStore(_store_arg(args))
+    if args.resume:
+        manifest = read_manifest(store, args.resume)
+        if manifest is None:
+            known = ", ".join(list_sweeps(store)[-5:]) or "none"
+            raise ConfigError(f"no sweep {args.resume!r} in {store.root} (latest: {known})")
+        spec = SweepSpec.from_dict(manifest["spec"]).validate()
+    else:
+        spec = spec_from_args(args)
+    configs = expand(spec)
+    print(f"sweep {spec.sweep_id}: {len(configs)} runs in {store.root}", flush=True)
+    if args.dry_run:
+        axes = spec.axes()
+        for cfg in configs:
+            print(f"  {run_name(spec.sweep_id, point_key(cfg, axes))}")
+        return 0
+
+    def show(event: dict) -> None:
+        what = (
+            "already done"
+            if event["event"] == "skipped" and event["state"] == "done"
+            else event["state"]
+        )
+        line = f"[{event['done']}/{event['total']}] {event['name']}: {what}"
+        if event.get("error"):
+            line += f" ({event['error']})"
+        print(line, flush=True)
+
+    try:
+        result = run_sweep(
+            spec,
+            store,
+            backend=args.backend,
+            workers=args.workers,
+            address=args.address,
+            progress=show,
+            cpus_per_task=args.cpus_per_task,
+            gpus_per_task=args.gpus_per_task,
+        )
+    except KeyboardInterrupt:
+        print(
+            f"\ninterrupted: finish with  python -m ser_lab sweep --resume {spec.sweep_id}",
+            flush=True,
+        )
+        return 130
+    print(
+        f"{result.n_done}/{len(result.points)} runs done; report: python -m ser_lab report {spec.sweep_id}"
+    )
+    if not result.ok:
+        print(
+            f"not done: {len(result.unfinished)}; re-launch: python -m ser_lab sweep --resume {spec.sweep_id}"
+        )
+        return 1
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from ser_lab.report import build_report, format_table
+    from ser_lab.runs import RunStore
+
+    store = RunStore(_store_arg(args))
+    report = build_report(store, args.sweep_id, args.out)
+    print(format_table(report["table"], report["other_axes"]))
+    print(f"report: {report['out_dir']}/report.html (and report.md)")
+    return 0
+
+
+def _store_arg(args: argparse.Namespace) -> Path | None:
+    value = getattr(args, "sweep_store", None) or getattr(args, "store", None)
+    return Path(value) if value else None
+
+
+def add_sweep_commands(subparsers) -> None:
+    """Register `sweep` and `report` on the CLI's sub-command parsers (called by build_parser)."""
+    from ser_lab.sweep import BACKENDS
+
+    p = subparsers.add_parser(
+        "sweep",
+        help="train a grid of settings x seeds (resumable, local or Ray)",
+        description="Train every point of a grid (and/or explicit points) for every seed. "
+        "Example: --set epochs=3 --grid lam=0,0.1,0.3 --grid alpha=0.5 --seeds 0 1",
+    )
+    add_corpus_args(p)
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="FIELD=VALUE",
+        help="a training setting shared by every run, e.g. epochs=20 (repeatable)",
+    )
+    p.add_argument(
+        "--grid",
+        action="append",
+        metavar="FIELD=V1,V2,...",
+        help="an axis of the grid, e.g. lam=0,0.1,0.3 (repeatable; axes are crossed)",
+    )
+    p.add_argument(
+        "--point",
+        action="append",
+        nargs="+",
+        metavar="FIELD=VALUE",
+        help="one explicit point, e.g. --point lam=0.3 alpha=0.5 (repeatable)",
+    )
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds (default: 0)")
+    p.add_argument(
+        "--sweep-id", default=None, help="name the sweep (re-use it to extend or resume)"
+    )
+    p.add_argument(
+        "--resume", default=None, metavar="SWEEP_ID", help="re-launch a sweep from its manifest"
+    )
+    p.add_argument("--backend", default="local", choices=BACKENDS)
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="runs trained at once (local default: one per GPU, else per core)",
+    )
+    p.add_argument("--address", default=None, help="Ray cluster address: auto or HOST:PORT")
+    p.add_argument("--cpus-per-task", type=float, default=1, help="Ray: CPUs per run (default 1)")
+    p.add_argument("--gpus-per-task", type=float, default=0, help="Ray: GPUs per run (default 0)")
+    p.add_argument(
+        "--store",
+        dest="sweep_store",
+        default=None,
+        help="run store shared by all nodes (default: the global --store)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="list the runs without training")
+    p.set_defaults(func=cmd_sweep)
+
+    p = subparsers.add_parser("report", help="write a sweep's report (tables, plots, statistics)")
+    p.add_argument("sweep_id")
+    p.add_argument(
+        "--out", default=None, help="output folder (default: <store>/sweeps/<id>-report)"
+    )
+    p.add_argument(
+        "--store", dest="sweep_store", default=None, help="run store (default: the global --store)"
+    )
+    p.set_defaults(func=cmd_report)
+
+
 # ----------------------------------------------------------------------------- parser
 
 
 def add_corpus_args(p: argparse.ArgumentParser) -> None:
-    from ser_lab.corpora import CORPORA
+    from ser_lab.corpora import CORPORA, REGISTRY
+    from ser_lab.corpora.labels import CLASS_SETS
 
+    roots = "; ".join(f"{name}: {entry.help}" for name, entry in REGISTRY.items())
     p.add_argument("--corpus", default="synthetic", choices=CORPORA, help="corpus adapter (default: built-in synthetic)")
-    p.add_argument("--root", default=None, help="corpus folder (not needed for synthetic)")
-    p.add_argument("--classes", default="paper", choices=("paper", "all"), help="4 paper classes or all")
+    p.add_argument("--root", default=None, help=f"corpus folder ({roots})")
+    p.add_argument("--classes", default="paper", choices=CLASS_SETS, help="4 paper classes or all")
     p.add_argument("--size", default=None, help="synthetic corpus size: default, medium, small, tiny")
     p.add_argument("--improvised-only", action="store_true", help="IEMOCAP: improvised sessions only")
 
@@ -411,6 +593,8 @@ def add_objective_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ser_lab.choices import DEVICES, PROTOCOLS
+    from ser_lab.features import KINDS
     from ser_lab.trainer import TrainConfig
 
     parser = argparse.ArgumentParser(prog="ser-lab", description="SER Lab command line (also: python -m ser_lab)")
@@ -423,7 +607,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_data_describe)
     p = data.add_parser("features", help="fill the feature cache (progress bar)")
     add_corpus_args(p)
-    p.add_argument("--features", default="mel", choices=("mel", "stft"))
+    p.add_argument("--features", default="mel", choices=KINDS)
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.set_defaults(func=cmd_data_features)
 
@@ -432,7 +616,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="cnn-bigru", choices=("cnn-bigru", "egemaps-svm"),
                    help="the paper's network, or the eGeMAPS + linear SVM baseline on the same folds "
                         "(needs requirements-classical.txt; ignores λ, α, epochs, features, device)")
-    p.add_argument("--features", default="mel", choices=("mel", "stft"))
+    p.add_argument("--features", default="mel", choices=KINDS)
     p.add_argument("--lam", "--lambda", dest="lam", type=float, default=0.0, help="center loss weight λ (0 = baseline)")
     p.add_argument("--alpha", type=float, default=0.5, help="center update rate α in [0, 1]")
     add_objective_args(p)
@@ -442,9 +626,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"stop a fold after N epochs without a better validation UA; 0 = never (default {TrainConfig.patience})")
     p.add_argument("--folds", type=int, default=5, help="number of folds")
     p.add_argument("--fold", type=int, action="append", default=None, help="train only this fold (repeatable)")
-    p.add_argument("--protocol", default="speaker", choices=("paper", "speaker", "session"))
+    p.add_argument("--protocol", default="speaker", choices=PROTOCOLS)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    p.add_argument("--device", default="auto", choices=DEVICES)
     p.add_argument("--name", default=None, help="human-readable run name")
     p.add_argument("--snapshot-every", type=int, default=0, help="save z snapshots every N epochs")
     p.add_argument("--workers", type=int, default=None, help="feature extraction processes")
@@ -472,7 +656,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fold", type=int, action="append", default=None,
                    help="cross-corpus: only this fold's model (repeatable; default: every finished fold)")
     p.add_argument("--workers", type=int, default=None, help="feature extraction processes")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    p.add_argument("--device", default="auto", choices=DEVICES)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("predict", help="class probabilities and center distances for clips")
@@ -480,7 +664,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("clips", nargs="+")
     p.add_argument("--fold", type=fold_or_ensemble, default=0,
                    help="fold index, or 'ensemble' to average every finished fold")
-    p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"))
+    p.add_argument("--device", default="cpu", choices=DEVICES)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("compare", help="accuracy and discriminability of two runs")
@@ -512,8 +696,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", required=True, choices=FORMATS)
     p.add_argument("--out", required=True, metavar="DIR", help="folder to write into")
     p.set_defaults(func=cmd_export)
-
-    from ser_lab.sweep import add_sweep_commands
 
     add_sweep_commands(sub)
     return parser

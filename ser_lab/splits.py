@@ -22,10 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
+from ser_lab.choices import PROTOCOLS
 from ser_lab.corpora.base import Manifest
 from ser_lab.errors import ConfigError
 
-PROTOCOLS: tuple[str, ...] = ("paper", "speaker", "session")
 PARTS: tuple[str, ...] = ("train", "val", "test")
 
 

@@ -55,7 +55,6 @@ after their current batch and the sweep can be re-launched to finish.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import itertools
 import json
@@ -90,7 +89,7 @@ _SWEEP_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 # ----------------------------------------------------------------------------- values
 
 
-def _field_types() -> dict[str, str]:
+def field_types() -> dict[str, str]:
     from ser_lab.trainer import TrainConfig
 
     return {f.name: str(f.type).replace(" ", "") for f in fields(TrainConfig)}
@@ -110,7 +109,7 @@ def coerce_field(name: str, value: Any) -> Any:
 
     ConfigError names the field and what was expected, e.g. "lam: expected a number, got 'x'".
     """
-    types = _field_types()
+    types = field_types()
     if name not in types:
         known = ", ".join(sorted(set(types) - set(RESERVED)))
         raise ConfigError(f"unknown training setting {name!r}; known settings: {known}")
@@ -908,178 +907,3 @@ def _other_axes(manifest: dict, point: PointResult) -> dict:
 
 
 # ----------------------------------------------------------------------------- CLI
-
-
-def _pairs(items: list[str], option: str) -> list[tuple[str, str]]:
-    out = []
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            raise ConfigError(f"{option} expects FIELD=VALUE, got {item!r}")
-        out.append((name.strip(), value))
-    return out
-
-
-def spec_from_args(args: argparse.Namespace) -> SweepSpec:
-    """The SweepSpec of `python -m ser_lab sweep ...` (corpus options first, --set on top)."""
-    from ser_lab.cli import corpus_options
-
-    base: dict[str, Any] = {"corpus": args.corpus, "classes": args.classes}
-    if args.root:
-        base["root"] = str(Path(args.root).resolve())
-    if corpus_options(args):
-        base["corpus_options"] = corpus_options(args)
-    for name, value in _pairs(args.set or [], "--set"):
-        if name == "root" and value.strip().lower() not in ("", "none"):
-            value = str(Path(value.strip()).resolve())
-        base[name] = value
-    grid: dict[str, list[str]] = {}
-    for name, value in _pairs(args.grid or [], "--grid"):
-        if _field_types().get(name, "").startswith(("list", "dict")):
-            raise ConfigError(f"{name} cannot be a grid axis; set it with --set or --point")
-        grid.setdefault(name, []).extend(v for v in value.split(",") if v.strip())
-    points = [dict(_pairs(p, "--point")) for p in args.point or []]
-    spec = SweepSpec(base=base, grid=grid, points=points, seeds=args.seeds, sweep_id=args.sweep_id)
-    return spec.validate()
-
-
-def cmd_sweep(args: argparse.Namespace) -> int:
-    from ser_lab.runs import RunStore
-
-    store = RunStore(_store_arg(args))
-    if args.resume:
-        manifest = read_manifest(store, args.resume)
-        if manifest is None:
-            known = ", ".join(list_sweeps(store)[-5:]) or "none"
-            raise ConfigError(f"no sweep {args.resume!r} in {store.root} (latest: {known})")
-        spec = SweepSpec.from_dict(manifest["spec"]).validate()
-    else:
-        spec = spec_from_args(args)
-    configs = expand(spec)
-    print(f"sweep {spec.sweep_id}: {len(configs)} runs in {store.root}", flush=True)
-    if args.dry_run:
-        axes = spec.axes()
-        for cfg in configs:
-            print(f"  {run_name(spec.sweep_id, point_key(cfg, axes))}")
-        return 0
-
-    def show(event: dict) -> None:
-        what = (
-            "already done"
-            if event["event"] == "skipped" and event["state"] == "done"
-            else event["state"]
-        )
-        line = f"[{event['done']}/{event['total']}] {event['name']}: {what}"
-        if event.get("error"):
-            line += f" ({event['error']})"
-        print(line, flush=True)
-
-    try:
-        result = run_sweep(
-            spec,
-            store,
-            backend=args.backend,
-            workers=args.workers,
-            address=args.address,
-            progress=show,
-            cpus_per_task=args.cpus_per_task,
-            gpus_per_task=args.gpus_per_task,
-        )
-    except KeyboardInterrupt:
-        print(
-            f"\ninterrupted: finish with  python -m ser_lab sweep --resume {spec.sweep_id}",
-            flush=True,
-        )
-        return 130
-    print(
-        f"{result.n_done}/{len(result.points)} runs done; report: python -m ser_lab report {spec.sweep_id}"
-    )
-    if not result.ok:
-        print(
-            f"not done: {len(result.unfinished)}; re-launch: python -m ser_lab sweep --resume {spec.sweep_id}"
-        )
-        return 1
-    return 0
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    from ser_lab.report import build_report, format_table
-    from ser_lab.runs import RunStore
-
-    store = RunStore(_store_arg(args))
-    report = build_report(store, args.sweep_id, args.out)
-    print(format_table(report["table"], report["other_axes"]))
-    print(f"report: {report['out_dir']}/report.html (and report.md)")
-    return 0
-
-
-def _store_arg(args: argparse.Namespace) -> Path | None:
-    value = getattr(args, "sweep_store", None) or getattr(args, "store", None)
-    return Path(value) if value else None
-
-
-def add_sweep_commands(subparsers) -> None:
-    """Register `sweep` and `report` on the CLI's sub-command parsers (called by build_parser)."""
-    from ser_lab.cli import add_corpus_args
-
-    p = subparsers.add_parser(
-        "sweep",
-        help="train a grid of settings x seeds (resumable, local or Ray)",
-        description="Train every point of a grid (and/or explicit points) for every seed. "
-        "Example: --set epochs=3 --grid lam=0,0.1,0.3 --grid alpha=0.5 --seeds 0 1",
-    )
-    add_corpus_args(p)
-    p.add_argument(
-        "--set",
-        action="append",
-        metavar="FIELD=VALUE",
-        help="a training setting shared by every run, e.g. epochs=20 (repeatable)",
-    )
-    p.add_argument(
-        "--grid",
-        action="append",
-        metavar="FIELD=V1,V2,...",
-        help="an axis of the grid, e.g. lam=0,0.1,0.3 (repeatable; axes are crossed)",
-    )
-    p.add_argument(
-        "--point",
-        action="append",
-        nargs="+",
-        metavar="FIELD=VALUE",
-        help="one explicit point, e.g. --point lam=0.3 alpha=0.5 (repeatable)",
-    )
-    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds (default: 0)")
-    p.add_argument(
-        "--sweep-id", default=None, help="name the sweep (re-use it to extend or resume)"
-    )
-    p.add_argument(
-        "--resume", default=None, metavar="SWEEP_ID", help="re-launch a sweep from its manifest"
-    )
-    p.add_argument("--backend", default="local", choices=BACKENDS)
-    p.add_argument(
-        "--workers",
-        type=int,
-        default=None,
-        help="runs trained at once (local default: one per GPU, else per core)",
-    )
-    p.add_argument("--address", default=None, help="Ray cluster address: auto or HOST:PORT")
-    p.add_argument("--cpus-per-task", type=float, default=1, help="Ray: CPUs per run (default 1)")
-    p.add_argument("--gpus-per-task", type=float, default=0, help="Ray: GPUs per run (default 0)")
-    p.add_argument(
-        "--store",
-        dest="sweep_store",
-        default=None,
-        help="run store shared by all nodes (default: the global --store)",
-    )
-    p.add_argument("--dry-run", action="store_true", help="list the runs without training")
-    p.set_defaults(func=cmd_sweep)
-
-    p = subparsers.add_parser("report", help="write a sweep's report (tables, plots, statistics)")
-    p.add_argument("sweep_id")
-    p.add_argument(
-        "--out", default=None, help="output folder (default: <store>/sweeps/<id>-report)"
-    )
-    p.add_argument(
-        "--store", dest="sweep_store", default=None, help="run store (default: the global --store)"
-    )
-    p.set_defaults(func=cmd_report)

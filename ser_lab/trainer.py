@@ -37,8 +37,9 @@ import numpy as np
 import torch
 
 from ser_lab import procs
+from ser_lab.choices import DEVICES, PROTOCOLS
 from ser_lab.errors import ConfigError, CorpusError, NonFiniteError, SerLabError
-from ser_lab.features import FeatureConfig, NormStats
+from ser_lab.features import KINDS, FeatureConfig, NormStats
 from ser_lab.losses import class_weights
 from ser_lab.metrics import scores, scores_from_confusion
 from ser_lab.model import CnnBiGru, ModelConfig, min_frames
@@ -53,9 +54,6 @@ from ser_lab.objectives import (
     make_objective,
     model_options,
 )
-
-PROTOCOLS = ("paper", "speaker", "session")
-DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 @dataclass
@@ -106,7 +104,7 @@ class TrainConfig:
             raise ConfigError(f"corpus options must be a dict, got {self.corpus_options!r}")
         if self.classes not in ("paper", "all"):
             raise ConfigError(f"classes must be 'paper' or 'all', got {self.classes!r}")
-        if self.features not in ("mel", "stft"):
+        if self.features not in KINDS:
             raise ConfigError(f"features must be 'mel' or 'stft', got {self.features!r}")
         if _number(self.lam, "lambda") < 0:
             raise ConfigError(f"lambda must be a finite number >= 0, got {self.lam}")

@@ -102,8 +102,7 @@ def test_grid_trains_the_baseline_once_per_seed():
 
 
 def test_sweep_command_reads_back_as_the_same_spec(store):
-    from ser_lab.cli import build_parser
-    from ser_lab.sweep import spec_from_args
+    from ser_lab.cli import build_parser, spec_from_args
 
     base = replace(TINY, epochs=2, root=None)
     spec = launcher.sweep_spec(base, [0, 0.3, 1], [0.1, 0.5], [0, 1], "sweep-roundtrip")

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from ser_lab.cli import add_sweep_commands
 from ser_lab.errors import ConfigError, RunError
 from ser_lab.runs import RunStore
 from ser_lab.sweep import (
     SweepSpec,
-    add_sweep_commands,
     expand,
     manifest_path,
     point_key,

@@ -21,6 +21,7 @@ import inspect
 import os
 from collections import Counter, defaultdict
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,18 +32,58 @@ from ser_lab.corpora.labels import NOT_IN_SUBSET, check_classes, keeps, ordered_
 from ser_lab.errors import ConfigError, CorpusError
 from ser_lab.fileio import display_path, not_regular_reason
 
-CORPORA: tuple[str, ...] = ("synthetic", "emodb", "iemocap", "ravdess", "cremad", "folder", "csv")
 
-# name -> (module, loader function); imported lazily so one corpus's module never slows another.
-_LOADERS: dict[str, tuple[str, str]] = {
-    "synthetic": ("ser_lab.corpora.synthetic", "load_synthetic"),
-    "emodb": ("ser_lab.corpora.emodb", "load_emodb"),
-    "iemocap": ("ser_lab.corpora.iemocap", "load_iemocap"),
-    "ravdess": ("ser_lab.corpora.ravdess", "load_ravdess"),
-    "cremad": ("ser_lab.corpora.cremad", "load_cremad"),
-    "folder": ("ser_lab.corpora.folder", "load_folder"),
-    "csv": ("ser_lab.corpora.csvlist", "load_csv"),
+@dataclass(frozen=True)
+class CorpusEntry:
+    """One corpus SER Lab can read: its name, its adapter (module and loader function,
+    imported lazily so one corpus's module never slows another) and what its root must be.
+
+    The one list of corpora: `python -m ser_lab --corpus` offers its names, the app's corpus
+    choice and the command line's --root help show its `help`, and a test checks that the
+    README's corpus table lists exactly these names. Adding a corpus = its adapter module,
+    its label map (ser_lab.corpora.labels) and one entry here."""
+
+    name: str
+    module: str
+    loader: str
+    help: str  # what `root` must point to
+    needs_root: bool = True
+
+
+REGISTRY: dict[str, CorpusEntry] = {
+    e.name: e
+    for e in (
+        CorpusEntry(
+            "synthetic", "ser_lab.corpora.synthetic", "load_synthetic",
+            "built-in: generated on first use into the cache, no download", needs_root=False,
+        ),
+        CorpusEntry(
+            "emodb", "ser_lab.corpora.emodb", "load_emodb",
+            "Berlin EmoDB: the folder holding wav/ (e.g. ../shared/datasets/emodb)",
+        ),
+        CorpusEntry(
+            "iemocap", "ser_lab.corpora.iemocap", "load_iemocap",
+            "IEMOCAP: the folder holding Session1 ... Session5",
+        ),
+        CorpusEntry(
+            "ravdess", "ser_lab.corpora.ravdess", "load_ravdess",
+            "RAVDESS: the folder holding the Actor_xx folders",
+        ),
+        CorpusEntry(
+            "cremad", "ser_lab.corpora.cremad", "load_cremad",
+            "CREMA-D: the folder holding AudioWAV (or the wav files)",
+        ),
+        CorpusEntry(
+            "folder", "ser_lab.corpora.folder", "load_folder",
+            "any folder with one sub-folder per emotion (neutral/, angry/, ...)",
+        ),
+        CorpusEntry(
+            "csv", "ser_lab.corpora.csvlist", "load_csv",
+            "a CSV file with path,label[,speaker] columns",
+        ),
+    )
 }
+CORPORA: tuple[str, ...] = tuple(REGISTRY)
 
 AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".ogg", ".mp3")
 
@@ -64,13 +105,13 @@ def load_corpus(
     classes="all" keeps every class the corpus has. `options` are the adapter's own settings
     (e.g. `improvised_only=True` for IEMOCAP).
     """
-    if name not in _LOADERS:
+    if name not in REGISTRY:
         raise CorpusError(f"unknown corpus {name!r}; valid names: {', '.join(CORPORA)}")
     check_classes(classes)
-    module_name, func_name = _LOADERS[name]
-    loader = getattr(importlib.import_module(module_name), func_name)
+    entry = REGISTRY[name]
+    loader = getattr(importlib.import_module(entry.module), entry.loader)
     _check_options(name, loader, options)
-    if name == "synthetic":
+    if not entry.needs_root:
         return loader(root, classes=classes, **options)
     if root is None:
         raise CorpusError(f"corpus {name!r} needs a root folder (only 'synthetic' has none)")

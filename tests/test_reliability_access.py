@@ -263,6 +263,7 @@ def test_sensitivity_launch_stop_resume_in_shared_mode(scratch_store, monkeypatc
     no_exception(at)
     resume = "Resume the sweep (2 points not done)"
     assert _button(at, resume).disabled and _button(at, "Launch the grid").disabled
+    assert "Shared mode" in texts(at)
     _forced_click(at, monkeypatch, lambda a: a.button(key="FormSubmitter:grid-Launch the grid"))
     assert calls == [] and not at.success
     _forced_click(at, monkeypatch, lambda a: _button(a, resume))

@@ -113,10 +113,10 @@ keep_choice("explore_fold", folds, folds[0])
 keep_choice("explore_map", ["pca", "umap"], "pca")
 fold = c2.selectbox("fold", folds, key="explore_fold")
 method = c3.radio("map", ["pca", "umap"], horizontal=True, format_func=str.upper, key="explore_map")
-if (st.session_state.get("explore_url_pending") or {}).get("utt") is not None:
-    st.session_state["explore_source"] = "A held-out test utterance"
 
 SOURCES = ["Upload a file", "Record", "A held-out test utterance"]
+if (st.session_state.get("explore_url_pending") or {}).get("utt") is not None:
+    st.session_state["explore_source"] = SOURCES[2]  # the link names a test utterance
 kind = st.radio("clip", SOURCES, horizontal=True, label_visibility="collapsed", key="explore_source")
 name, data = None, None
 if kind == SOURCES[0]:

@@ -5,8 +5,8 @@ Default pairs (cheap enough for a 2-core laptop):
   - the eGeMAPS + SVM run on the synthetic corpus (default size, same protocol) -> EmoDB
   - the shipped demo pair (CNN, synthetic `medium`, one fold; baseline and center loss) -> EmoDB
 The SVM runs are the ones bench/classical.py makes (same names: reused when present, trained
-otherwise); the demo runs are copied from checkpoints/ into the store, so their folders in the
-repository are not written to. Add CNN runs of your own with `--pair RUN CORPUS [ROOT]`.
+otherwise); the demo runs are copied from checkpoints/ into the store as cross-demo-*, so the
+shipped folders are not written to. Add CNN runs of your own with `--pair RUN CORPUS [ROOT]`.
 
     python bench/cross_corpus.py                      # -> bench/results/cross_corpus.json
     python bench/cross_corpus.py --pair RUN_ID synthetic --pair RUN_ID2 emodb ../shared/datasets/emodb
@@ -53,11 +53,14 @@ def svm_run(store: RunStore, corpus: str, root: str | None, seed: int = 0) -> st
 
 
 def demo_run(store: RunStore, name: str) -> str:
-    """A copy of checkpoints/<name> in the store (cross results are written beside a run)."""
-    target = Path(store.root) / name
+    """A copy of checkpoints/<name> in the store, as cross-<name> (cross results are written
+    beside a run; the shipped folder itself is never written to, even when the store is
+    checkpoints/)."""
+    copy = f"cross-{name}"
+    target = Path(store.root) / copy
     if not target.exists():
         shutil.copytree(ROOT / "checkpoints" / name, target, ignore=shutil.ignore_patterns("projections", "cross"))
-    return name
+    return copy
 
 
 def summarise(store: RunStore, run_id: str, corpus: str, root: str | None) -> dict:

@@ -39,7 +39,7 @@ DEMO_IDS = ("demo-baseline", "demo-center-loss")
 # same preset; only the snapshots are larger, which changes no trained number), so what the
 # app shows before anyone trains is what the Home button gives, and the bench says how typical
 # that seed is (`typicality`, recorded in the demo runs' config.json and shown by the app).
-DEMO_SEED = 0
+DEMO_SEED = 9  # rank 5 of 10 by tightening in bench/results/quick_start.json: a typical seed
 DEMO_CONFIG = TrainConfig(
     **{**QUICK_START, "seed": DEMO_SEED, "snapshot_size": 300, "device": "cpu"}, demo=True
 )

@@ -37,13 +37,14 @@ from ser_lab.stats import bootstrap_interval, mean_std, t_interval  # noqa: E402
 
 
 def git_commit() -> dict:
-    """The commit the code ran on, and whether tracked files differed from it."""
+    """The commit the code ran on, and whether tracked files other than bench/results/ (the
+    outputs of benches, e.g. one run just before this one) differed from it."""
     def git(*args: str) -> str:
         out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
         return out.stdout.strip()
 
     return {"commit": git("rev-parse", "HEAD") or None,
-            "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+            "dirty": bool(git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results"))}
 
 
 def machine() -> dict:

@@ -262,7 +262,9 @@ def test_shared_mode_in_a_browser(shared_server, app_store, tmp_path):
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         try:
-            open_page(page, url, "train", "Shared mode")
+            page.goto(f"{url}/train")  # the first page of a fresh server imports torch: be patient
+            expect(page.get_by_text("Shared mode").first).to_be_visible(timeout=300_000)
+            settle(page)
             expect(page.get_by_role("button", name="Start training")).to_be_disabled()
             open_page(page, url, "sensitivity", "Shared mode")
             expect(page.get_by_role("button", name="Launch the grid")).to_be_disabled()

@@ -20,32 +20,27 @@ from ser_lab.errors import ConfigError, SerLabError
 
 
 class ProgressBar:
-    """A one-line text progress bar on stderr (no dependency; redraws at most 10 times a second)."""
+    """A one-line progress bar on stderr (tqdm: rate, elapsed time and ETA; redrawn at most
+    10 times a second), fed with (done, total) as the library's progress callbacks give them."""
 
     def __init__(self, label: str, stream=None) -> None:
-        self.label, self.stream = label, stream or sys.stderr
-        self.start = time.time()
-        self.last = 0.0
-        self.shown = False  # whether anything was drawn (close() then ends the line)
+        from tqdm import tqdm
+
+        self.bar = tqdm(
+            desc=label, total=None, file=stream or sys.stderr, mininterval=0.1,
+            dynamic_ncols=True, leave=True,
+            bar_format="{desc} {percentage:5.1f}%|{bar}| {elapsed} elapsed, ETA {remaining}{postfix}",
+        )
 
     def update(self, done: float, total: float, extra: str = "") -> None:
-        now = time.time()
-        if now - self.last < 0.1 and done < total:
-            return
-        self.last = now
-        self.shown = True
-        frac = done / total if total else 1.0
-        elapsed = now - self.start
-        eta = elapsed / frac - elapsed if frac > 0 else 0.0
-        bar = "#" * int(30 * frac) + "-" * (30 - int(30 * frac))
-        self.stream.write(
-            f"\r{self.label} [{bar}] {100 * frac:5.1f}% {elapsed:6.0f}s elapsed, ETA {eta:5.0f}s {extra}"
-        )
-        self.stream.flush()
+        if self.bar.total != total:
+            self.bar.total = total
+        if extra:
+            self.bar.set_postfix_str(extra, refresh=False)
+        self.bar.update(done - self.bar.n)
 
     def close(self) -> None:
-        self.stream.write("\n")
-        self.stream.flush()
+        self.bar.close()
 
 
 # ----------------------------------------------------------------------------- data
@@ -153,9 +148,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                 bars.pop("train").close()
             print(f"fold {event['fold']}: {event['stop_reason']}", flush=True)
             return
-        if feature_bar.shown and "train" not in bars:
-            feature_bar.close()  # the training bar starts on its own line
-            feature_bar.shown = False
+        if "train" not in bars:
+            feature_bar.close()  # the features are ready: one bar at a time
         bar = bars.setdefault("train", ProgressBar("training"))
         epochs = run_epochs(run)
         frac = 1.0 if event.get("epoch_done") else event["batch"] / event["n_batches"]
@@ -177,10 +171,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         except OSError as exc:  # e.g. disk full: the run is marked failed, and resumable
             raise RunError(f"run {run.run_id}: {failure_message(exc, run.run_id)}") from None
         finally:
+            feature_bar.close()
             if "train" in bars:
                 bars["train"].close()
-            elif feature_bar.shown:  # an error then starts on its own line
-                feature_bar.close()
             if live is not None:
                 live.close()
     print(format_results(results))

@@ -1,35 +1,22 @@
-"""Shared fixtures of the app tests: a tiny trained pair, trained once per test session.
-
-Import the fixtures into a test module (`from tests.app_fixtures import app_env, app_store`)
-to use them. The store and cache live in a session tmp folder; `app_env` points
-SER_LAB_CHECKPOINTS / SER_LAB_CACHE at them for one test (monkeypatch restores them).
-"""
+"""Helpers of the app tests. Their fixtures (`app_store`: a tiny trained pair, trained once
+per test session; `app_env`, `scratch_store`) are in tests/conftest.py, so every test module
+has them without importing anything."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
-import shutil
-import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
+from ser_lab.app_support import PAGES as APP_PAGES
 from ser_lab.runs import Run, RunStore
-from ser_lab.trainer import TrainConfig, new_run, train_run
+from ser_lab.trainer import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
-PAGES = {
-    "train": "app_pages/train.py",
-    "compare": "app_pages/compare.py",
-    "explore": "app_pages/explore.py",
-    "sensitivity": "app_pages/sensitivity.py",
-    "corpus": "app_pages/corpus.py",
-    "learn": "app_pages/learn.py",
-}
+PAGES = {p.url_path: p.path for p in APP_PAGES if not p.default}  # the app's own registry
 TINY = TrainConfig(
     corpus_options={"size": "tiny"}, n_folds=2, folds=[0], epochs=2, snapshot_every=1, workers=1
 )
@@ -72,45 +59,6 @@ def settings_json(size: str = "tiny") -> str:
             }
         }
     )
-
-
-@pytest.fixture(scope="session")
-def app_store(tmp_path_factory) -> AppStore:
-    base = tmp_path_factory.mktemp("app")
-    cache, store_dir = base / "cache", base / "runs"
-    with environment(SER_LAB_CACHE=str(cache), SER_LAB_CHECKPOINTS=str(store_dir)):
-        store = RunStore(store_dir)
-        ids = []
-        for name, lam, demo in (("tiny baseline", 0.0, True), ("tiny center", 0.3, False)):
-            run = new_run(replace(TINY, lam=lam, alpha=0.5, demo=demo), store, name=name)
-            with run.lock():
-                train_run(run)
-            ids.append(run.run_id)
-            time.sleep(1.1)  # distinct creation seconds: the listing is newest first
-        broken = store_dir / "broken-run"
-        broken.mkdir()
-        (broken / "config.json").write_text("{not json")
-        (cache / "app_settings.json").write_text(settings_json())
-    return AppStore(cache, store_dir, ids[0], ids[1], broken.name)
-
-
-@pytest.fixture
-def app_env(app_store, monkeypatch) -> AppStore:
-    monkeypatch.setenv("SER_LAB_CACHE", str(app_store.cache))
-    monkeypatch.setenv("SER_LAB_CHECKPOINTS", str(app_store.store))
-    (app_store.cache / "app_settings.json").write_text(settings_json())
-    return app_store
-
-
-@pytest.fixture
-def scratch_store(app_store, tmp_path, monkeypatch) -> AppStore:
-    """A private copy of the trained pair, for tests that add or change runs."""
-    store = tmp_path / "runs"
-    shutil.copytree(app_store.store, store)
-    monkeypatch.setenv("SER_LAB_CACHE", str(app_store.cache))
-    monkeypatch.setenv("SER_LAB_CHECKPOINTS", str(store))
-    (app_store.cache / "app_settings.json").write_text(settings_json())
-    return replace(app_store, store=store)
 
 
 def app_test(page: str | None = None, timeout: float = 120):

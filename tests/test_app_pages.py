@@ -18,7 +18,6 @@ from tests import app_fixtures as fx
 from tests.app_fixtures import TINY, app_test, charts, texts
 
 # the shared fixtures (a tiny trained pair, trained once per session)
-app_store, app_env, scratch_store = fx.app_store, fx.app_env, fx.scratch_store
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

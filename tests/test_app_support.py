@@ -16,7 +16,6 @@ from ser_lab.colors import EMOTION_COLORS, FALLBACK_PALETTE, color_map, emotion_
 from ser_lab.errors import ConfigError, CorpusError
 from ser_lab.runs import RunSummary
 from ser_lab.toy import ToyConfig, train_toy
-from tests import app_fixtures as fx
 
 # ----------------------------------------------------------------------------- settings
 
@@ -371,7 +370,6 @@ def test_toy_checks_its_settings():
 
 # ----------------------------------------------------------------------------- corpus check
 
-app_store = fx.app_store
 
 
 def test_corpus_fingerprint_check_spots_a_regenerated_corpus(app_store, monkeypatch):

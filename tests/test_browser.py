@@ -21,10 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import app_fixtures as fx
 from tests.app_fixtures import ROOT, settings_json
-
-app_store = fx.app_store
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

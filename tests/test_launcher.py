@@ -12,10 +12,7 @@ from ser_lab import launcher
 from ser_lab.errors import ConfigError, RunError
 from ser_lab.runs import RunStore
 from ser_lab.trainer import TrainConfig, new_run
-from tests import app_fixtures as fx
 from tests.app_fixtures import TINY
-
-app_store = fx.app_store  # the tiny corpus and its features, made once per session
 
 
 @pytest.fixture

@@ -243,28 +243,20 @@ def write_catalogue(folder: Path) -> dict[str, Path]:
 # ----------------------------------------------------------------------------- fixtures
 
 
-def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One SER_LAB_CACHE for the reliability modules of a session: the tiny synthetic corpus and
-    its features are made once."""
-    path = tmp_path_factory.getbasetemp() / "reliability-cache"
-    path.mkdir(exist_ok=True)
-    return path
-
-
 @pytest.fixture(scope="module")
 def catalogue(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return write_catalogue(tmp_path_factory.mktemp("catalogue"))
 
 
 @pytest.fixture(scope="module")
-def folder_corpus(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def folder_corpus(tmp_path_factory: pytest.TempPathFactory, reliability_cache: Path) -> dict:
     """A `folder` corpus: the tiny synthetic corpus laid out as root/<label>/<speaker>/*.wav,
     plus every catalogue file in root/angry/spk01/. Trained once (1 epoch, fold 0 of 2)."""
     from ser_lab.corpora import load_corpus
     from ser_lab.trainer import TrainConfig, new_run, train_run
 
     base = tmp_path_factory.mktemp("folder_corpus")
-    cache = shared_cache(tmp_path_factory)
+    cache = reliability_cache
     root, store_dir = base / "corpus", base / "runs"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SER_LAB_CACHE", str(cache))

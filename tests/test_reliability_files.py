@@ -30,13 +30,6 @@ from ser_lab.runs import Run, RunStore, validate_run_id
 from tests.audio_fixtures import write_audio
 
 
-def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The SER_LAB_CACHE shared by the reliability modules (see test_reliability_audio.py)."""
-    path = tmp_path_factory.getbasetemp() / "reliability-cache"
-    path.mkdir(exist_ok=True)
-    return path
-
-
 def tree_digest(root: Path) -> dict[str, str]:
     """{relative path: sha256} of every file under root (folders as "<dir>")."""
     out = {}
@@ -57,12 +50,12 @@ class _Evil:
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory):
+def env(tmp_path_factory: pytest.TempPathFactory, reliability_cache: Path):
     """A store with one good, finished run (tiny synthetic corpus, 1 epoch, fold 0 of 2)."""
     from ser_lab.trainer import TrainConfig, new_run, train_run
 
     base = tmp_path_factory.mktemp("files")
-    cache = shared_cache(tmp_path_factory)
+    cache = reliability_cache
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SER_LAB_CACHE", str(cache))
         mp.setenv("SER_LAB_CHECKPOINTS", str(base / "runs"))

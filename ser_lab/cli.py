@@ -143,14 +143,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         feature_bar.update(done, total)
 
     def on_progress(event: dict) -> None:
-        if event.get("fold_done"):
-            if "train" in bars:
-                bars.pop("train").close()
-            print(f"fold {event['fold']}: {event['stop_reason']}", flush=True)
+        if event.get("fold_done"):  # a line above the bar, which goes on over the folds
+            from tqdm import tqdm
+
+            tqdm.write(f"fold {event['fold']}: {event['stop_reason']}", file=sys.stdout)
             return
         if "train" not in bars:
             feature_bar.close()  # the features are ready: one bar at a time
-        bar = bars.setdefault("train", ProgressBar("training"))
+        if "train" not in bars:  # (setdefault would build, and draw, a bar on every event)
+            bars["train"] = ProgressBar("training")
+        bar = bars["train"]
         epochs = run_epochs(run)
         frac = 1.0 if event.get("epoch_done") else event["batch"] / event["n_batches"]
         done = event["fold_pos"] * epochs + event["epoch"] - 1 + frac

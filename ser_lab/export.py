@@ -30,7 +30,7 @@ onnxscript) fails on this model: decomposing the bidirectional `aten.gru` raises
 The run folder stays the source of truth: everything here is derived from what
 `ser_lab.runs.Run` reads (embeddings, metrics, model), and can be written again at any time.
 Every export is built in a hidden staging folder inside `out_dir` and moved into place file by
-file (a folder such as a TensorBoard fold is replaced whole), so an export that fails leaves
+file (a TensorBoard fold's folder is replaced whole), so an export that fails leaves
 no half-written file. `TensorBoardLive` is the `train --tensorboard` hook: it writes each
 epoch's scalars as training reports them (through `train_run`'s progress events).
 
@@ -149,9 +149,10 @@ def _check_fold(run: Any, fold: Any) -> int:
 
 
 @contextlib.contextmanager
-def _staging(out_dir: str | os.PathLike) -> Iterator[Path]:
-    """A private folder inside out_dir to write an export into; on success its entries replace
-    the same-named entries of out_dir, on failure it is removed and out_dir is untouched."""
+def _staging(out_dir: str | os.PathLike, depth: int = 1) -> Iterator[Path]:
+    """A private folder inside out_dir to write an export into; on success its entries at
+    `depth` (1: its files; 2: e.g. <run_id>/fold_k) replace the same-named entries of out_dir,
+    on failure it is removed and out_dir is untouched."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"the export destination {out} exists and is not a folder")
@@ -162,10 +163,11 @@ def _staging(out_dir: str | os.PathLike) -> Iterator[Path]:
         raise ConfigError(f"cannot write the export into {out}: {e.strerror or e}") from None
     try:
         yield tmp
-        for entry in sorted(tmp.iterdir()):
-            dest = out / entry.name
+        for entry in sorted(tmp.glob("/".join(["*"] * depth))):
+            dest = out / entry.relative_to(tmp)
+            dest.parent.mkdir(parents=True, exist_ok=True)
             if dest.is_dir() and not dest.is_symlink():
-                old = out / f".old-{entry.name}-{secrets.token_hex(4)}"
+                old = dest.parent / f".old-{entry.name}-{secrets.token_hex(4)}"
                 dest.rename(old)
                 entry.rename(dest)
                 shutil.rmtree(old, ignore_errors=True)
@@ -327,7 +329,7 @@ def export_tensorboard(run: Any, folds: Sequence[int], out_dir: str | os.PathLik
     """OUT/<run_id>/fold_<k>/: the fold's per-epoch scalars and its embeddings (projector)."""
     run = _as_run(run)
     records = run.read_metrics()
-    with _staging(out_dir) as tmp:
+    with _staging(out_dir, depth=2) as tmp:  # each OUT/<run_id>/fold_k is replaced whole
         files: list[Path] = []
         for k in folds:
             fold_dir = tmp / run.run_id / f"fold_{k}"
@@ -342,7 +344,7 @@ def export_tensorboard(run: Any, folds: Sequence[int], out_dir: str | os.PathLik
                 writer.close()
             _write_projector(run, k, fold_dir)
             files += sorted(p for p in fold_dir.iterdir() if p.is_file())
-        # out/<run_id> is replaced whole, so a second export never doubles the scalars
+        # a second export of a fold replaces it: its scalars are never doubled, other folds stay
     notes = [f"open it with: tensorboard --logdir {out_dir}"]
     return ExportResult("tensorboard", Path(out_dir), _moved(files, tmp, out_dir), notes)
 

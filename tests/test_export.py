@@ -171,8 +171,12 @@ def test_tensorboard_logdir_holds_the_scalars_and_the_embeddings(center_run, tmp
     from tensorboard.backend.event_processing import plugin_event_multiplexer
     from tensorboard.backend.event_processing.data_provider import MultiplexerDataProvider
 
-    for _ in range(2):  # a second export replaces the first, it does not double the events
-        exp.export_run(center_run, "tensorboard", tmp_path)
+    other_fold = tmp_path / center_run.run_id / "fold_1" / "keep.txt"
+    for _ in range(2):  # a second export replaces the fold, it does not double the events
+        exp.export_run(center_run, "tensorboard", tmp_path, fold=0)
+        other_fold.parent.mkdir(parents=True, exist_ok=True)
+        other_fold.write_text("another fold's export")
+    assert other_fold.is_file()  # exporting fold 0 leaves the run's other folds alone
     fold_dir = tmp_path / center_run.run_id / "fold_0"
     assert len(list(fold_dir.glob("events.out.tfevents.*"))) == 1
     scalars = read_scalars(fold_dir)

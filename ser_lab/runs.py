@@ -356,19 +356,33 @@ class Run:
 
     def append_metrics(self, record: dict) -> None:
         """Append one epoch's record. A line torn by an earlier kill is closed off first,
-        so the new record does not get glued to it and lost."""
+        so the new record does not get glued to it and lost. Under the folder's lock, so
+        folds training in parallel processes (ser_lab.parallel) never interleave or lose a
+        line, nor race `rewrite_metrics`."""
         if not isinstance(record, dict):
             raise RunError(f"a metrics record must be a dict, got {type(record).__name__}")
-        try:
-            with open(self.metrics_path, "rb+") as f:
-                f.seek(0, os.SEEK_END)
-                if f.tell() > 0:
-                    f.seek(-1, os.SEEK_END)
-                    if f.read(1) != b"\n":
-                        f.write(b"\n")
-        except FileNotFoundError:
-            pass
-        fileio.append_jsonl(self.metrics_path, record)
+        with self._dir_lock():
+            try:
+                with open(self.metrics_path, "rb+") as f:
+                    f.seek(0, os.SEEK_END)
+                    if f.tell() > 0:
+                        f.seek(-1, os.SEEK_END)
+                        if f.read(1) != b"\n":
+                            f.write(b"\n")
+            except FileNotFoundError:
+                pass
+            fileio.append_jsonl(self.metrics_path, record)
+
+    def rewrite_metrics(self, keep) -> None:
+        """Keep only the records for which `keep(record)` is true (a resumed fold drops the
+        epochs it trains again), replacing metrics.jsonl atomically under the folder's lock
+        (an append by another fold's process cannot fall between the read and the write)."""
+        with self._dir_lock():
+            records = self.read_metrics()
+            kept = [r for r in records if keep(r)]
+            if len(kept) != len(records):
+                text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept)
+                fileio.atomic_write_text(self.metrics_path, text)
 
     def read_metrics(self) -> list[dict]:
         """Every complete record (a torn last line from a killed writer is skipped)."""
@@ -535,7 +549,8 @@ class Run:
 
     @contextlib.contextmanager
     def _dir_lock(self) -> Iterator[None]:
-        """A short blocking lock on the folder itself, around status read-merge-write."""
+        """A short blocking lock on the folder itself, around status read-merge-write and every
+        change of metrics.jsonl."""
         fd = os.open(self.dir, os.O_RDONLY)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)

@@ -8,12 +8,15 @@ the run folder, so a page reload or a second tab never loses or duplicates a run
         config.json        everything needed to repeat the run (+ format_version, run_id,
                            name, created, versions)
         status.json        {state, fold, n_folds, epoch, n_epochs, progress, heartbeat, pid,
-                           started, finished, error, eta_s}
-        metrics.jsonl      append-only, one JSON line per epoch per fold
+                           started, finished, error, eta_s, folds_active (folds training
+                           in parallel, with their epochs), problem (e.g. a map not cached)}
+        metrics.jsonl      append-only, one JSON line per epoch per fold (changed only under
+                           the folder's flock: folds may train in parallel processes)
         fold_{k}/model.pt  tensors and plain Python types only, loaded with weights_only=True
         fold_{k}/svm.npz   instead of model.pt in an eGeMAPS + SVM run (plain arrays, no pickle)
         fold_{k}/embeddings.npz
         fold_{k}/snapshots/epoch_{e:03d}.npz
+        fold_{k}/projections/  the maps' cache (ser_lab.analysis), filled when the fold ends
         results.json       per-fold, pooled and mean UA / WA (fractions in [0, 1])
         .lock              held (fcntl.flock) by the process that trains the run
     <root>/.creating-*, .deleting-*   transient hidden folders of create() / delete()

@@ -11,6 +11,10 @@ For each page: `cold_s` is the first run in this process (imports, model loading
 cached computations), `warm_s` the median of the following runs (what a user sees when moving
 between pages, or when a widget changes). Explore is timed with a clip uploaded (a corpus
 utterance), Compare with an utterance selected. Target: warm_s < 2 s for every page.
+
+`large_run_compare_cold`: the first open of Compare on two 5,000-utterance runs (`--large N`;
+written directly, no training), PCA and UMAP, each open in a fresh process, without and with
+the maps the trainer now caches when a fold ends. Target: < 2 s with the cache.
 Prints the results as JSON (the last stdout line) and writes bench/results/app.json.
 """
 
@@ -114,11 +118,106 @@ def bench_page(page: str, setup: dict, repeats: int) -> dict:
     }
 
 
+# ----------------------------------------------------------------------------- a large run
+
+LARGE_N = 5000  # utterances of the large run whose cold Compare open is timed
+
+
+def write_large_run(store_root: Path, name: str, n: int, seed: int) -> Path:
+    """A finished one-fold run of `n` utterances written directly (no training): clustered
+    64-d z around 4 class centers, a 70/15/15 train/val/test split, predictions from the
+    nearest center, results.json from those predictions."""
+    from ser_lab.metrics import scores
+    from ser_lab.runs import RunStore
+    from ser_lab.trainer import pool_results
+
+    rng = np.random.default_rng(seed)
+    labels_names = ["neutral", "angry", "happy", "sad"]
+    centers = rng.normal(0, 3, size=(4, 64)).astype(np.float32)
+    labels = rng.integers(0, 4, size=n)
+    z = (centers[labels] + rng.normal(0, 2.5, size=(n, 64))).astype(np.float32)
+    dist = ((z[:, None, :] - centers[None]) ** 2).sum(2)
+    probs = np.exp(-(dist - dist.min(1, keepdims=True)) / 50)
+    probs = (probs / probs.sum(1, keepdims=True)).astype(np.float32)
+    preds = probs.argmax(1)
+    split = np.array(["train"] * int(0.7 * n) + ["val"] * int(0.15 * n))
+    split = np.concatenate([split, ["test"] * (n - len(split))])
+    run = RunStore(store_root).create(
+        {"train": {"corpus": "synthetic", "features": "mel", "lam": 0.3 if seed else 0.0,
+                   "alpha": 0.5, "epochs": 1, "n_folds": 1, "protocol": "speaker", "seed": seed}},
+        name=name,
+    )
+    run.save_embeddings(
+        0, z=z, labels=labels, preds=preds, probs=probs,
+        utt_ids=np.array([f"utt{i:05d}" for i in range(n)]), split=split, centers=centers,
+        label_names=np.array(labels_names),
+    )
+    test = split == "test"
+    fold = {"fold": 0, **scores(labels[test], preds[test], tuple(labels_names)), "n_test": int(test.sum())}
+    run.write_results(pool_results([fold], tuple(labels_names)))
+    run.update_status(state="done", progress=1.0, finished=time.time())
+    return run.dir
+
+
+def compare_open_once(store: str, cache: str, a: str, b: str, method: str) -> float:
+    """One cold open of Compare on runs a and b with `method`'s map (in a fresh process)."""
+    os.environ["SER_LAB_CHECKPOINTS"], os.environ["SER_LAB_CACHE"] = store, cache
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=900)
+    at.run()
+    at.switch_page(PAGES["compare"])
+    at.session_state["compare_a"], at.session_state["compare_b"] = a, b
+    at.session_state["compare_map"] = method
+    return timed_run(at)
+
+
+def bench_large_compare(tmp: Path, n: int) -> dict:
+    """Cold Compare opens of two `n`-utterance runs, each in a fresh process (imports, the
+    page's caches and the maps all cold), with and without the maps precomputed as the
+    trainer now does at the end of each fold (`ser_lab.analysis.precompute_maps`)."""
+    import subprocess
+
+    from ser_lab.analysis import precompute_maps
+
+    out: dict = {"n_utterances": n}
+    for cached in (False, True):
+        store = tmp / f"large-{'cached' if cached else 'cold'}"
+        dirs = [write_large_run(store, f"large {i}", n, seed=i) for i in (0, 1)]
+        if cached:
+            t0 = time.perf_counter()
+            for d in dirs:
+                precompute_maps(d, 0)
+            out["precompute_s_two_runs"] = round(time.perf_counter() - t0, 2)
+        for method in ("pca", "umap"):
+            code = (
+                "import sys; sys.path.insert(0, sys.argv[1]); from bench.app import compare_open_once; "
+                "print(compare_open_once(*sys.argv[2:]))"
+            )
+            load = os.getloadavg()
+            done = subprocess.run(
+                [sys.executable, "-c", code, str(ROOT), str(store), str(tmp / "cache"),
+                 dirs[0].name, dirs[1].name, method],
+                capture_output=True, text=True, cwd=ROOT,
+            )
+            if done.returncode != 0:
+                raise RuntimeError(f"compare open failed: {done.stderr[-2000:]}")
+            key = f"{method}_{'cached' if cached else 'no_cache'}"
+            out[key] = {"cold_open_s": round(float(done.stdout.strip().splitlines()[-1]), 3),
+                        "load_average_before": [round(x, 2) for x in load]}
+    out["ok"] = all(out[f"{m}_cached"]["cold_open_s"] < TARGET_S for m in ("pca", "umap"))
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
         "--repeats", type=int, default=3, help="warm runs per page (median reported)"
     )
+    parser.add_argument("--large", type=int, default=LARGE_N,
+                        help="utterances of the large run of the cold Compare open (0: skip it)")
+    parser.add_argument("--large-only", action="store_true", help="only the large-run Compare open")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "app.json"))
     args = parser.parse_args()
     import logging
 
@@ -126,16 +225,18 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="ser-lab-bench-app-") as tmp:
         setup = prepare(Path(tmp))
         load_before = os.getloadavg()
-        pages = {page: bench_page(page, setup, args.repeats) for page in PAGES}
+        pages = {} if args.large_only else {page: bench_page(page, setup, args.repeats) for page in PAGES}
         load_after = os.getloadavg()
+        large = bench_large_compare(Path(tmp), args.large) if args.large > 0 else None
     import streamlit
     import torch
 
     result = {
         "benchmark": "app pages (AppTest, demo runs)",
         "target_warm_s": TARGET_S,
-        "all_ok": all(p["ok"] for p in pages.values()),
+        "all_ok": all(p["ok"] for p in pages.values()) and (large is None or large["ok"]),
         "pages": pages,
+        "large_run_compare_cold": large,
         "runs": setup["demos"],
         "machine": {
             "platform": platform.platform(),
@@ -149,7 +250,7 @@ def main() -> int:
         },
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
-    out = ROOT / "bench" / "results" / "app.json"
+    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     from ser_lab.fileio import atomic_write_json
 

@@ -9,6 +9,7 @@ results.json. This module turns them into:
   empirical class means; `fold_map.projection.transform(z)` places an uploaded clip.
   Cached on disk (see below). `align_map(reference, moving)` rotates/reflects/scales one run's
   map onto another's for side-by-side panels (`ser_lab.projection.align_to`).
+  `precompute_maps(run, k)`: the pages' first maps of a fold, cached (the trainer calls it).
 - discriminability: `run_discriminability(run, k)` (train / val / test numbers of
   `ser_lab.discriminability` and the train -> test k-NN accuracy).
 - comparison: `compare_runs(a, b)` (one run or a list of runs, e.g. seeds, per side) and
@@ -89,6 +90,7 @@ __all__ = [
     "knn_accuracy",
     "load_fold",
     "mean_pairwise_distance",
+    "precompute_maps",
     "project_fold",
     "run_discriminability",
     "run_folds",
@@ -344,6 +346,15 @@ def project_fold(
         class_means_xy={s: np.asarray(v, dtype=np.float64) for s, v in means_xy.items()},
         from_cache=from_cache,
     )
+
+
+def precompute_maps(run: Any, fold: int, methods: tuple[str, ...] = tuple(METHODS)) -> dict[str, FoldMap]:
+    """The maps Compare and Explore show first of a fold (each method with its default
+    parameters, every split on one map), computed now and left in the cache: the trainer calls
+    this as each fold ends, so the first open of a finished run reads them from disk. It is
+    exactly the page's call, `project_fold(run, fold, method)`, so the cache holds whatever
+    the page would compute."""
+    return {method: project_fold(run, fold, method) for method in methods}
 
 
 def _apply(

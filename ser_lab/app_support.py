@@ -387,11 +387,20 @@ def format_duration(seconds: float | None) -> str:
 def progress_text(status: dict) -> str:
     """e.g. "fold 0 (1 of 1) · epoch 3/8 · 37 % · ETA 1 min 20 s"."""
     parts = []
-    if status.get("fold") is not None:
-        n_folds = status.get("n_folds")
-        parts.append(f"fold {status['fold']}" + (f" ({n_folds} to train)" if n_folds else ""))
-    if status.get("epoch") is not None:
-        parts.append(f"epoch {status['epoch']}/{status.get('n_epochs') or '?'}")
+    n_folds = status.get("n_folds")
+    to_train = f" ({n_folds} to train)" if n_folds else ""
+    active = status.get("folds_active")
+    if status.get("state") in ACTIVE_STATES and isinstance(active, list) and len(active) > 1:
+        # folds training in parallel processes (ser_lab.parallel): each with its epoch
+        n_epochs = status.get("n_epochs") or "?"
+        each = ", ".join(f"{a.get('fold')} (epoch {a.get('epoch')}/{n_epochs})" for a in active
+                         if isinstance(a, dict))
+        parts.append(f"folds {each} in parallel{to_train}")
+    else:
+        if status.get("fold") is not None:
+            parts.append(f"fold {status['fold']}{to_train}")
+        if status.get("epoch") is not None:
+            parts.append(f"epoch {status['epoch']}/{status.get('n_epochs') or '?'}")
     progress = status.get("progress")
     if isinstance(progress, (int, float)):
         parts.append(f"{100 * progress:.0f} %")

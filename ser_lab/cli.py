@@ -116,9 +116,20 @@ def train_config_from_args(args: argparse.Namespace):
         device=args.device,
         snapshot_every=args.snapshot_every,
         workers=args.workers,
+        parallel_folds=args.parallel_folds,
         sweep_id=args.sweep_id,
         demo=args.demo,
     ).validate()
+
+
+def _parallel_folds(text: str) -> int | str:
+    """`--parallel-folds N|auto` (argparse type)."""
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or 'auto', got {text!r}") from None
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -155,7 +166,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         bar = bars["train"]
         epochs = run_epochs(run)
         frac = 1.0 if event.get("epoch_done") else event["batch"] / event["n_batches"]
-        done = event["fold_pos"] * epochs + event["epoch"] - 1 + frac
+        done = event.get("done_epochs", event["fold_pos"] * epochs + event["epoch"] - 1 + frac)
         extra = f"fold {event['fold']} epoch {event['epoch']}/{epochs}"
         if event.get("epoch_done"):
             m = event["metrics"]
@@ -627,6 +638,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default=None, help="human-readable run name")
     p.add_argument("--snapshot-every", type=int, default=0, help="save z snapshots every N epochs")
     p.add_argument("--workers", type=int, default=None, help="feature extraction processes")
+    p.add_argument("--parallel-folds", type=_parallel_folds, default=None, metavar="N|auto",
+                   help="train N folds at once, each in its own process with the threads divided "
+                        "('auto': one per core; default: one after another)")
     p.add_argument("--sweep-id", default=None, help=argparse.SUPPRESS)
     p.add_argument("--demo", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--resume", default=None, metavar="RUN", help="continue a queued or interrupted run")

@@ -8,12 +8,15 @@ the run folder, so a page reload or a second tab never loses or duplicates a run
         config.json        everything needed to repeat the run (+ format_version, run_id,
                            name, created, versions)
         status.json        {state, fold, n_folds, epoch, n_epochs, progress, heartbeat, pid,
-                           started, finished, error, eta_s}
-        metrics.jsonl      append-only, one JSON line per epoch per fold
+                           started, finished, error, eta_s, folds_active (folds training
+                           in parallel, with their epochs), problem (e.g. a map not cached)}
+        metrics.jsonl      append-only, one JSON line per epoch per fold (changed only under
+                           the folder's flock: folds may train in parallel processes)
         fold_{k}/model.pt  tensors and plain Python types only, loaded with weights_only=True
         fold_{k}/svm.npz   instead of model.pt in an eGeMAPS + SVM run (plain arrays, no pickle)
         fold_{k}/embeddings.npz
         fold_{k}/snapshots/epoch_{e:03d}.npz
+        fold_{k}/projections/  the maps' cache (ser_lab.analysis), filled when the fold ends
         results.json       per-fold, pooled and mean UA / WA (fractions in [0, 1])
         .lock              held (fcntl.flock) by the process that trains the run
     <root>/.creating-*, .deleting-*   transient hidden folders of create() / delete()
@@ -356,19 +359,33 @@ class Run:
 
     def append_metrics(self, record: dict) -> None:
         """Append one epoch's record. A line torn by an earlier kill is closed off first,
-        so the new record does not get glued to it and lost."""
+        so the new record does not get glued to it and lost. Under the folder's lock, so
+        folds training in parallel processes (ser_lab.parallel) never interleave or lose a
+        line, nor race `rewrite_metrics`."""
         if not isinstance(record, dict):
             raise RunError(f"a metrics record must be a dict, got {type(record).__name__}")
-        try:
-            with open(self.metrics_path, "rb+") as f:
-                f.seek(0, os.SEEK_END)
-                if f.tell() > 0:
-                    f.seek(-1, os.SEEK_END)
-                    if f.read(1) != b"\n":
-                        f.write(b"\n")
-        except FileNotFoundError:
-            pass
-        fileio.append_jsonl(self.metrics_path, record)
+        with self._dir_lock():
+            try:
+                with open(self.metrics_path, "rb+") as f:
+                    f.seek(0, os.SEEK_END)
+                    if f.tell() > 0:
+                        f.seek(-1, os.SEEK_END)
+                        if f.read(1) != b"\n":
+                            f.write(b"\n")
+            except FileNotFoundError:
+                pass
+            fileio.append_jsonl(self.metrics_path, record)
+
+    def rewrite_metrics(self, keep) -> None:
+        """Keep only the records for which `keep(record)` is true (a resumed fold drops the
+        epochs it trains again), replacing metrics.jsonl atomically under the folder's lock
+        (an append by another fold's process cannot fall between the read and the write)."""
+        with self._dir_lock():
+            records = self.read_metrics()
+            kept = [r for r in records if keep(r)]
+            if len(kept) != len(records):
+                text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept)
+                fileio.atomic_write_text(self.metrics_path, text)
 
     def read_metrics(self) -> list[dict]:
         """Every complete record (a torn last line from a killed writer is skipped)."""
@@ -535,7 +552,8 @@ class Run:
 
     @contextlib.contextmanager
     def _dir_lock(self) -> Iterator[None]:
-        """A short blocking lock on the folder itself, around status read-merge-write."""
+        """A short blocking lock on the folder itself, around status read-merge-write and every
+        change of metrics.jsonl."""
         fd = os.open(self.dir, os.O_RDONLY)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)

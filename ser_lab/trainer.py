@@ -26,9 +26,9 @@ epoch the fold's full training state is written atomically to fold_k/last.pt.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
@@ -54,6 +54,7 @@ from ser_lab.objectives import (
     make_objective,
     model_options,
 )
+from ser_lab.parallel import resolve_parallel_folds, threads_per_fold
 
 
 @dataclass
@@ -87,6 +88,11 @@ class TrainConfig:
     snapshot_every: int = 0  # save z of a fixed subset every N epochs (0 = never)
     snapshot_size: int = 300
     workers: int | None = None  # feature extraction processes (None: all cores)
+    # Folds trained at once, each in its own process with the run's threads divided between
+    # them (ser_lab.parallel): an int, "auto" (one per thread on a CPU) or None (the default:
+    # one after another until bench/parallel_folds.py shows parallel pays).
+    parallel_folds: int | str | None = None
+    precompute_maps: bool = True  # compute and cache each fold's PCA and UMAP maps when it ends
     sweep_id: str | None = None
     demo: bool = False
 
@@ -129,7 +135,7 @@ class TrainConfig:
             raise ConfigError(f"batch size must be >= 1, got {self.batch_size}")
         if not _number(self.lr, "learning rate") > 0:
             raise ConfigError(f"learning rate must be a finite number > 0, got {self.lr}")
-        for name in ("augment", "demo"):
+        for name in ("augment", "demo", "precompute_maps"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if _integer(self.snapshot_every, "snapshot_every") < 0:
@@ -138,6 +144,9 @@ class TrainConfig:
             raise ConfigError(f"snapshot_size must be >= 1, got {self.snapshot_size}")
         if self.workers is not None and _integer(self.workers, "workers") < 1:
             raise ConfigError(f"workers must be >= 1, got {self.workers}")
+        if self.parallel_folds is not None and self.parallel_folds != "auto":
+            if _integer(self.parallel_folds, "parallel_folds") < 1:
+                raise ConfigError(f"parallel_folds must be >= 1 or 'auto', got {self.parallel_folds}")
         if self.sweep_id is not None:
             _text(self.sweep_id, "sweep_id")
         if self.folds is not None:
@@ -622,14 +631,9 @@ def stop_reason(state: FoldState, cfg: TrainConfig) -> str:
 
 
 def drop_metrics_after(run, fold_k: int, epoch: int) -> None:
-    """Forget metric lines of epochs that a resumed fold will train again (exactly once per epoch)."""
-    from ser_lab.fileio import atomic_write_text
-
-    records = run.read_metrics()
-    keep = [r for r in records if not (r.get("fold") == fold_k and r.get("epoch", 0) > epoch)]
-    if len(keep) != len(records):
-        text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in keep)
-        atomic_write_text(run.dir / "metrics.jsonl", text)
+    """Forget metric lines of epochs that a resumed fold will train again (exactly once per
+    epoch). Under the run's metrics lock: folds training in parallel append meanwhile."""
+    run.rewrite_metrics(lambda r: not (r.get("fold") == fold_k and r.get("epoch", 0) > epoch))
 
 
 def finish_fold(cfg, data, labels_names, fold_k, run, device, model, state: FoldState) -> dict:
@@ -773,7 +777,7 @@ def train_run(
     started = time.time()
     run.update_status(
         state="running", pid=os.getpid(), pid_started=procs.start_time(os.getpid()),
-        started=started, error=None, device=str(device),
+        started=started, error=None, device=str(device), problem=None, folds_active=None,
     )
     stop = {"requested": False}
     previous = install_stop_handlers(stop)
@@ -788,11 +792,28 @@ def train_run(
         total_epochs = len(fold_ids) * cfg.epochs
         done_before = {r["fold"] for r in run.read_metrics()}  # only to estimate ETA
         clock = {"t": time.time(), "epochs": 0, "last_status": 0.0}
+        finished = set(run.folds_done())
+        fold_results = {k: fold_result_from_disk(run, k, manifest.labels) for k in fold_ids if k in finished}
+        todo = [k for k in fold_ids if k not in finished]
+        budget = torch.get_num_threads()
+        n_parallel = resolve_parallel_folds(cfg.parallel_folds, len(todo), budget, device.type)
+        map_problems: list[str] = []
 
-        fold_results = []
+        def note_map_problem(problem: str | None) -> None:
+            if problem:
+                print(f"warning: {problem}", file=sys.stderr, flush=True)
+                map_problems.append(problem)
+                run.update_status(problem="; ".join(map_problems))
+
+        if n_parallel > 1:
+            del feats  # every worker reads the corpus from the feature cache itself
+            fold_results.update(train_parallel(
+                run, cfg, fold_ids, todo, n_parallel, threads_per_fold(n_parallel, budget),
+                stop=stop, clock=clock, progress=progress, resumed=bool(done_before),
+                note_map_problem=note_map_problem,
+            ))
         for n, k in enumerate(fold_ids):
-            if k in run.folds_done():
-                fold_results.append(fold_result_from_disk(run, k, manifest.labels))
+            if k in fold_results:
                 continue
             data = prepare_fold(feats, labels, utt_ids, folds[k])
 
@@ -802,9 +823,9 @@ def train_run(
                 now = time.time()
                 if event.get("epoch_done"):
                     clock["epochs"] += 1
+                frac = event["batch"] / event["n_batches"] if "batch" in event else 1.0
+                done = n * cfg.epochs + event["epoch"] - 1 + frac
                 if event.get("epoch_done") or now - clock["last_status"] > 1.0:
-                    frac = event["batch"] / event["n_batches"] if "batch" in event else 1.0
-                    done = n * cfg.epochs + event["epoch"] - 1 + frac
                     rate = (now - clock["t"]) / max(clock["epochs"] + (0 if event.get("epoch_done") else frac), 1e-9)
                     run.update_status(
                         fold=event["fold"], epoch=event["epoch"], n_folds=len(fold_ids),
@@ -813,14 +834,18 @@ def train_run(
                     )
                     clock["last_status"] = now
                 if progress:
-                    progress({**event, "total_epochs": total_epochs, "fold_pos": n, "resumed": bool(done_before)})
+                    progress({**event, "total_epochs": total_epochs, "fold_pos": n,
+                              "resumed": bool(done_before), "done_epochs": done})
 
-            fold_results.append(train_fold(cfg, data, manifest.labels, k, run, device, report))
+            fold_results[k] = train_fold(cfg, data, manifest.labels, k, run, device, report)
+            del data
+            note_map_problem(cache_fold_maps(run, cfg, k))
             if progress:
-                progress({"fold_done": True, "fold": k, "stop_reason": fold_results[-1]["stop_reason"]})
+                progress({"fold_done": True, "fold": k, "stop_reason": fold_results[k]["stop_reason"]})
+        fold_results = [fold_results[k] for k in fold_ids]
         results = pool_results(fold_results, manifest.labels)
         run.write_results(results)
-        run.update_status(state="done", progress=1.0, finished=time.time(), eta_s=0)
+        run.update_status(state="done", progress=1.0, finished=time.time(), eta_s=0, folds_active=None)
         return results
     except Interrupted:
         run.update_status(state="interrupted", finished=time.time(), error=None)
@@ -832,6 +857,82 @@ def train_run(
         raise
     finally:
         restore_stop_handlers(previous)
+
+
+def train_parallel(
+    run, cfg: TrainConfig, fold_ids: list[int], todo: list[int], n_parallel: int, threads: int,
+    *, stop: dict, clock: dict, progress, resumed: bool, note_map_problem,
+) -> dict[int, dict]:
+    """`train_run`'s folds `todo` in `n_parallel` worker processes (`ser_lab.parallel`), with
+    progress and ETA across the folds in status.json and the same progress events as a
+    sequential run (`done_epochs` counts the epochs of every fold)."""
+    from ser_lab.parallel import train_folds_parallel
+
+    total_epochs = len(fold_ids) * cfg.epochs
+    pos = {k: n for n, k in enumerate(fold_ids)}
+    fold_epochs = {k: float(cfg.epochs) for k in fold_ids if k not in todo}  # epochs done per fold
+    in_epoch: dict[int, float] = {}  # fraction of the current epoch of each fold in training
+    active: dict[int, int] = {}  # fold -> epoch in training
+
+    def write_status(event: dict, done: float) -> None:
+        now = time.time()
+        worked = clock["epochs"] + sum(in_epoch.values())  # epochs trained in this process
+        rate = (now - clock["t"]) / max(worked, 1e-9)  # wall seconds per epoch, all folds together
+        run.update_status(
+            fold=event["fold"], epoch=event["epoch"], n_folds=len(fold_ids), n_epochs=cfg.epochs,
+            progress=done / total_epochs,
+            eta_s=rate * (total_epochs - done) if clock["epochs"] or worked > 0.2 else None,
+            folds_active=[{"fold": k, "epoch": e} for k, e in sorted(active.items())],
+        )
+        clock["last_status"] = now
+
+    def on_event(event: dict) -> None:
+        k = event["fold"]
+        frac = event["batch"] / event["n_batches"] if "batch" in event else 1.0
+        if event.get("epoch_done"):
+            clock["epochs"] += 1
+            in_epoch[k] = 0.0
+        else:
+            in_epoch[k] = frac
+        fold_epochs[k] = event["epoch"] - 1 + frac
+        active[k] = event["epoch"]
+        done = sum(fold_epochs.values())
+        if event.get("epoch_done") or time.time() - clock["last_status"] > 1.0:
+            write_status(event, done)
+        if progress:
+            progress({**event, "total_epochs": total_epochs, "fold_pos": pos[k], "resumed": resumed,
+                      "done_epochs": done})
+
+    def on_fold_done(k: int, result: dict, problem: str | None) -> None:
+        fold_epochs[k] = float(cfg.epochs)
+        active.pop(k, None)
+        in_epoch.pop(k, None)
+        note_map_problem(problem)
+        write_status({"fold": k, "epoch": result.get("epochs_trained")}, sum(fold_epochs.values()))
+        if progress:
+            progress({"fold_done": True, "fold": k, "stop_reason": result["stop_reason"]})
+
+    return train_folds_parallel(
+        run, todo, n_parallel, threads, should_stop=lambda: stop["requested"],
+        on_event=on_event, on_fold_done=on_fold_done,
+    )
+
+
+def cache_fold_maps(run, cfg: TrainConfig, fold_k: int) -> str | None:
+    """Compute and cache the maps the app shows first of a finished fold (Compare's and
+    Explore's PCA and UMAP, `ser_lab.analysis.precompute_maps`), so that opening the run hits
+    the cache instead of making its user wait. Returns None, or the one line why not: a map
+    is a convenience, never a reason to fail a trained run (the page computes it when opened)."""
+    if not cfg.precompute_maps:
+        return None
+    try:
+        from ser_lab.analysis import precompute_maps
+
+        precompute_maps(run, fold_k)
+    except Exception as exc:  # noqa: BLE001 - recorded in status.json, training goes on
+        reason = failure_message(exc, run.run_id)
+        return f"fold {fold_k}: maps not precomputed ({reason}); Compare computes them when opened"
+    return None
 
 
 def install_stop_handlers(stop: dict):

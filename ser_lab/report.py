@@ -7,7 +7,8 @@ writes
     report.md, report.html   the same content; the HTML has its CSS inline and refers to the
                              images by relative name, so the folder can be moved or zipped
     report.json              every number below, for scripts (bench/sensitivity.py)
-    sensitivity_lambda_*.png UA / WA against λ at a fixed α (error bars: std over units)
+    sensitivity_lambda_*.png UA / WA against λ at a fixed α (error bars: sample std over units;
+                             the λ = 0 point by the rule of ser_lab.stats.sensitivity_curve)
     sensitivity_alpha_*.png  UA / WA against α at a fixed λ
     confusion_*.png          pooled confusion matrix of each setting (all folds and seeds)
 

@@ -22,9 +22,11 @@ def fold_map(run_dir: str, fold: int, method: str, stamp: str):
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
-def aligned_map(dir_a: str, dir_b: str, fold: int, method: str, stamp: str):
-    return analysis.align_map(
-        fold_map(dir_a, fold, method, stamp), fold_map(dir_b, fold, method, stamp)
+def map_pair(dir_a: str, dir_b: str, fold: int, method: str, stamp: str, normalised: bool):
+    return sup.compare_maps(
+        fold_map(dir_a, fold, method, stamp),
+        fold_map(dir_b, fold, method, stamp),
+        normalised=normalised,
     )
 
 
@@ -39,23 +41,25 @@ def predictions(run_dir: str, fold: int, stamp: str):
 
 
 @st.cache_resource(show_spinner="Animating the epochs…", max_entries=16)
-def snapshots(dir_a: str, dir_b: str, fold: int, method: str, stamp: str):
-    frames_a = analysis.snapshot_frames(dir_a, fold, method)
-    frames_b = analysis.snapshot_frames(dir_b, fold, method)
-    return frames_a, sup.align_snapshot_frames(frames_a, frames_b)
-
-
-@st.cache_resource(show_spinner=False, max_entries=16)
-def snapshot_chart(dir_a: str, dir_b: str, fold: int, method: str, stamp: str, titles: tuple):
-    """The animated figure of both runs (None when they share no snapshot epoch); cached,
-    because a figure with a frame per epoch takes a while to build."""
-    frames_a, frames_b = snapshots(dir_a, dir_b, fold, method, stamp)
-    if len(sup.common_epochs(frames_a, frames_b)) < 2:
+def snapshot_chart(
+    dir_a: str,
+    dir_b: str,
+    fold: int,
+    method: str,
+    stamp: str,
+    normalised: bool,
+    splits: tuple,
+    best: tuple,
+    titles: tuple,
+):
+    """The animated figure of both runs on the maps shown above (None when they share fewer
+    than two frames); cached, because a figure with a frame per epoch takes a while to build."""
+    pair = map_pair(dir_a, dir_b, fold, method, stamp, normalised)
+    frames_a = sup.frames_on_map(Run(dir_a), fold, pair.a, best[0], splits)
+    frames_b = sup.frames_on_map(Run(dir_b), fold, pair.b, best[1], splits)
+    if len(sup.common_frames(frames_a, frames_b)) < 2:
         return None  # nothing to animate
-    names = (
-        frames_a[-1].get("label_names") or analysis.load_fold(dir_a, fold)["label_names"].tolist()
-    )
-    return figures.snapshot_figure(frames_a, frames_b, [str(n) for n in names], list(titles))
+    return figures.snapshot_figure(frames_a, frames_b, pair.a.label_names, list(titles))
 
 
 @st.cache_resource(show_spinner="Reading the corpus…", max_entries=8)
@@ -115,7 +119,22 @@ if not folds:
 stamp = json.dumps([sup.run_signature(run_a.dir), sup.run_signature(run_b.dir)])
 dir_a, dir_b = str(run_a.dir), str(run_b.dir)
 
-c1, c2, c3 = st.columns([1, 1, 2])
+try:
+    comp = comparison(dir_a, dir_b, stamp)
+except SerLabError as exc:
+    st.error(f"Cannot compare these runs: {exc}")
+    st.stop()
+
+# ----------------------------------------------------------------------------- the reading
+
+reading = sup.read_comparison(comp)
+with st.container(border=True, key="compare_reading"):
+    show = {"supports": st.success, "not tested": st.info}.get(reading.verdict, st.warning)
+    show(f"**What this pair shows.** {reading.headline}")
+    st.markdown("\n".join(f"- {line}" for line in reading.lines()))
+    st.caption(" ".join(reading.facts))
+
+c1, c2, c3, c4 = st.columns([1, 1, 2, 2])
 fold = c1.selectbox("fold", folds)
 method = c2.radio(
     "map",
@@ -131,31 +150,59 @@ splits = c3.radio(
     index=0,
     help="the map is fitted on the training z and applied to the test z",
 )
+units = c4.radio(
+    "units",
+    ["scale-free", "raw"],
+    horizontal=True,
+    help="scale-free: each map divided by its own mean distance between class centers; "
+    "raw: the projection's own units",
+)
+normalised = units == "scale-free"
 shown = ["train", "test"] if splits == "train + test" else [splits]
 
 try:
-    map_a = fold_map(dir_a, fold, method, stamp)
-    map_b = aligned_map(dir_a, dir_b, fold, method, stamp)
-    comp = comparison(dir_a, dir_b, stamp)
+    pair = map_pair(dir_a, dir_b, fold, method, stamp, normalised)
 except SerLabError as exc:
     st.error(f"Cannot compare these runs: {exc}")
     st.stop()
+map_a, map_b = pair.a, pair.b
+best = (sup.best_epoch(comp, "A", fold), sup.best_epoch(comp, "B", fold))
 
 # ----------------------------------------------------------------------------- maps
 
 st.header("Maps of the learned feature z")
+st.caption(
+    f"**On screen: {'scale-free units' if normalised else 'raw units'}.** {pair.describe()}"
+)
 selected = st.session_state.get("compare_utt")
 cols = st.columns(2)
-for col, m, rid, key in ((cols[0], map_a, id_a, "map_a"), (cols[1], map_b, id_b, "map_b")):
+for col, m, rid, key, ep in (
+    (cols[0], map_a, id_a, "map_a", best[0]),
+    (cols[1], map_b, id_b, "map_b", best[1]),
+):
     points = sup.map_points(m, shown)
+    side = "A" if key == "map_a" else "B"
     fig = figures.map_figure(
         points,
         m.centers_xy,
         m.label_names,
-        f"{'A' if key == 'map_a' else 'B'}: {rid}",
+        f"{side}: {rid}" + (f" · epoch {ep} (best validation)" if ep else ""),
         highlight=selected,
     )
     event = col.plotly_chart(fig, key=key, on_select="rerun", selection_mode="points")
+    spread = sup.fold_spread(comp, side, fold)
+    unit = pair.unit_a if side == "A" else pair.unit_b
+    if spread:
+        col.caption(
+            f"{side} in z (fold {fold}, test): intra-class distance {spread['intra']:.3g}, "
+            f"inter-center distance {spread['inter']:.3g}, ratio "
+            f"{spread['intra'] / spread['inter']:.3f}. "
+            + (
+                f"Map scale factor: ÷ {unit:.3g} (its mean inter-center distance on the map)."
+                if normalised
+                else f"Mean inter-center distance on this map: {unit:.3g}."
+            )
+        )
     picked = [p for p in (event.selection.points if event else []) if p.get("customdata")]
     clicked = str(picked[0]["customdata"][0]) if picked else None
     # a chart keeps its selection across reruns: only a change of it is a new click
@@ -164,11 +211,14 @@ for col, m, rid, key in ((cols[0], map_a, id_a, "map_a"), (cols[1], map_b, id_b,
         if clicked is not None and clicked != selected:
             st.session_state["compare_utt"] = clicked
             st.rerun()
+turn = pair.rotation
 st.caption(
-    f"B's map is turned onto A's (Procrustes on the "
-    f"{map_b.alignment.n_shared if map_b.alignment else 0} shared "
-    "utterances) so classes are not flipped between panels. Filled circles: training utterances; open "
-    "diamonds: test utterances; crosses: the trained class centers. Click a point to inspect that utterance."
+    "Each panel shows the model kept for its fold (the epoch with the best validation UA). "
+    f"B's map is turned onto A's by a rigid Procrustes fit on the {turn.n_shared} shared "
+    f"utterances (rotation {turn.angle_deg:.0f}°{', mirrored' if turn.reflected else ''}, "
+    "no rescaling) so classes are not flipped between panels. Filled circles: training "
+    "utterances; open diamonds: test utterances; crosses: the trained class centers. Click a "
+    "point to inspect that utterance."
 )
 
 # ----------------------------------------------------------------------------- one utterance
@@ -270,15 +320,27 @@ c3.plotly_chart(
 st.header("Over the epochs")
 if run_a.list_snapshots(fold) and run_b.list_snapshots(fold):
     try:
-        fig = snapshot_chart(dir_a, dir_b, fold, method, stamp, (f"A: {id_a}", f"B: {id_b}"))
+        fig = snapshot_chart(
+            dir_a,
+            dir_b,
+            fold,
+            method,
+            stamp,
+            normalised,
+            tuple(shown),
+            best,
+            (f"A: {id_a}", f"B: {id_b}"),
+        )
     except SerLabError as exc:
         st.warning(f"No animation: {exc}")
     else:
         if fig is not None:
             st.plotly_chart(fig, key="snapshots")
             st.caption(
-                "Each run's map is fitted on its last epoch and applied to every epoch; drag the "
-                "slider or press play. Points: a fixed subset of training and test utterances."
+                "Every epoch's z placed on the maps above (same projection, "
+                f"{'scale' if normalised else 'units'} and alignment); the last frame, "
+                '"kept", is exactly the maps above: the model of the best-validation epoch. '
+                "Drag the slider or press play. Points: a fixed subset of the utterances."
             )
         else:
             st.info("The two runs share fewer than two epochs with snapshots: nothing to animate.")

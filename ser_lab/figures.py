@@ -219,10 +219,20 @@ def snapshot_figure(
     height: int = MAP_HEIGHT,
 ) -> go.Figure:
     """The maps of one or two runs over the epochs, animated with a shared slider and a play
-    button (plotly animates in the browser; no page reruns)."""
+    button (plotly animates in the browser; no page reruns).
+
+    Frames are shown in the order of `frames_a`, keyed by their "key" (default: the epoch)
+    and labelled on the slider by their "label"; only keys every panel has are drawn. The
+    figure opens on the last frame."""
     panels = [frames_a] + ([frames_b] if frames_b else [])
-    epochs = sorted(set.intersection(*[{f["epoch"] for f in p} for p in panels]))
-    by_epoch = [{f["epoch"]: f for f in p} for p in panels]
+
+    def key(f: dict) -> str:
+        return str(f.get("key", f["epoch"]))
+
+    shared = set.intersection(*[{key(f) for f in p} for p in panels])
+    epochs = [key(f) for f in frames_a if key(f) in shared]
+    labels = {key(f): str(f.get("label", f["epoch"])) for f in frames_a}
+    by_epoch = [{key(f): f for f in p} for p in panels]
     fig = make_subplots(
         rows=1,
         cols=len(panels),
@@ -230,7 +240,7 @@ def snapshot_figure(
         horizontal_spacing=0.04,
     )
 
-    def traces(epoch: int) -> list[go.Scatter]:
+    def traces(epoch: str) -> list[go.Scatter]:
         out = []
         for i, frames in enumerate(by_epoch):
             f = frames[epoch]
@@ -268,13 +278,15 @@ def snapshot_figure(
     for k, tr in enumerate(first):
         fig.add_trace(tr, row=1, col=k // per_panel + 1)
     for i, frames in enumerate(by_epoch):
-        allxy = np.concatenate([np.vstack([f["xy"], f["centers_xy"]]) for f in frames.values()])
+        allxy = np.concatenate(
+            [np.vstack([frames[e]["xy"], frames[e]["centers_xy"]]) for e in epochs]
+        )
         lo, hi = allxy.min(0), allxy.max(0)
         pad = 0.05 * (hi - lo + 1e-9)
         fig.update_xaxes(range=[lo[0] - pad[0], hi[0] + pad[0]], row=1, col=i + 1)
         fig.update_yaxes(range=[lo[1] - pad[1], hi[1] + pad[1]], row=1, col=i + 1)
         _equal_axes(fig, 1, i + 1)
-    fig.frames = [go.Frame(data=traces(e), name=str(e)) for e in epochs]
+    fig.frames = [go.Frame(data=traces(e), name=e) for e in epochs]
     slider = dict(
         active=len(epochs) - 1,
         currentvalue=dict(prefix="epoch "),
@@ -286,8 +298,8 @@ def snapshot_figure(
         steps=[
             dict(
                 method="animate",
-                label=str(e),
-                args=[[str(e)], dict(mode="immediate", frame=dict(duration=0, redraw=True))],
+                label=labels[e],
+                args=[[e], dict(mode="immediate", frame=dict(duration=0, redraw=True))],
             )
             for e in epochs
         ],
@@ -430,6 +442,61 @@ def curves_figure(frame: pd.DataFrame, group: str, title: str, *, height: int = 
     return fig
 
 
+RUN_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+METRIC_DASHES = ("solid", "dash", "dot", "dashdot")
+METRIC_NAMES["intra_inter"] = "intra / inter"
+
+
+def overlay_figure(
+    frame: pd.DataFrame,
+    group: str,
+    metrics: Sequence[str],
+    title: str,
+    run_names: dict[str, str] | None = None,
+    *,
+    height: int = 330,
+) -> go.Figure:
+    """Several runs' curves of one quantity group on shared axes: one color per run (in the
+    order of `run_names`), one line style per metric (in the order of `metrics`)."""
+    sub = frame[frame["group"] == group]
+    runs = list(run_names or dict.fromkeys(sub["run"].unique()))
+    names = run_names or {r: r for r in runs}
+    fig = go.Figure()
+    for i, run in enumerate(runs):
+        color = RUN_COLORS[i % len(RUN_COLORS)]
+        for j, metric in enumerate(metrics):
+            s = sub[(sub["run"] == run) & (sub["metric"] == metric)].sort_values("epoch")
+            if s.empty:
+                continue
+            y = 100 * s["value"] if group == "accuracy" else s["value"]
+            label = METRIC_NAMES.get(metric, metric)
+            fig.add_trace(
+                go.Scatter(
+                    x=s["epoch"],
+                    y=y,
+                    mode="lines+markers",
+                    name=f"{names.get(run, run)}: {label}" if len(metrics) > 1 else names.get(run, run),
+                    legendgroup=run,
+                    line=dict(color=color, dash=METRIC_DASHES[j % len(METRIC_DASHES)]),
+                    marker=dict(size=5),
+                    hovertemplate=f"{names.get(run, run)}<br>{label}, epoch %{{x}}: %{{y:.3g}}"
+                    "<extra></extra>",
+                )
+            )
+    n_entries = len(fig.data)
+    _layout(
+        fig,
+        title,
+        height + 18 * max(0, (n_entries + 1) // 2 - 2),
+        legend=dict(orientation="h", yanchor="top", y=-0.22, xanchor="left", x=0),
+        margin=dict(b=40 + 22 * ((n_entries + 1) // 2)),
+    )
+    n_epochs = len(sub["epoch"].unique()) if not sub.empty else 0
+    fig.update_xaxes(title=dict(text="epoch", standoff=4), dtick=1 if n_epochs <= 20 else None)
+    fig.update_yaxes(title="%" if group == "accuracy" else None)
+    return fig
+
+
 # ----------------------------------------------------------------------------- one clip
 
 
@@ -555,30 +622,48 @@ def speaker_counts_figure(
 def sensitivity_figure(
     summary: pd.DataFrame, axis: str, title: str, *, height: int = 340
 ) -> go.Figure:
-    """UA and WA (mean ± std over folds and seeds) against λ or α."""
-    symbol = {"lam": "λ", "alpha": "α"}[axis]
+    """UA and WA (mean ± std over folds and seeds) against λ or α.
+
+    λ is drawn on a categorical axis (its values, evenly spaced, in order): the paper's grid
+    0, 0.001, 0.01, 0.1, 0.3, 1 spans three decades and starts at 0, which neither a linear
+    axis (all but the last points in one corner) nor a log axis (no 0) can show. α stays on a
+    linear axis (its grid is roughly even in [0, 1])."""
+    axis_name = {"lam": "λ", "alpha": "α"}[axis]
+    categorical = axis == "lam"
     fig = go.Figure()
-    for metric, color, dash, symbol in (
+    for metric, color, dash, marker in (
         ("UA", "#1f77b4", "solid", "circle"),
         ("WA", "#ff7f0e", "dash", "diamond"),
     ):
         if summary.empty:
             continue
+        x = [f"{v:g}" for v in summary[axis]] if categorical else summary[axis]
         fig.add_trace(
             go.Scatter(
-                x=summary[axis],
+                x=x,
                 y=summary[f"{metric}_mean"],
                 mode="lines+markers",
                 name=metric,
                 line=dict(color=color, dash=dash),
-                marker=dict(symbol=symbol, size=9),
+                marker=dict(symbol=marker, size=9),
                 error_y=dict(type="data", array=summary[f"{metric}_std"].fillna(0), visible=True),
                 customdata=summary["n"],
-                hovertemplate=f"{symbol}=%{{x}}: {metric} %{{y:.1f}}% (n=%{{customdata}})<extra></extra>",
+                hovertemplate=(
+                    f"{axis_name}=%{{x}}: {metric} %{{y:.1f}}% (n=%{{customdata}})<extra></extra>"
+                ),
             )
         )
     _layout(fig, title, height)
-    fig.update_xaxes(title=symbol)
+    if categorical:
+        order = [f"{v:g}" for v in summary[axis]] if not summary.empty else []
+        fig.update_xaxes(
+            title=f"{axis_name} (categorical axis: values evenly spaced)",
+            type="category",
+            categoryorder="array",
+            categoryarray=order,
+        )
+    else:
+        fig.update_xaxes(title=axis_name)
     fig.update_yaxes(title="%")
     return fig
 

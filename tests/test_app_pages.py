@@ -153,11 +153,68 @@ def test_train_page_shows_curves_and_results(app_env):
     no_exception(at)
     assert at.title[0].value == "Train"
     assert at.multiselect[0].value == [app_env.center]  # the newest run by default
-    assert len(charts(at)) == 3  # losses, accuracy, distances
+    assert len(charts(at)) == 4  # losses, accuracy, intra / inter, distances
     results = app_env.run(app_env.center).read_results()
     assert metric(at, "test UA") == f"{100 * results['mean']['UA']:.1f} %"
     devices = [s for s in at.selectbox if s.label == "device"][0].options
     assert devices[:2] == ["auto", "cpu"]
+
+
+def chart_spec(at, key: str) -> dict:
+    found = [c for c in charts(at) if c.key == key]
+    assert found, f"no chart {key!r}; have {[c.key for c in charts(at)]}"
+    return json.loads(found[0].proto.spec)
+
+
+def test_train_page_overlays_the_selected_runs_on_shared_axes(app_env):
+    at = app_test("train")
+    at.multiselect[0].set_value([app_env.baseline, app_env.center]).run()
+    no_exception(at)
+    assert len(charts(at)) == 4  # one chart per quantity, not one per run
+    losses = chart_spec(at, "curves-losses")["data"]
+    # 2 runs x 3 losses, one color per run, one line style per loss
+    assert len(losses) == 6
+    colors = {t["legendgroup"]: t["line"]["color"] for t in losses}
+    assert set(colors) == {app_env.baseline, app_env.center} and len(set(colors.values())) == 2
+    for run in colors:
+        dashes = [t["line"]["dash"] for t in losses if t["legendgroup"] == run]
+        assert dashes == ["solid", "dash", "dot"]
+    ratio = chart_spec(at, "curves-ratio")["data"]
+    assert len(ratio) == 2
+    records = [r for r in app_env.run(app_env.center).read_metrics() if r["fold"] == 0]
+    center = [t for t in ratio if t["legendgroup"] == app_env.center][0]
+    assert plotly_array(center["y"]) == pytest.approx(
+        [r["intra_dist"] / r["inter_dist"] for r in records]
+    )
+    assert any("L_c can rise" in i.value and "feature norm" in i.value for i in at.info)
+
+
+def test_train_page_quick_preset_and_time_estimate(app_env):
+    at = app_test("train")
+    epochs = [n for n in at.number_input if n.label == "epochs"][0]
+    assert epochs.value == launcher.QUICK_START["epochs"]  # "quick" is the default preset
+    [r for r in at.radio if r.label == "preset"][0].set_value("paper").run()
+    no_exception(at)
+    assert [n for n in at.number_input if n.label == "epochs"][0].value == 30
+    assert [n for n in at.number_input if n.label == "batch size"][0].value == 32
+    # two finished mel runs in the store: the estimate is measured, and grows with the epochs
+    first = [c.value for c in at.caption if "Estimated time" in c.value]
+    assert len(first) == 1 and "2 finished mel run(s)" in first[0]
+    [n for n in at.number_input if n.label == "epochs"][0].set_value(60).run()
+    second = [c.value for c in at.caption if "Estimated time" in c.value][0]
+    assert "60 epochs" in second and second != first[0]
+
+
+def test_train_page_keeps_the_form_closed_while_a_run_trains(scratch_store):
+    at = app_test("train")
+    assert at.expander[0].label == "New run" and at.expander[0].proto.expanded
+    store = RunStore(scratch_store.store)
+    run = new_run(TINY, store, name="training now")  # queued: counts as training
+    run.update_status(pid=None)
+    at = app_test("train")  # a reload: a new session, nothing in its state
+    no_exception(at)
+    assert not at.expander[0].proto.expanded
+    assert run.run_id in at.multiselect[0].value
 
 
 def test_train_page_launches_a_run_in_its_own_process(scratch_store):
@@ -166,7 +223,7 @@ def test_train_page_launches_a_run_in_its_own_process(scratch_store):
     [n for n in at.number_input if n.label == "epochs"][0].set_value(1)
     [r for r in at.radio if r.label == "train"][0].set_value("first fold only")
     [s for s in at.selectbox if s.label == "device"][0].set_value("cpu")
-    at.button(key="FormSubmitter:new_run-Start training").click().run()
+    at.button(key="start_training").click().run()
     no_exception(at)
     store = RunStore(scratch_store.store)
     run = [s for s in store.list() if s.name == "from apptest"]
@@ -214,6 +271,44 @@ def test_compare_defaults_to_baseline_vs_center_loss(app_env):
     assert "Synthetic corpus" in texts(at)
 
 
+def test_compare_panel_reads_the_pair_in_plain_words(app_env):
+    from ser_lab import analysis
+    from ser_lab import app_support as sup
+
+    at = app_test("compare")
+    no_exception(at)
+    comp = analysis.compare_runs(
+        app_env.run(app_env.baseline).dir, app_env.run(app_env.center).dir
+    )
+    reading = sup.read_comparison(comp)
+    alerts = [a.value for kind in ("success", "warning", "info") for a in getattr(at, kind)]
+    headline = [a for a in alerts if a.startswith("**What this pair shows.**")]
+    assert len(headline) == 1 and reading.headline in headline[0]
+    assert reading.center_side == "B"  # A is the baseline (λ = 0), B the center-loss run
+    panel = [m.value for m in at.markdown if "test intra/inter ratio" in m.value]
+    assert len(panel) == 1
+    lines = panel[0].splitlines()
+    for name in ("UA", "WA", "test intra/inter ratio", "test Fisher criterion", "5-NN UA of z"):
+        line = [x for x in lines if x.startswith(f"- {name} ")]
+        assert len(line) == 1, (name, lines)
+        assert any(w in line[0] for w in (" rose from ", " fell from ", " unchanged at "))
+        assert "is better" in line[0]  # names the good direction too
+    ratio = [m for m in reading.moves if m.key == "test_intra_inter"][0]
+    expected = "rose" if ratio.b > ratio.a else "fell"
+    assert f"test intra/inter ratio {expected} from {ratio.a:.3f} to {ratio.b:.3f}" in panel[0]
+    facts = " ".join(c.value for c in at.caption)
+    n_test = sum(f["n_test"] for f in comp["a"]["folds"])
+    assert f"Measured on {n_test} test utterances over 1 fold per side" in facts
+    # the maps say which epoch they show and what scale they are in
+    best = app_env.run(app_env.center).read_results()["folds"][0]["best_epoch"]
+    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in charts(at)[:2]]
+    assert titles[1].endswith(f"epoch {best} (best validation)")
+    assert "On screen: scale-free units" in facts and "÷" in facts
+    [r for r in at.radio if r.label == "units"][0].set_value("raw").run()
+    no_exception(at)
+    assert "On screen: raw units" in " ".join(c.value for c in at.caption)
+
+
 def test_compare_shows_a_selected_utterance(app_env):
     emb = app_env.run(app_env.baseline).load_embeddings(0)
     test = emb["split"] == "test"
@@ -228,7 +323,8 @@ def test_compare_shows_a_selected_utterance(app_env):
     assert metric(at, "A predicts") in names and metric(at, "B predicts") in names
     assert len(charts(at)) == 7  # + the utterance's spectrogram
     assert len(at.get("audio")) == 1
-    assert not at.warning  # the corpus on disk is the one the runs were trained on
+    # the corpus on disk is the one the runs were trained on
+    assert not any("corpus" in w.value for w in at.warning)
     [b for b in at.button if b.label == "Clear selection"][0].click().run()
     no_exception(at)
     assert not any(s.value.startswith("Utterance ") for s in at.subheader)

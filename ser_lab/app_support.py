@@ -1109,6 +1109,11 @@ def sweep_frame(store: RunStore, rows: Iterable[RunSummary], sweep_id: str | Non
             continue
         if sweep_id is None and not is_finished(r):
             continue
+        run = Run(Path(store.root) / r.run_id)
+        try:
+            train = run.config.get("train") or {}
+        except RunError:
+            train = {}
         base = {
             "run": r.run_id,
             "state": r.state,
@@ -1116,12 +1121,15 @@ def sweep_frame(store: RunStore, rows: Iterable[RunSummary], sweep_id: str | Non
             "alpha": r.alpha,
             "seed": r.seed,
             "features": r.features,
-            "corpus": r.corpus,
+            "corpus": _corpus_name(train) or r.corpus,
+            "epochs": r.epochs,
+            "lr": train.get("lr"),
+            "batch_size": train.get("batch_size"),
         }
         results = None
         if r.state == "done":
             try:
-                results = Run(Path(store.root) / r.run_id).read_results()
+                results = run.read_results()
             except RunError:
                 results = None
         folds = (results or {}).get("folds") or []
@@ -1136,8 +1144,85 @@ def sweep_frame(store: RunStore, rows: Iterable[RunSummary], sweep_id: str | Non
                     "WA": f.get("WA", np.nan),
                 }
             )
-    columns = ["run", "state", "lam", "alpha", "seed", "features", "corpus", "fold", "UA", "WA"]
+    columns = ["run", "state", "lam", "alpha", "seed", "features", "corpus", "epochs", "lr"]
+    columns += ["batch_size", "fold", "UA", "WA"]
     return pd.DataFrame(records, columns=columns)
+
+
+def _corpus_name(train: dict) -> str | None:
+    """The corpus of a run's train config, with the synthetic size ("synthetic/tiny"): runs on
+    two sizes of the built-in corpus are on different data."""
+    name = train.get("corpus")
+    if name == "synthetic":
+        size = (train.get("corpus_options") or {}).get("size", "default")
+        return f"synthetic/{size}"
+    return name
+
+
+POOLED_SETTINGS = {
+    "epochs": "epochs",
+    "lr": "learning rate",
+    "batch_size": "batch size",
+    "corpus": "corpus",
+    "features": "features",
+}
+
+
+def pooled_differences(frame: pd.DataFrame) -> list[str]:
+    """The settings (other than λ, α and the seed) in which the finished runs of a sweep
+    frame differ, e.g. ["epochs (3, 8)", "learning rate (0.0003, 0.001)"]: a curve that pools
+    them mixes unlike runs."""
+    done = frame.dropna(subset=["UA"]).drop_duplicates("run")
+    out = []
+    for column, name in POOLED_SETTINGS.items():
+        values = sorted({str(v) for v in done[column] if v is not None and v == v})
+        if len(values) > 1:
+            out.append(f"{name} ({', '.join(values)})")
+    return out
+
+
+@dataclass(frozen=True)
+class SweepProgress:
+    """Where a sweep stands: state is "running" (its process is alive or one of its runs
+    trains), "finished" (every planned point done), or "stopped" (nothing runs, some points
+    are not done)."""
+
+    state: str
+    planned: int
+    done: int
+    failed: int
+    training: int
+
+    def text(self) -> str:
+        of = f" of {self.planned}" if self.planned else ""
+        if self.state == "running":
+            return f"Running: {self.done}{of} runs done, {self.training} training now."
+        if self.state == "finished":
+            bad = f", {self.failed} failed" if self.failed else ""
+            return f"Finished: all {self.done}{of} runs done{bad}."
+        return (
+            f"Stopped: {self.done}{of} runs done, {self.failed} failed or interrupted; "
+            "nothing is training."
+        )
+
+
+def sweep_progress(
+    store: RunStore, rows: Iterable[RunSummary], sweep_id: str, process_alive: bool
+) -> SweepProgress:
+    """The state of one sweep from its manifest, its run folders and whether its launcher
+    process is alive."""
+    runs = [r for r in rows if r.sweep_id == sweep_id]
+    planned = len(sweep_points(store, sweep_id))
+    done = sum(r.state == "done" for r in runs)
+    failed = sum(r.state in ("failed", "interrupted") for r in runs)
+    training = sum(is_active(r) for r in runs)
+    if process_alive or training:
+        state = "running"
+    elif done >= max(planned, 1) or (not planned and runs and done == len(runs)):
+        state = "finished"
+    else:
+        state = "stopped"
+    return SweepProgress(state, planned, done, failed, training)
 
 
 def sensitivity(frame: pd.DataFrame, axis: str, fixed: float | None = None) -> pd.DataFrame:

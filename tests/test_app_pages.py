@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import time
 
 import numpy as np
 import pytest
@@ -428,8 +429,61 @@ def test_sensitivity_plots_all_finished_runs(app_env):
     assert metric(at, "runs") == "2" and metric(at, "finished") == "2"
     assert len(charts(at)) == 2
     lam_chart = json.loads(charts(at)[0].proto.spec)
-    xs = sorted(plotly_array(lam_chart["data"][0]["x"]))
-    assert xs == [0.0, 0.3]
+    assert plotly_array(lam_chart["data"][0]["x"]) == ["0", "0.3"]  # λ as categories, in order
+    layout = lam_chart["layout"]
+    assert layout["xaxis"]["type"] == "category"
+    assert layout["xaxis"]["title"]["text"].startswith("λ")
+    alpha_chart = json.loads(charts(at)[1].proto.spec)
+    assert alpha_chart["layout"]["xaxis"]["title"]["text"] == "α"  # not a marker name
+    assert not any("pool runs" in w.value for w in at.warning)  # both runs share settings
+
+
+def test_sensitivity_warns_when_the_curve_pools_unlike_runs(scratch_store):
+    store = RunStore(scratch_store.store)
+    run = store.get(scratch_store.center)
+    cfg = json.loads((run.dir / "config.json").read_text())
+    cfg["train"]["lr"] = 0.01
+    cfg["train"]["epochs"] = cfg["epochs"] = 7
+    (run.dir / "config.json").write_text(json.dumps(cfg))
+    at = app_test("sensitivity")
+    no_exception(at)
+    warning = [w.value for w in at.warning if "pool runs whose settings differ" in w.value]
+    assert len(warning) == 1
+    assert "epochs (2, 7)" in warning[0] and "learning rate (0.0003, 0.01)" in warning[0]
+
+
+def test_sensitivity_follows_a_launched_sweep_until_it_ends(scratch_store):
+    at = app_test("sensitivity")
+    [r for r in at.radio if r.label == "preset"][0].set_value("small").run()
+    at.text_input(key="lams-small").set_value("0")
+    at.number_input(key="epochs-small").set_value(1)
+    at.number_input(key="folds-small").set_value(2)
+    assert at.number_input(key="bs-small").value == launcher.QUICK_START["batch_size"]
+    at.button(key="FormSubmitter:grid-Launch the grid").click().run()
+    no_exception(at)
+    store = RunStore(scratch_store.store)
+    launched = [s.value for s in at.success if "Launched sweep" in s.value]
+    assert len(launched) == 1
+    sweep_id = launched[0].split("`")[1]
+    try:
+        # selected at once, although its manifest may not exist yet; followed while it runs
+        assert at.selectbox(key="sweep_choice").value == sweep_id
+        assert any(i.value.startswith("Running:") for i in at.info)
+        assert any(b.label == "Stop the sweep" for b in at.button)
+        assert any("Refreshing every 5 s" in c.value for c in at.caption)
+        deadline = time.monotonic() + 300
+        while launcher.sweep_process(store, sweep_id) is not None:
+            assert time.monotonic() < deadline, "the one-point sweep did not end in 300 s"
+            time.sleep(1)
+    finally:
+        launcher.stop_sweep(store, sweep_id)
+    at.run()
+    no_exception(at)
+    assert at.selectbox(key="sweep_choice").value == sweep_id
+    assert any(s.value.startswith("Finished: all 1 of 1 runs done") for s in at.success)
+    assert not any(b.label == "Stop the sweep" for b in at.button)
+    assert not any("Refreshing" in c.value for c in at.caption)
+    assert metric(at, "finished") == "1"
 
 
 def test_sensitivity_refuses_bad_grid_values(app_env):

@@ -107,8 +107,27 @@ def _point_traces(
     return traces
 
 
+def outward_positions(points: np.ndarray, away_from: np.ndarray | None = None) -> list[str]:
+    """A text position per point that puts its label on the side facing away from
+    `away_from` (default: the points' mean), so labels of nearby points do not pile up."""
+    pts = np.asarray(points, dtype=float)
+    ref = pts.mean(axis=0) if away_from is None else np.asarray(away_from, dtype=float)
+    out = []
+    for dx, dy in pts - ref:
+        if abs(dy) >= abs(dx):
+            out.append("top center" if dy >= 0 else "bottom center")
+        else:
+            out.append("middle right" if dx > 0 else "middle left")
+    return out
+
+
 def _center_trace(
-    centers_xy: np.ndarray, label_names: Sequence[str], *, legend: bool = True
+    centers_xy: np.ndarray,
+    label_names: Sequence[str],
+    *,
+    legend: bool = True,
+    texts: Sequence[str] | None = None,
+    positions: Sequence[str] | str = "top center",
 ) -> go.Scatter:
     return go.Scatter(
         x=centers_xy[:, 0],
@@ -116,8 +135,8 @@ def _center_trace(
         mode="markers+text",
         name="class centers",
         showlegend=legend,
-        text=[f"<b>{n}</b>" for n in label_names],
-        textposition="top center",
+        text=list(texts) if texts is not None else [f"<b>{n}</b>" for n in label_names],
+        textposition=list(positions) if not isinstance(positions, str) else positions,
         textfont=dict(color=CENTER_OUTLINE, size=12),
         marker=dict(
             symbol="x",
@@ -125,7 +144,8 @@ def _center_trace(
             color=[emotion_color(n) for n in label_names],
             line=dict(width=2, color=CENTER_OUTLINE),
         ),
-        hovertemplate="center of %{text}<extra></extra>",
+        customdata=list(label_names),
+        hovertemplate="center of %{customdata}<extra></extra>",
     )
 
 
@@ -141,9 +161,28 @@ def map_figure(
     height: int = MAP_HEIGHT,
 ) -> go.Figure:
     """A 2-D map of z: points colored by true class, class centers, optionally an uploaded
-    clip as a star with dashed lines to every center labelled with its distance in z."""
+    clip as a star with dashed lines to every center. The distance of the clip to a center in
+    z is written into that center's own label ("angry · 1.23"), and each label sits on the side
+    of its center facing away from the clip, so labels, lines and the star do not overlap."""
     fig = go.Figure(_point_traces(points, label_names))
-    fig.add_trace(_center_trace(np.asarray(centers_xy), label_names))
+    centers = np.asarray(centers_xy, dtype=float)
+    if clip_xy is not None:
+        clip = np.asarray(clip_xy, dtype=float).reshape(2)
+        texts = [
+            f"<b>{n}</b>" + (f" · {clip_distances[j]:.2f}" if clip_distances is not None else "")
+            for j, n in enumerate(label_names)
+        ]
+        # away from the clip (and from the other centers, when the clip sits among them)
+        ref = 0.5 * clip + 0.5 * centers.mean(axis=0)
+        fig.add_trace(
+            _center_trace(
+                centers, label_names, texts=texts, positions=outward_positions(centers, ref)
+            )
+        )
+    else:
+        fig.add_trace(
+            _center_trace(centers, label_names, positions=outward_positions(centers))
+        )
     if highlight is not None:
         sel = points[points["utt_id"] == highlight]
         if not sel.empty:
@@ -174,15 +213,6 @@ def map_figure(
                     hoverinfo="skip",
                 )
             )
-            if clip_distances is not None:
-                fig.add_annotation(
-                    x=(clip[0] + cx) / 2,
-                    y=(clip[1] + cy) / 2,
-                    text=f"{clip_distances[j]:.2f}",
-                    showarrow=False,
-                    font=dict(size=13, color=emotion_color(name)),
-                    bgcolor="rgba(255,255,255,0.8)",
-                )
         fig.add_trace(
             go.Scatter(
                 x=[clip[0]],

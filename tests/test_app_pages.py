@@ -354,7 +354,8 @@ def test_explore_classifies_an_uploaded_clip(app_env):
     no_exception(at)
     assert any("Upload or record" in i.value for i in at.info)
     assert at.selectbox[0].value == app_env.center  # a center-loss run by default
-    at.file_uploader[0].set_value(("clip.wav", corpus_wav(app_env), "audio/wav"))
+    clip = sorted((app_env.cache / "synthetic").glob("*tiny*/wav/*.wav"))[0]
+    at.file_uploader[0].set_value((clip.name, clip.read_bytes(), "audio/wav"))
     at.run()
     no_exception(at)
     assert not at.error
@@ -365,6 +366,8 @@ def test_explore_classifies_an_uploaded_clip(app_env):
     # the clip itself + 5 neighbours with their audio (the tiny corpus is in the cache)
     assert len(at.get("audio")) == 6
     assert any("distance" in m.value for m in at.markdown)
+    # the file is named like an utterance of the run's corpus: its label is known, no warning
+    assert metric(at, "true label") == clip.stem.split("_")[1] and not at.warning
 
 
 def test_explore_classifies_a_recording(app_env):
@@ -391,8 +394,26 @@ def test_explore_a_held_out_test_utterance(app_env):
     picker.set_value(test_ids[0]).run()
     no_exception(at)
     assert not at.error
-    assert metric(at, "predicted") in ("neutral", "angry", "happy", "sad")
+    predicted = metric(at, "predicted")
+    assert predicted in ("neutral", "angry", "happy", "sad")
     assert len(charts(at)) == 4
+    # a held-out test utterance: its true label is known, and whether the run got it right
+    truth = test_ids[0].split("_")[1]
+    shown = [m for m in at.metric if m.label == "true label"][0]
+    assert shown.value == truth
+    assert shown.proto.delta == ("right" if predicted == truth else "wrong")
+    assert not at.warning  # it comes from the run's own corpus
+
+
+def test_explore_warns_about_a_real_clip_on_a_synthetic_run(app_env):
+    at = app_test("explore")
+    # an EmoDB-named file (here with synthetic audio): EmoDB's scheme gives its true label
+    at.file_uploader[0].set_value(("03a01Wa.wav", corpus_wav(app_env), "audio/wav"))
+    at.run()
+    no_exception(at)
+    assert metric(at, "true label") == "angry"
+    warning = " ".join(w.value for w in at.warning)
+    assert "trained on the built-in SYNTHETIC corpus" in warning and "from emodb" in warning
 
 
 @pytest.mark.parametrize(

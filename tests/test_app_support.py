@@ -399,8 +399,74 @@ def test_map_figure_colors_classes_and_draws_the_clip():
     assert by_name["angry"].marker.line.color == EMOTION_COLORS["angry"]
     assert list(by_name["class centers"].marker.color) == [emotion_color(n) for n in names]
     assert by_name["your clip"].marker.symbol == "star"
-    assert len(fig.layout.annotations) == 4  # one distance per center
+    # the distances are part of the centers' own labels (no separate labels to overlap them)
+    assert not fig.layout.annotations
+    texts = list(by_name["class centers"].text)
+    assert texts == [f"<b>{n}</b> · {d:.2f}" for n, d in zip(names, [1, 2, 3, 4])]
+    # each label on the side of its center that faces away from the clip
+    positions = list(by_name["class centers"].textposition)
+    assert positions[0] in ("bottom center", "middle left") and positions[3] in (
+        "top center",
+        "middle right",
+    )
     assert fig.layout.yaxis.scaleanchor == "x"
+
+
+def test_file_names_of_known_corpora_give_the_true_label():
+    assert sup.label_from_file_name("03a01Wa.wav") == ("emodb", "angry")
+    assert sup.label_from_file_name("/x/16b10Tb.wav") == ("emodb", "sad")
+    assert sup.label_from_file_name("03-01-03-01-01-01-12.wav") == ("ravdess", "happy")
+    assert sup.label_from_file_name("1001_DFA_NEU_XX.wav") == ("cremad", "neutral")
+    assert sup.label_from_file_name("my clip.wav") is None
+    assert sup.label_from_file_name("03a01Za.wav") is None  # no such EmoDB letter
+
+
+def test_clip_context_warns_about_clips_from_elsewhere():
+    on_synth = sup.clip_context("03a01Wa.wav", "upload", "synthetic")
+    assert on_synth.true_label == "angry" and on_synth.origin == "emodb"
+    assert "SYNTHETIC" in on_synth.warning and "real speech" in on_synth.warning
+    same = sup.clip_context("03a01Wa.wav", "upload", "emodb")
+    assert same.true_label == "angry" and same.warning is None
+    other = sup.clip_context("1001_DFA_SAD_XX.wav", "upload", "emodb")
+    assert other.true_label == "sad" and "not from the run's training corpus (emodb)" in other.warning
+    rec = sup.clip_context("your recording", "record", "synthetic")
+    assert rec.true_label is None and "SYNTHETIC" in rec.warning
+    assert "not from the run's training corpus" in sup.clip_context(None, "record", "emodb").warning
+    labels = {"spk01_angry_001": "angry"}
+    test = sup.clip_context("spk01_angry_001", "test", "synthetic", labels)
+    assert test.true_label == "angry" and test.warning is None and "held-out" in test.how
+    up = sup.clip_context("spk01_angry_001.wav", "upload", "synthetic", labels)
+    assert up.true_label == "angry" and up.warning is None
+    unknown = sup.clip_context("clip.wav", "upload", "synthetic", labels)
+    assert unknown.true_label is None and "SYNTHETIC" in unknown.warning
+    assert sup.clip_context("clip.wav", "upload", "emodb").warning is None
+
+
+def test_explore_defaults_to_the_best_center_loss_run_on_the_corpus_in_use(tmp_path):
+    from ser_lab.runs import RunStore
+    from ser_lab.trainer import TrainConfig, new_run
+
+    store = RunStore(tmp_path)
+    ids = {}
+
+    def run(name: str, lam: float, ua: float, size: str, demo: bool = False) -> RunSummary:
+        cfg = TrainConfig(corpus_options={"size": size}, lam=lam)
+        ids[name] = new_run(cfg, store, name=name).run_id
+        return RunSummary(ids[name], name, "done", lam=lam, UA=ua, is_demo=demo)
+
+    tiny = sup.CorpusChoice(options={"size": "tiny"})
+    rows = [
+        run("new-weak", 0.3, 0.27, "tiny"),
+        run("old-good", 0.3, 0.60, "tiny"),
+        run("baseline", 0.0, 0.90, "tiny"),
+        run("demo", 0.3, 0.50, "medium", demo=True),
+        run("other", 0.3, 0.95, "small"),
+    ]
+    assert sup.default_explore_run(store, rows, tiny) == ids["old-good"]  # the best, not newest
+    default = sup.CorpusChoice(options={"size": "default"})
+    assert sup.default_explore_run(store, rows, default) == ids["demo"]  # none on it: the demo
+    assert sup.default_explore_run(store, rows[2:3], default) == ids["baseline"]
+    assert sup.default_explore_run(store, [], default) is None
 
 
 def test_confusion_difference_is_centered_on_zero():

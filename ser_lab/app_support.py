@@ -283,7 +283,17 @@ def run_label(row: RunSummary) -> str:
 
 
 def runs_frame(rows: Iterable[RunSummary]) -> pd.DataFrame:
-    """The run list as a table (fractions as percent, problems and errors in one column)."""
+    """The run list as a table (fractions as percent, problems and errors in one column).
+
+    A value a run does not have (no result yet, a broken folder's λ) is an empty cell, not
+    "None": numbers are written as text for that reason ("64.58", "0.3")."""
+
+    def num(value: float | None, scale: float = 1.0, digits: int | None = None) -> str:
+        if value is None or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return ""
+        v = scale * value
+        return f"{v:.{digits}f}" if digits is not None else f"{v:g}"
+
     records = []
     for r in rows:
         records.append(
@@ -291,16 +301,16 @@ def runs_frame(rows: Iterable[RunSummary]) -> pd.DataFrame:
                 "run": r.run_id,
                 "state": r.state,
                 "demo": r.is_demo,
-                "UA %": None if r.UA is None else round(100 * r.UA, 2),
-                "WA %": None if r.WA is None else round(100 * r.WA, 2),
-                "λ": r.lam,
-                "α": r.alpha,
-                "corpus": r.corpus,
-                "features": r.features,
-                "epochs": r.epochs,
+                "UA %": num(r.UA, 100, 2),
+                "WA %": num(r.WA, 100, 2),
+                "λ": num(r.lam),
+                "α": num(r.alpha),
+                "corpus": r.corpus or "",
+                "features": r.features or "",
+                "epochs": num(r.epochs),
                 "progress %": round(100 * (r.progress or 0.0)),
-                "problem": r.problem or r.error,
-                "sweep": r.sweep_id,
+                "problem": r.problem or r.error or "",
+                "sweep": r.sweep_id or "",
             }
         )
     columns = [
@@ -339,6 +349,43 @@ def default_pair(rows: list[RunSummary]) -> tuple[str | None, str | None]:
     if len(done) >= 2:
         return done[1].run_id, done[0].run_id
     return (done[0].run_id, None) if done else (None, None)
+
+
+def quick_start_text(
+    preset: dict, store: RunStore | None = None, rows: Iterable[RunSummary] = ()
+) -> str:
+    """The Home page's description of the quick start, from the preset itself (so it cannot
+    drift from what the button launches), with a measured time when earlier runs allow."""
+    from ser_lab.corpora.synthetic import SIZES
+    from ser_lab.launcher import QUICK_START_ALPHA, QUICK_START_LAMBDA
+
+    size = (preset.get("corpus_options") or {}).get("size", "default")
+    spec = SIZES.get(size)
+    corpus = f"the built-in synthetic corpus (size {size}"
+    if spec is not None:
+        corpus += f": {spec.utterances} utterances of {spec.speakers} speakers"
+    corpus += ")"
+    folds = preset.get("folds") or []
+    n_folds = int(preset.get("n_folds", 5))
+    which = "one speaker-independent fold" if len(folds) == 1 else f"{len(folds) or n_folds} folds"
+    text = (
+        f"Train a **baseline** (λ = 0) and a **center-loss** run (λ = {QUICK_START_LAMBDA:g}, "
+        f"α = {QUICK_START_ALPHA:g}) side by side on {corpus}: {which} of {n_folds}, "
+        f"{preset.get('epochs')} epochs, batch {preset.get('batch_size')}, learning rate "
+        f"{preset.get('lr'):g}."
+    )
+    rate = None
+    if store is not None:
+        rate, _ = seconds_per_utterance(store, rows, preset.get("features", "mel"))
+    if spec is not None and rate is not None:
+        seconds = train_estimate(
+            spec.utterances, n_folds, len(folds) or n_folds, int(preset.get("epochs", 1)), rate
+        )
+        text += f" About {format_duration(seconds)} here (measured on earlier runs)."
+    return text + (
+        " Then open **Compare**: it says in plain words what the pair shows. "
+        "(Two pre-trained demo runs are there already.)"
+    )
 
 
 def format_duration(seconds: float | None) -> str:

@@ -630,6 +630,7 @@ def class_counts_figure(by_class: pd.DataFrame, *, height: int = 300) -> go.Figu
         )
     )
     _layout(fig, "utterances per class", height)
+    fig.update_xaxes(type="category")
     return fig
 
 
@@ -640,9 +641,17 @@ def speaker_counts_figure(
     for name in label_names:
         sub = by_speaker[by_speaker["label"] == name]
         fig.add_trace(
-            go.Bar(x=sub["speaker"], y=sub["count"], name=name, marker_color=emotion_color(name))
+            go.Bar(
+                x=sub["speaker"].astype(str),
+                y=sub["count"],
+                name=name,
+                marker_color=emotion_color(name),
+            )
         )
     _layout(fig, "utterances per speaker", height, barmode="stack")
+    # speaker ids are names, not numbers (EmoDB's 03 ... 16 must not become a numeric axis)
+    speakers = sorted({str(v) for v in by_speaker["speaker"]})
+    fig.update_xaxes(type="category", categoryorder="array", categoryarray=speakers)
     return fig
 
 
@@ -740,13 +749,17 @@ def toy_figure(result, *, height: int = 460) -> go.Figure:
         None,
         height,
         plot_bgcolor="white",
-        margin=dict(t=70, b=90),
+        margin=dict(t=50, b=110),
         legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1.0),
+        # the replay button sits left of the slider, under the plot: above it, it covered
+        # legend entries
         sliders=[
             dict(
                 active=len(steps) - 1,
                 currentvalue=dict(prefix="step "),
                 pad=dict(t=45),
+                x=0.22,
+                len=0.78,
                 steps=steps,
             )
         ],
@@ -754,13 +767,14 @@ def toy_figure(result, *, height: int = 460) -> go.Figure:
             dict(
                 type="buttons",
                 showactive=False,
-                x=0,
-                y=1.02,
-                xanchor="left",
-                yanchor="bottom",
+                x=0.21,
+                y=0.0,
+                xanchor="right",
+                yanchor="top",
+                pad=dict(t=60),
                 buttons=[
                     dict(
-                        label="▶ replay training",
+                        label="▶ replay",
                         method="animate",
                         args=[None, dict(frame=dict(duration=120, redraw=True), fromcurrent=False)],
                     )

@@ -68,8 +68,12 @@ def test_home_shows_corpus_runs_and_marks(app_env):
     assert broken["state"] == "broken" and "config.json" in broken["problem"]
     assert any(app_env.broken in w.value and "config.json" in w.value for w in at.warning)
     done = table[table["run"] == app_env.center].iloc[0]
-    assert 0 <= done["UA %"] <= 100 and done["λ"] == 0.3
+    assert 0 <= float(done["UA %"]) <= 100 and done["λ"] == "0.3"
+    assert not table.isna().any().any()  # no grey "None" cells
     assert any(b.label == "Quick start" for b in at.button)
+    # the quick start comes right after the introduction (visible without scrolling)
+    assert [h.value for h in at.header][0] == "Quick start"
+    assert any(f"{launcher.QUICK_START['epochs']} epochs" in m.value for m in at.markdown)
 
 
 def test_home_corpus_form_validates_with_the_adapter(app_env, tmp_path):
@@ -559,6 +563,20 @@ def test_sensitivity_offers_to_resume_an_unfinished_sweep(scratch_store):
 
 
 # ----------------------------------------------------------------------------- corpus
+
+
+def test_corpus_page_switches_the_corpus(app_env):
+    at = app_test("corpus")
+    no_exception(at)
+    at.selectbox[1].set_value("small")  # synthetic size
+    at.button(key="FormSubmitter:corpus_form-Check and use this corpus").click().run()
+    no_exception(at)
+    assert any("Now using" in s.value and "64 utterances" in s.value for s in at.success)
+    assert metric(at, "utterances") == "64"
+    assert (
+        json.loads((app_env.cache / "app_settings.json").read_text())["corpus"]["options"]
+        == {"size": "small"}
+    )
 
 
 def test_corpus_page_counts_and_filters(app_env):

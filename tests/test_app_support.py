@@ -100,8 +100,11 @@ def test_runs_frame_and_labels():
     ]
     frame = sup.runs_frame(rows)
     assert list(frame["run"]) == ["a", "b"]
-    assert frame.loc[0, "UA %"] == 61.23 and frame.loc[0, "demo"]
-    assert frame.loc[1, "problem"] == "config.json missing" and pd.isna(frame.loc[1, "UA %"])
+    assert frame.loc[0, "UA %"] == "61.23" and frame.loc[0, "demo"]
+    assert frame.loc[1, "problem"] == "config.json missing" and frame.loc[1, "UA %"] == ""
+    # no cell of the table is None or NaN (the app would show a grey "None")
+    assert not frame.isna().any().any()
+    assert frame.loc[0, "problem"] == "" and frame.loc[0, "λ"] == "0"
     assert sup.run_label(rows[0]).startswith("[demo] a · baseline")
     assert "λ=0.3, α=0.5" in sup.run_label(row("c", 0.3))
 
@@ -467,6 +470,28 @@ def test_explore_defaults_to_the_best_center_loss_run_on_the_corpus_in_use(tmp_p
     assert sup.default_explore_run(store, rows, default) == ids["demo"]  # none on it: the demo
     assert sup.default_explore_run(store, rows[2:3], default) == ids["baseline"]
     assert sup.default_explore_run(store, [], default) is None
+
+
+def test_speaker_axis_is_categorical():
+    by_speaker = pd.DataFrame({"speaker": ["03", "16", "08"], "label": ["sad"] * 3, "count": [1, 2, 3]})
+    fig = figures.speaker_counts_figure(by_speaker, ["sad"])
+    assert fig.layout.xaxis.type == "category"
+    assert list(fig.layout.xaxis.categoryarray) == ["03", "08", "16"]
+    assert list(fig.data[0].x) == ["03", "16", "08"]  # the ids as written, not 3, 16, 8
+
+
+def test_toy_replay_button_is_clear_of_the_legend():
+    fig = figures.toy_figure(train_toy(ToyConfig(steps=5, frames=3)))
+    button = fig.layout.updatemenus[0]
+    assert fig.layout.legend.y >= 1.0 and button.y <= 0.0  # legend above, button below the plot
+
+
+def test_quick_start_text_follows_the_preset():
+    from ser_lab import launcher
+
+    text = sup.quick_start_text({**launcher.QUICK_START, "epochs": 7, "lr": 0.002})
+    assert "7 epochs" in text and "learning rate 0.002" in text
+    assert f"λ = {launcher.QUICK_START_LAMBDA:g}" in text and "Compare" in text
 
 
 def test_confusion_difference_is_centered_on_zero():

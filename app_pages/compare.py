@@ -131,10 +131,14 @@ reading = sup.read_comparison(comp)
 with st.container(border=True, key="compare_reading"):
     show = {"supports": st.success, "not tested": st.info}.get(reading.verdict, st.warning)
     show(f"**What this pair shows.** {reading.headline}")
-    st.markdown("\n".join(f"- {line}" for line in reading.lines()))
+    lines = reading.lines()
+    half = (len(lines) + 1) // 2
+    left, right = st.columns(2)
+    left.markdown("\n".join(f"- {line}" for line in lines[:half]))
+    right.markdown("\n".join(f"- {line}" for line in lines[half:]))
     st.caption(" ".join(reading.facts))
 
-c1, c2, c3, c4 = st.columns([1, 1, 2, 2])
+c1, c2, c3, c4 = st.columns([1, 1.4, 2, 1.6])
 fold = c1.selectbox("fold", folds)
 method = c2.radio(
     "map",
@@ -176,17 +180,14 @@ st.caption(
 )
 selected = st.session_state.get("compare_utt")
 cols = st.columns(2)
-for col, m, rid, key, ep in (
-    (cols[0], map_a, id_a, "map_a", best[0]),
-    (cols[1], map_b, id_b, "map_b", best[1]),
-):
+for col, m, key, ep in ((cols[0], map_a, "map_a", best[0]), (cols[1], map_b, "map_b", best[1])):
     points = sup.map_points(m, shown)
     side = "A" if key == "map_a" else "B"
     fig = figures.map_figure(
         points,
         m.centers_xy,
         m.label_names,
-        f"{side}: {rid}" + (f" · epoch {ep} (best validation)" if ep else ""),
+        f"{side}" + (f" · epoch {ep} (best validation)" if ep else " · the kept model"),
         highlight=selected,
     )
     event = col.plotly_chart(fig, key=key, on_select="rerun", selection_mode="points")

@@ -837,6 +837,7 @@ READ_NAMES = {
 # |B − A| below this is "unchanged" (percentage points for accuracies, relative for the rest)
 SAME_PCT_POINTS = 0.05
 SAME_RELATIVE = 0.005
+CHANCE_MARGIN = 5.0  # UA within this many points of 100 / n_classes counts as chance level
 
 
 @dataclass(frozen=True)
@@ -990,6 +991,18 @@ def read_comparison(comparison: dict) -> ComparisonReading:
             f"With about {min(n_test)} test utterances one utterance is worth "
             f"{100 / min(n_test):.1f} points of WA: differences of a few points can be chance."
         )
+    chance = 100.0 / max(len(comparison["labels"]), 1)
+    at_chance = [
+        s for s, m in (("A", by_key["UA"].a), ("B", by_key["UA"].b)) if m < chance + CHANCE_MARGIN
+    ]
+    if at_chance:
+        facts.insert(
+            0,
+            f"{' and '.join(at_chance)} {'is' if len(at_chance) == 1 else 'are'} at chance level "
+            f"(UA within {CHANCE_MARGIN:g} points of {chance:.0f} % with "
+            f"{len(comparison['labels'])} classes): such a model has not learnt the classes, "
+            "so its feature-space numbers mean little.",
+        )
     differ = _differences(comparison)
     if differ:
         facts.append("The two sides differ in more than λ and α: " + "; ".join(differ) + ".")
@@ -1027,6 +1040,8 @@ def read_comparison(comparison: dict) -> ComparisonReading:
                 f"This pair does NOT clearly support the paper's claim: {side} has {good} but "
                 f"not {bad}."
             )
+        if at_chance:
+            headline += " But read it with care: a run is at chance level (see below)."
         if center == "A":
             headline += " (Here A is the center-loss run: \"rose\" and \"fell\" below read B − A.)"
     return ComparisonReading(verdict, headline, moves, facts, center)
@@ -1359,9 +1374,10 @@ def pooled_differences(frame: pd.DataFrame) -> list[str]:
     done = frame.dropna(subset=["UA"]).drop_duplicates("run")
     out = []
     for column, name in POOLED_SETTINGS.items():
-        values = sorted({str(v) for v in done[column] if v is not None and v == v})
+        values = {v for v in done[column] if v is not None and v == v}
         if len(values) > 1:
-            out.append(f"{name} ({', '.join(values)})")
+            ordered = sorted(values, key=lambda v: (not isinstance(v, (int, float)), v))
+            out.append(f"{name} ({', '.join(f'{v:g}' if isinstance(v, float) else str(v) for v in ordered)})")
     return out
 
 

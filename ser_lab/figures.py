@@ -702,7 +702,7 @@ def sensitivity_figure(
             categoryarray=order,
         )
     else:
-        fig.update_xaxes(title=axis_name)
+        fig.update_xaxes(title=axis_name, range=[-0.05, 1.05])  # α lives in [0, 1]
     fig.update_yaxes(title="%")
     return fig
 

@@ -608,3 +608,17 @@ def test_cli_compare_json(app_store, capsys):
     assert {"test_intra_inter", "test_fisher", "knn_UA"} <= set(rows)
     assert out["reading"]["verdict"] in ("supports", "contradicts", "mixed")
     assert out["reading"]["center_side"] == "B"
+
+
+def test_reading_flags_runs_at_chance_level():
+    comp = pair(0.5, 3.0)
+    comp["a"]["UA"]["mean"] = 0.26  # 2 classes: chance is 50 %, so 26 % is below chance...
+    comp["labels"] = ["angry", "sad", "happy", "neutral"]  # ...and with 4 classes it is chance
+    comp["a"]["pooled"]["recall"] = comp["b"]["pooled"]["recall"] = {}
+    reading = sup.read_comparison(comp)
+    assert reading.facts[0].startswith("A is at chance level (UA within 5 points of 25 %")
+    assert "read it with care" in reading.headline
+    learnt = pair(0.5, 3.0)  # 2 classes: chance is 50 %
+    learnt["a"]["UA"]["mean"], learnt["b"]["UA"]["mean"] = 0.7, 0.8
+    assert not any("chance level" in f for f in sup.read_comparison(learnt).facts)
+    assert any("A is at chance level" in f for f in sup.read_comparison(pair(0.5, 3.0)).facts)

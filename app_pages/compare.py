@@ -330,6 +330,46 @@ st.caption(
     "point to inspect that utterance."
 )
 
+# ----------------------------------------------------------------------------- more runs
+
+others = [i for i in ids if i not in (id_a, id_b) and fold in store.get(i).folds_done()]
+if others:
+    with st.expander("More runs: up to four maps in a grid, aligned to A"):
+        extra = st.multiselect(
+            "add runs (trained on the same fold)",
+            others,
+            max_selections=2,
+            format_func=lambda i: sup.run_label(by_id[i]),
+        )
+        grid = [("A", id_a, map_a), ("B", id_b, map_b)]
+        for k, other in enumerate(extra):
+            try:
+                grid.append(
+                    (
+                        "CD"[k],
+                        other,
+                        map_pair(
+                            dir_a, str(store.get(other).dir), fold, method, stamp, normalised
+                        ).b,
+                    )
+                )
+            except SerLabError as exc:
+                st.warning(f"{other} cannot be drawn on A's map: {exc}")
+        if extra:
+            for start in range(0, len(grid), 2):
+                cells = st.columns(2)
+                for cell, (side, rid, m) in zip(cells, grid[start : start + 2]):
+                    cell.plotly_chart(
+                        figures.map_figure(
+                            sup.map_points(m, shown), m.centers_xy, m.label_names, f"{side}: {rid}"
+                        ),
+                        key=f"grid_{side}",
+                    )
+            st.caption(
+                f"Every map in {'its own scale-free units' if normalised else 'raw units'}, "
+                "turned rigidly onto A (no rescaling)."
+            )
+
 # ----------------------------------------------------------------------------- one utterance
 
 if selected:

@@ -650,7 +650,7 @@ def speaker_counts_figure(
                 marker_color=emotion_color(name),
             )
         )
-    _layout(fig, "utterances per speaker", height, barmode="stack")
+    _layout(fig, "utterances per speaker", height, barmode="stack", legend_traceorder="normal")
     # speaker ids are names, not numbers (EmoDB's 03 ... 16 must not become a numeric axis)
     speakers = sorted({str(v) for v in by_speaker["speaker"]})
     fig.update_xaxes(type="category", categoryorder="array", categoryarray=speakers)

@@ -322,6 +322,29 @@ def test_compare_panel_reads_the_pair_in_plain_words(app_env):
     assert "On screen: raw units" in " ".join(c.value for c in at.caption)
 
 
+def test_compare_grid_of_up_to_four_runs_aligned_to_a(scratch_store):
+    import shutil
+
+    for n in (1, 2):  # two more finished runs: copies of the center-loss run under new ids
+        copy = scratch_store.store / f"copy-{n}"
+        shutil.copytree(scratch_store.store / scratch_store.center, copy)
+        cfg = json.loads((copy / "config.json").read_text())
+        cfg["run_id"] = copy.name
+        (copy / "config.json").write_text(json.dumps(cfg))
+    at = app_test("compare")
+    no_exception(at)
+    grid = [m for m in at.multiselect if m.label == "add runs (trained on the same fold)"][0]
+    assert sorted(o.split(" · ")[0] for o in grid.options) == ["copy-1", "copy-2"]
+    grid.set_value(["copy-1", "copy-2"]).run()
+    no_exception(at)
+    keys = [c.key for c in charts(at)]
+    assert {"grid_A", "grid_B", "grid_C", "grid_D"} <= set(keys)
+    # a copy of B is drawn exactly where B is: aligned to A the same way, at the same scale
+    b = chart_spec(at, "grid_B")["data"]
+    c = chart_spec(at, "grid_C")["data"]
+    assert plotly_array(b[0]["x"]) == pytest.approx(plotly_array(c[0]["x"]), abs=1e-6)
+
+
 def test_compare_shows_a_selected_utterance(app_env):
     emb = app_env.run(app_env.baseline).load_embeddings(0)
     test = emb["split"] == "test"

@@ -638,7 +638,7 @@ def _pooled_confusion(results: dict, folds: list[dict], n: int, run_id: str) -> 
 
 def _config_summary(run: Any) -> dict[str, Any]:
     columns = config_columns(_config(run))
-    keys = ("corpus", "features", "lam", "alpha", "seed", "n_folds", "protocol", "epochs")
+    keys = ("corpus", "features", "objective", "lam", "alpha", "seed", "n_folds", "protocol", "epochs")
     return {k: columns[k] for k in keys if columns[k] is not None}
 
 

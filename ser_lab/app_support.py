@@ -860,9 +860,13 @@ def _lams(side: dict) -> list[float | None]:
 
 def _center_side(comparison: dict) -> str | None:
     """"B" when every run of A is a baseline (λ = 0) and every run of B has λ > 0, "A" for
-    the reverse, None otherwise (two baselines, two center-loss runs, or unknown λ)."""
+    the reverse, None otherwise (two baselines, two center-loss runs, unknown λ, or a run of
+    another objective than the paper's, objectives.py: its λ weighs another term)."""
     la, lb = _lams(comparison["a"]), _lams(comparison["b"])
     if not la or not lb or None in la or None in lb:
+        return None
+    configs = [*(comparison["a"].get("configs") or []), *(comparison["b"].get("configs") or [])]
+    if any(c.get("objective", "center") != "center" for c in configs):
         return None
     if all(v == 0 for v in la) and all(v > 0 for v in lb):
         return "B"
@@ -895,11 +899,16 @@ def _move(row: dict) -> MetricMove:
 
 def _differences(comparison: dict) -> list[str]:
     """Settings (other than λ and α) in which the two sides differ."""
-    keys = ("corpus", "features", "epochs", "n_folds", "protocol", "seed")
+    keys = ("corpus", "features", "objective", "epochs", "n_folds", "protocol", "seed")
+    # a run from before objectives existed has none recorded: it trained the paper's "center"
+    defaults = {"objective": "center"}
+
+    def values(side: dict, k: str) -> set[str]:
+        return {json.dumps(c.get(k, defaults.get(k))) for c in side.get("configs") or []}
+
     out = []
     for k in keys:
-        va = {json.dumps(c.get(k)) for c in comparison["a"].get("configs") or []}
-        vb = {json.dumps(c.get(k)) for c in comparison["b"].get("configs") or []}
+        va, vb = values(comparison["a"], k), values(comparison["b"], k)
         if va and vb and va != vb:
             out.append(f"{k} ({', '.join(sorted(va))} vs {', '.join(sorted(vb))})")
     return out
@@ -1112,15 +1121,9 @@ def default_explore_run(
     corpus; else the newest finished run. A run of another objective (objectives.py) is not
     a center-loss run, whatever its λ."""
     done = [r for r in rows if is_finished(r)]
-
-    def paper_arm(r: RunSummary) -> bool:
-        try:
-            train = Run(Path(store.root) / r.run_id).config.get("train") or {}
-        except SerLabError:
-            return False
-        return isinstance(train, dict) and train.get("objective", "center") == "center"
-
-    centers = [r for r in done if r.lam is not None and r.lam > 0 and paper_arm(r)]
+    centers = [
+        r for r in done if r.lam is not None and r.lam > 0 and (r.objective or "center") == "center"
+    ]
 
     def on_current(r: RunSummary) -> bool:
         try:
@@ -1286,6 +1289,7 @@ def sweep_frame(store: RunStore, rows: Iterable[RunSummary], sweep_id: str | Non
             "features": r.features,
             "corpus": _corpus_name(train) or r.corpus,
             "epochs": r.epochs,
+            "patience": train.get("patience"),
             "lr": train.get("lr"),
             "batch_size": train.get("batch_size"),
         }
@@ -1307,7 +1311,7 @@ def sweep_frame(store: RunStore, rows: Iterable[RunSummary], sweep_id: str | Non
                     "WA": f.get("WA", np.nan),
                 }
             )
-    columns = ["run", "state", "lam", "alpha", "seed", "features", "corpus", "epochs", "lr"]
+    columns = ["run", "state", "lam", "alpha", "seed", "features", "corpus", "epochs", "patience", "lr"]
     columns += ["batch_size", "fold", "UA", "WA"]
     return pd.DataFrame(records, columns=columns)
 
@@ -1354,6 +1358,7 @@ def _corpus_name(train: dict) -> str | None:
 
 POOLED_SETTINGS = {
     "epochs": "epochs",
+    "patience": "patience",
     "lr": "learning rate",
     "batch_size": "batch size",
     "corpus": "corpus",

@@ -185,9 +185,13 @@ def config_columns(config: dict) -> dict[str, Any]:
     train = config.get("train")
     train = train if isinstance(train, dict) else {}
     corpus, features, sweep_id = train.get("corpus"), train.get("features"), train.get("sweep_id")
+    objective = train.get("objective")
     return {
         "corpus": corpus if isinstance(corpus, str) else None,
         "features": features if isinstance(features, str) else None,
+        # the training objective (objectives.py); None for runs from before objectives
+        # existed (and for the eGeMAPS + SVM baseline), which read as the paper's "center"
+        "objective": objective if isinstance(objective, str) else None,
         "lam": train.get("lam"),
         "alpha": train.get("alpha"),
         "epochs": train.get("epochs"),
@@ -228,6 +232,7 @@ class RunSummary:
     created: str | None = None
     corpus: str | None = None
     features: str | None = None
+    objective: str | None = None
     lam: float | None = None
     alpha: float | None = None
     epochs: int | None = None

@@ -334,6 +334,12 @@ def test_reading_of_a_reversed_or_unrelated_pair():
     assert reversed_.center_side == "A" and reversed_.verdict == "contradicts"
     both = sup.read_comparison(pair(0.5, 3.0, lam_a=0.3, lam_b=0.3))
     assert both.verdict == "not tested" and "not a baseline" in both.headline
+    # a run of another objective (its λ weighs another term) does not test the paper's claim
+    arm = pair(0.5, 3.0)
+    arm["b"]["configs"][0]["objective"] = "triplet"
+    other = sup.read_comparison(arm)
+    assert other.verdict == "not tested" and other.center_side is None
+    assert any("objective" in f for f in other.facts)  # named among the differing settings
 
 
 def test_comparison_json_is_plain_json_without_nan():
@@ -460,10 +466,14 @@ def test_explore_defaults_to_the_best_center_loss_run_on_the_corpus_in_use(tmp_p
     store = RunStore(tmp_path)
     ids = {}
 
-    def run(name: str, lam: float, ua: float, size: str, demo: bool = False) -> RunSummary:
-        cfg = TrainConfig(corpus_options={"size": size}, lam=lam)
+    def run(
+        name: str, lam: float, ua: float, size: str, demo: bool = False, objective: str = "center"
+    ) -> RunSummary:
+        cfg = TrainConfig(corpus_options={"size": size}, lam=lam, objective=objective)
         ids[name] = new_run(cfg, store, name=name).run_id
-        return RunSummary(ids[name], name, "done", lam=lam, UA=ua, is_demo=demo)
+        return RunSummary(
+            ids[name], name, "done", lam=lam, UA=ua, is_demo=demo, objective=objective
+        )
 
     tiny = sup.CorpusChoice(options={"size": "tiny"})
     rows = [
@@ -472,6 +482,7 @@ def test_explore_defaults_to_the_best_center_loss_run_on_the_corpus_in_use(tmp_p
         run("baseline", 0.0, 0.90, "tiny"),
         run("demo", 0.3, 0.50, "medium", demo=True),
         run("other", 0.3, 0.95, "small"),
+        run("triplet", 0.3, 0.99, "tiny", objective="triplet"),  # not a center-loss run
     ]
     assert sup.default_explore_run(store, rows, tiny) == ids["old-good"]  # the best, not newest
     default = sup.CorpusChoice(options={"size": "default"})

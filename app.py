@@ -6,11 +6,21 @@ st.navigation over the first URL a new server sees); each page reads its inputs,
 calls ser_lab and draws. The corpus in use is shown in the sidebar of every page.
 """
 
+import json
+import os
+
 import streamlit as st
 
 from ser_lab import app_support as sup
+from ser_lab import launcher
 
 st.set_page_config(page_title="SER Lab", page_icon=":material/graphic_eq:", layout="wide")
+
+# A test hook: $SER_LAB_QUICK_START_OVERRIDE (a JSON object of quick-start fields) shrinks the
+# Home page's quick start, so the browser test can walk Quick start -> Compare in a minute.
+_override = os.environ.get("SER_LAB_QUICK_START_OVERRIDE")
+if _override:
+    launcher.QUICK_START = {**launcher.QUICK_START, **json.loads(_override)}
 
 # The pages, their titles, icons and URLs: ser_lab.app_support.PAGES (also the home page's guide).
 PAGES = [

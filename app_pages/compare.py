@@ -5,7 +5,7 @@ import json
 
 import streamlit as st
 
-from ser_lab import analysis, figures
+from ser_lab import access, analysis, figures
 from ser_lab import app_support as sup
 from ser_lab import export as exp
 from ser_lab.errors import SerLabError
@@ -23,9 +23,11 @@ def fold_map(run_dir: str, fold: int, method: str, stamp: str):
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
-def aligned_map(dir_a: str, dir_b: str, fold: int, method: str, stamp: str):
-    return analysis.align_map(
-        fold_map(dir_a, fold, method, stamp), fold_map(dir_b, fold, method, stamp)
+def map_pair(dir_a: str, dir_b: str, fold: int, method: str, stamp: str, normalised: bool):
+    return sup.compare_maps(
+        fold_map(dir_a, fold, method, stamp),
+        fold_map(dir_b, fold, method, stamp),
+        normalised=normalised,
     )
 
 
@@ -40,23 +42,25 @@ def predictions(run_dir: str, fold: int, stamp: str):
 
 
 @st.cache_resource(show_spinner="Animating the epochs…", max_entries=16)
-def snapshots(dir_a: str, dir_b: str, fold: int, method: str, stamp: str):
-    frames_a = analysis.snapshot_frames(dir_a, fold, method)
-    frames_b = analysis.snapshot_frames(dir_b, fold, method)
-    return frames_a, sup.align_snapshot_frames(frames_a, frames_b)
-
-
-@st.cache_resource(show_spinner=False, max_entries=16)
-def snapshot_chart(dir_a: str, dir_b: str, fold: int, method: str, stamp: str, titles: tuple):
-    """The animated figure of both runs (None when they share no snapshot epoch); cached,
-    because a figure with a frame per epoch takes a while to build."""
-    frames_a, frames_b = snapshots(dir_a, dir_b, fold, method, stamp)
-    if len(sup.common_epochs(frames_a, frames_b)) < 2:
+def snapshot_chart(
+    dir_a: str,
+    dir_b: str,
+    fold: int,
+    method: str,
+    stamp: str,
+    normalised: bool,
+    splits: tuple,
+    best: tuple,
+    titles: tuple,
+):
+    """The animated figure of both runs on the maps shown above (None when they share fewer
+    than two frames); cached, because a figure with a frame per epoch takes a while to build."""
+    pair = map_pair(dir_a, dir_b, fold, method, stamp, normalised)
+    frames_a = sup.frames_on_map(Run(dir_a), fold, pair.a, best[0], splits)
+    frames_b = sup.frames_on_map(Run(dir_b), fold, pair.b, best[1], splits)
+    if len(sup.common_frames(frames_a, frames_b)) < 2:
         return None  # nothing to animate
-    names = (
-        frames_a[-1].get("label_names") or analysis.load_fold(dir_a, fold)["label_names"].tolist()
-    )
-    return figures.snapshot_figure(frames_a, frames_b, [str(n) for n in names], list(titles))
+    return figures.snapshot_figure(frames_a, frames_b, pair.a.label_names, list(titles))
 
 
 @st.cache_resource(show_spinner="Reading the corpus…", max_entries=8)
@@ -72,16 +76,17 @@ def spectrogram(path: str):
 
 
 # ----------------------------------------------------------------------------- shareable link
-# The page's choices live in the URL (?a=RUN&b=RUN&fold=K&map=pca&points=test&utt=ID), so a
+# The page's choices live in the URL (?a=RUN&b=RUN&fold=K&map=pca&points=test&units=raw&utt=ID), so a
 # copied link opens the same view. A new URL's choices are put into the widgets' state once;
 # a value that is not valid here any more is dropped with a note (the default shows instead).
 
 URL_STATE = {
     "a": "compare_a", "b": "compare_b", "fold": "compare_fold", "map": "compare_map",
-    "points": "compare_points", "utt": "compare_utt",
+    "points": "compare_points", "units": "compare_units", "utt": "compare_utt",
 }
 URL_WHAT = {
-    "a": "Run A", "b": "Run B", "fold": "Fold", "map": "Map", "points": "Points", "utt": "Utterance",
+    "a": "Run A", "b": "Run B", "fold": "Fold", "map": "Map", "points": "Points", "units": "Units",
+    "utt": "Utterance",
 }
 
 
@@ -196,13 +201,33 @@ if not folds:
 stamp = json.dumps([sup.run_signature(run_a.dir), sup.run_signature(run_b.dir)])
 dir_a, dir_b = str(run_a.dir), str(run_b.dir)
 
-METHODS, SPLITS = ["pca", "umap"], ["train", "test", "train + test"]
+try:
+    comp = comparison(dir_a, dir_b, stamp)
+except SerLabError as exc:
+    st.error(f"Cannot compare these runs: {exc}")
+    st.stop()
+
+# ----------------------------------------------------------------------------- the reading
+
+reading = sup.read_comparison(comp)
+with st.container(border=True, key="compare_reading"):
+    show = {"supports": st.success, "not tested": st.info}.get(reading.verdict, st.warning)
+    show(f"**What this pair shows.** {reading.headline}")
+    lines = reading.lines()
+    half = (len(lines) + 1) // 2
+    left, right = st.columns(2)
+    left.markdown("\n".join(f"- {line}" for line in lines[:half]))
+    right.markdown("\n".join(f"- {line}" for line in lines[half:]))
+    st.caption(" ".join(reading.facts))
+
+METHODS, SPLITS, UNITS = ["pca", "umap"], ["train", "test", "train + test"], ["scale-free", "raw"]
 url_notes += url_choices({"fold": [str(k) for k in folds]}, convert=int)
-url_notes += url_choices({"map": METHODS, "points": SPLITS})
+url_notes += url_choices({"map": METHODS, "points": SPLITS, "units": UNITS})
 keep_choice("compare_fold", folds, folds[0])
 keep_choice("compare_map", METHODS, METHODS[0])
 keep_choice("compare_points", SPLITS, SPLITS[0])
-c1, c2, c3 = st.columns([1, 1, 2])
+keep_choice("compare_units", UNITS, UNITS[0])
+c1, c2, c3, c4 = st.columns([1, 1.4, 2, 1.6])
 fold = c1.selectbox("fold", folds, key="compare_fold")
 method = c2.radio(
     "map",
@@ -219,24 +244,36 @@ splits = c3.radio(
     help="the map is fitted on the training z and applied to the test z",
     key="compare_points",
 )
+units = c4.radio(
+    "units",
+    UNITS,
+    horizontal=True,
+    help="scale-free: each map divided by its own mean distance between class centers; "
+    "raw: the projection's own units",
+    key="compare_units",
+)
+normalised = units == "scale-free"
 shown = ["train", "test"] if splits == "train + test" else [splits]
 
 try:
-    map_a = fold_map(dir_a, fold, method, stamp)
-    map_b = aligned_map(dir_a, dir_b, fold, method, stamp)
-    comp = comparison(dir_a, dir_b, stamp)
+    pair = map_pair(dir_a, dir_b, fold, method, stamp, normalised)
 except SerLabError as exc:
     st.error(f"Cannot compare these runs: {exc}")
     st.stop()
+map_a, map_b = pair.a, pair.b
+best = (sup.best_epoch(comp, "A", fold), sup.best_epoch(comp, "B", fold))
 
 # ----------------------------------------------------------------------------- maps
 
 st.header("Maps of the learned feature z")
+st.caption(
+    f"**On screen: {'scale-free units' if normalised else 'raw units'}.** {pair.describe()}"
+)
 if (st.session_state.get("compare_url_pending") or {}).get("utt") is not None:
     url_notes += url_choices({"utt": list(predictions(dir_a, fold, stamp).index)})
 st.session_state.pop("compare_url_pending", None)
 selected = st.session_state.get("compare_utt")
-write_url(a=id_a, b=id_b, fold=fold, map=method, points=splits, utt=selected)
+write_url(a=id_a, b=id_b, fold=fold, map=method, points=splits, units=units, utt=selected)
 if url_notes:
     url_note_box.info(
         "This link was made for other runs or data: " + "; ".join(url_notes)
@@ -244,13 +281,17 @@ if url_notes:
         icon=":material/link_off:",
     )
 cols = st.columns(2)
-for col, m, rid, key in ((cols[0], map_a, id_a, "map_a"), (cols[1], map_b, id_b, "map_b")):
+for col, m, rid, key, ep in (
+    (cols[0], map_a, id_a, "map_a", best[0]),
+    (cols[1], map_b, id_b, "map_b", best[1]),
+):
     points = sup.map_points(m, shown)
+    side = "A" if key == "map_a" else "B"
     fig = figures.map_figure(
         points,
         m.centers_xy,
         m.label_names,
-        f"{'A' if key == 'map_a' else 'B'}: {rid}",
+        f"{side}" + (f" · epoch {ep} (best validation)" if ep else " · the kept model"),
         highlight=selected,
     )
     event = col.plotly_chart(fig, key=key, on_select="rerun", selection_mode="points")
@@ -258,6 +299,19 @@ for col, m, rid, key in ((cols[0], map_a, id_a, "map_a"), (cols[1], map_b, id_b,
         "points (CSV)", points.to_csv(index=False), file_name=f"{rid}_fold{fold}_{method}.csv",
         mime="text/csv", key=f"{key}_csv", on_click="ignore",
     )
+    spread = sup.fold_spread(comp, side, fold)
+    unit = pair.unit_a if side == "A" else pair.unit_b
+    if spread:
+        col.caption(
+            f"{side} in z (fold {fold}, test): intra-class distance {spread['intra']:.3g}, "
+            f"inter-center distance {spread['inter']:.3g}, ratio "
+            f"{spread['intra'] / spread['inter']:.3f}. "
+            + (
+                f"Map scale factor: ÷ {unit:.3g} (its mean inter-center distance on the map)."
+                if normalised
+                else f"Mean inter-center distance on this map: {unit:.3g}."
+            )
+        )
     picked = [p for p in (event.selection.points if event else []) if p.get("customdata")]
     clicked = str(picked[0]["customdata"][0]) if picked else None
     # a chart keeps its selection across reruns: only a change of it is a new click
@@ -266,12 +320,55 @@ for col, m, rid, key in ((cols[0], map_a, id_a, "map_a"), (cols[1], map_b, id_b,
         if clicked is not None and clicked != selected:
             st.session_state["compare_utt"] = clicked
             st.rerun()
+turn = pair.rotation
 st.caption(
-    f"B's map is turned onto A's (Procrustes on the "
-    f"{map_b.alignment.n_shared if map_b.alignment else 0} shared "
-    "utterances) so classes are not flipped between panels. Filled circles: training utterances; open "
-    "diamonds: test utterances; crosses: the trained class centers. Click a point to inspect that utterance."
+    "Each panel shows the model kept for its fold (the epoch with the best validation UA). "
+    f"B's map is turned onto A's by a rigid Procrustes fit on the {turn.n_shared} shared "
+    f"utterances (rotation {turn.angle_deg:.0f}°{', mirrored' if turn.reflected else ''}, "
+    "no rescaling) so classes are not flipped between panels. Filled circles: training "
+    "utterances; open diamonds: test utterances; crosses: the trained class centers. Click a "
+    "point to inspect that utterance."
 )
+
+# ----------------------------------------------------------------------------- more runs
+
+others = [i for i in ids if i not in (id_a, id_b) and fold in store.get(i).folds_done()]
+if others:
+    with st.expander("More runs: up to four maps in a grid, aligned to A"):
+        extra = st.multiselect(
+            "add runs (trained on the same fold)",
+            others,
+            max_selections=2,
+            format_func=lambda i: sup.run_label(by_id[i]),
+        )
+        grid = [("A", id_a, map_a), ("B", id_b, map_b)]
+        for k, other in enumerate(extra):
+            try:
+                grid.append(
+                    (
+                        "CD"[k],
+                        other,
+                        map_pair(
+                            dir_a, str(store.get(other).dir), fold, method, stamp, normalised
+                        ).b,
+                    )
+                )
+            except SerLabError as exc:
+                st.warning(f"{other} cannot be drawn on A's map: {exc}")
+        if extra:
+            for start in range(0, len(grid), 2):
+                cells = st.columns(2)
+                for cell, (side, rid, m) in zip(cells, grid[start : start + 2]):
+                    cell.plotly_chart(
+                        figures.map_figure(
+                            sup.map_points(m, shown), m.centers_xy, m.label_names, f"{side}: {rid}"
+                        ),
+                        key=f"grid_{side}",
+                    )
+            st.caption(
+                f"Every map in {'its own scale-free units' if normalised else 'raw units'}, "
+                "turned rigidly onto A (no rescaling)."
+            )
 
 # ----------------------------------------------------------------------------- one utterance
 
@@ -385,15 +482,27 @@ for col, name, matrix in (
 st.header("Over the epochs")
 if run_a.list_snapshots(fold) and run_b.list_snapshots(fold):
     try:
-        fig = snapshot_chart(dir_a, dir_b, fold, method, stamp, (f"A: {id_a}", f"B: {id_b}"))
+        fig = snapshot_chart(
+            dir_a,
+            dir_b,
+            fold,
+            method,
+            stamp,
+            normalised,
+            tuple(shown),
+            best,
+            (f"A: {id_a}", f"B: {id_b}"),
+        )
     except SerLabError as exc:
         st.warning(f"No animation: {exc}")
     else:
         if fig is not None:
             st.plotly_chart(fig, key="snapshots")
             st.caption(
-                "Each run's map is fitted on its last epoch and applied to every epoch; drag the "
-                "slider or press play. Points: a fixed subset of training and test utterances."
+                "Every epoch's z placed on the maps above (same projection, "
+                f"{'scale' if normalised else 'units'} and alignment); the last frame, "
+                '"kept", is exactly the maps above: the model of the best-validation epoch. '
+                "Drag the slider or press play. Points: a fixed subset of the utterances."
             )
         else:
             st.info("The two runs share fewer than two epochs with snapshots: nothing to animate.")
@@ -443,6 +552,7 @@ def other_corpus_block() -> None:
             return
         run_x, m = (run_a, map_a) if side == "A" else (run_b, map_b)
         try:
+            access.policy().check_corpus_root(root)  # shared mode: only the allowed roots
             out = other_corpus(str(run_x.dir), fold, name, root, classes, json.dumps(options), stamp)
             xy = m.transform(out.z)
         except SerLabError as exc:

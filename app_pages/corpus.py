@@ -4,6 +4,7 @@ import json
 
 import streamlit as st
 
+from app_pages.corpus_form import corpus_form
 from ser_lab import access, figures
 from ser_lab import app_support as sup
 from ser_lab.corpora.synthetic import SYNTHETIC_NOTICE
@@ -27,9 +28,10 @@ def spectrogram(path: str):
 
 corpus = sup.current_corpus(st.session_state)
 st.title("Corpus")
-st.markdown(f"**{corpus.label()}** (change it on the home page)")
+st.markdown(f"**{corpus.label()}**")
 if corpus.is_synthetic:
     st.warning(f"**Synthetic corpus.** {SYNTHETIC_NOTICE}", icon=":material/warning:")
+corpus_form(corpus)
 
 try:
     access.policy().check_corpus_root(corpus.root)

@@ -92,12 +92,16 @@ if not finished:
     st.stop()
 by_id = {r.run_id: r for r in finished}
 ids = list(by_id)
-preferred = next((r.run_id for r in finished if (r.lam or 0) > 0), ids[0])
+preferred = sup.default_explore_run(store, finished, corpus) or ids[0]
 url_notes += url_choices({"run": ids})
 keep_choice("explore_run", ids, preferred)
 c1, c2, c3 = st.columns([3, 1, 1])
 run_id = c1.selectbox(
-    "run", ids, key="explore_run", format_func=lambda i: sup.run_label(by_id[i])
+    "run",
+    ids,
+    key="explore_run",
+    format_func=lambda i: sup.run_label(by_id[i]),
+    help="default: the finished center-loss run with the best UA on the corpus in use",
 )
 run = store.get(run_id)
 if classical.is_classical(run):
@@ -114,6 +118,8 @@ keep_choice("explore_map", ["pca", "umap"], "pca")
 fold = c2.selectbox("fold", folds, key="explore_fold")
 method = c3.radio("map", ["pca", "umap"], horizontal=True, format_func=str.upper, key="explore_map")
 
+run_corpus = sup.CorpusChoice.from_run(run)
+st.caption(f"This run was trained on: **{run_corpus.label()}**.")
 SOURCES = ["Upload a file", "Record", "A held-out test utterance"]
 if (st.session_state.get("explore_url_pending") or {}).get("utt") is not None:
     st.session_state["explore_source"] = SOURCES[2]  # the link names a test utterance
@@ -130,7 +136,6 @@ elif kind == SOURCES[1]:
     if recorded is not None:
         name, data = "your recording", recorded.getvalue()
 else:
-    run_corpus = sup.CorpusChoice.from_run(run)
     if not run_corpus.available():
         st.caption(f"The run's corpus ({run_corpus.label()}) is not on this machine.")
     else:
@@ -179,12 +184,38 @@ except SerLabError as exc:
 
 # ----------------------------------------------------------------------------- the answer
 
+corpus_labels = None
+if run_corpus.available():
+    try:
+        corpus_labels = {u.utt_id: u.label for u in load_corpus(run_corpus.key()).utterances}
+    except SerLabError:
+        corpus_labels = None
+context = sup.clip_context(
+    name, {SOURCES[0]: "upload", SOURCES[1]: "record"}.get(kind, "test"), run_corpus.name,
+    corpus_labels,
+)
+if context.warning:
+    st.warning(context.warning, icon=":material/warning:")
+
 names = pred.label_names
-c1, c2, c3, c4 = st.columns(4)
+c1, c2, c3, c4, c5 = st.columns(5)
 c1.metric("predicted", pred.predicted)
-c2.metric("confidence", sup.pct(float(pred.probabilities.max())))
-c3.metric("nearest center", names[int(pred.center_distances.argmin())])
-c4.metric("duration", f"{pred.duration:.2f} s")
+if context.true_label is not None:
+    right = context.true_label == pred.predicted
+    c2.metric(
+        "true label",
+        context.true_label,
+        "right" if right else "wrong",
+        delta_color="normal" if right else "inverse",
+        help=f"known because {context.how}",
+    )
+else:
+    c2.metric("true label", "unknown", help="not known from the clip's name or origin")
+c3.metric("confidence", sup.pct(float(pred.probabilities.max())))
+c4.metric("nearest center", names[int(pred.center_distances.argmin())])
+c5.metric("duration", f"{pred.duration:.2f} s")
+if context.true_label is not None and context.true_label not in names:
+    st.caption(f"The run has no class {context.true_label!r}: it cannot answer right on this clip.")
 if pred.truncated:
     st.warning(
         f"The clip is {pred.original_duration:.1f} s long; only its first {pred.duration:.0f} s were used "
@@ -226,15 +257,14 @@ st.download_button(
     on_click="ignore",
 )
 st.caption(
-    "The star is your clip; dashed lines go to the trained class centers, labelled with the distance "
-    "‖z − c_j‖ in the 64-d feature space (the map itself is a 2-D projection, so lengths on it are "
-    "only a guide)."
+    "The star is your clip; dashed lines go to the trained class centers, each labelled with its "
+    "class and the distance ‖z − c_j‖ in the 64-d feature space (the map itself is a 2-D "
+    "projection, so lengths on it are only a guide)."
 )
 
 # ----------------------------------------------------------------------------- neighbours
 
 st.header("Nearest training utterances")
-run_corpus = sup.CorpusChoice.from_run(run)
 if not model.corpus_problem and run_corpus.available():
     try:
         if not sup.corpus_matches(run, model.reference_fold, load_corpus(run_corpus.key())):

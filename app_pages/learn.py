@@ -73,20 +73,22 @@ c1, c2, c3 = st.columns(3)
 lam = c1.slider("λ", 0.0, 2.0, 0.3, 0.05)
 alpha = c2.slider("α", 0.0, 1.0, 0.5, 0.05)
 steps = c3.select_slider("training steps", [100, 200, 300, 500, 800], value=300)
-with st.spinner("Training two tiny networks…"):
-    base = toy(0.0, alpha, steps, 0)
-    center = toy(float(lam), float(alpha), steps, 0)
+# A changed λ retrains the center-loss network (several seconds): say what is happening.
+bar = st.progress(0.0, text="Training the softmax-only network (1 of 2)…")
+base = toy(0.0, alpha, steps, 0)
+bar.progress(0.4, text=f"Training the network with center loss, λ = {lam:g} (2 of 2)…")
+center = toy(float(lam), float(alpha), steps, 0)
+bar.progress(0.8, text="Drawing the animations…")
+charts = {
+    "toy_base": toy_chart(0.0, float(alpha), steps, 0),
+    "toy_center": toy_chart(float(lam), float(alpha), steps, 0),
+}
+bar.empty()
 
 cols = st.columns(2)
-for col, result, title, key, lam_ in (
-    (cols[0], base, "softmax only (λ = 0)", "toy_base", 0.0),
-    (
-        cols[1],
-        center,
-        f"softmax + center loss (λ = {lam:g}, α = {alpha:g})",
-        "toy_center",
-        float(lam),
-    ),
+for col, result, title, key in (
+    (cols[0], base, "softmax only (λ = 0)", "toy_base"),
+    (cols[1], center, f"softmax + center loss (λ = {lam:g}, α = {alpha:g})", "toy_center"),
 ):
     intra, inter = result.intra_inter()
     col.subheader(title)
@@ -98,7 +100,7 @@ for col, result, title, key, lam_ in (
         f"{intra / inter:.3f}",
         help="lower: more compact, better separated classes",
     )
-    col.plotly_chart(toy_chart(lam_, float(alpha), steps, 0), key=key)
+    col.plotly_chart(charts[key], key=key)
 
 # Another objective next to the paper's α rule (objectives.py, the same code the trainer runs).
 OTHER_ARMS = {
@@ -131,5 +133,5 @@ if OTHER_ARMS[arm]:
     st.plotly_chart(toy_chart(float(lam), float(alpha), steps, 0, objective, extra), key="toy_other")
 st.caption(
     "The ratio intra / inter is scale-free, so the two panels can be compared even though their "
-    "features live on different scales. Press replay to watch training; crosses are the centers."
+    "features live on different scales. Press ▶ replay to watch training; crosses are the centers."
 )

@@ -39,19 +39,73 @@ st.markdown(
     "standard deviation over folds and seeds."
 )
 
+# Presets fill the form. "small" trains in minutes on the built-in corpus (the quick-start
+# settings, launcher.QUICK_START read through TrainConfig: batch, learning rate, epochs);
+# "paper" is the paper's grid with TrainConfig's defaults (the paper's batch and learning
+# rate; `epochs` a maximum, with early stopping after `patience` epochs).
+QUICK, PAPER = TrainConfig(**launcher.QUICK_START), TrainConfig()
+PRESETS = {
+    "small": dict(
+        lams="0, 0.1, 0.3, 1",
+        alphas="0.5",
+        seeds="0",
+        epochs=QUICK.epochs,
+        patience=QUICK.patience,
+        n_folds=QUICK.n_folds,
+        which="first fold only",
+        batch_size=QUICK.batch_size,
+        lr=QUICK.lr,
+    ),
+    "paper": dict(
+        lams="0, 0.001, 0.01, 0.1, 0.3, 1",
+        alphas="0.5",
+        seeds="0",
+        epochs=PAPER.epochs,
+        patience=PAPER.patience,
+        n_folds=PAPER.n_folds,
+        which="all folds",
+        batch_size=PAPER.batch_size,
+        lr=PAPER.lr,
+    ),
+}
+PRESET_HELP = {
+    "small": "small: 4 λ values, the quick-start settings, first fold only",
+    "paper": f"paper: the paper's λ grid, up to {PAPER.epochs} epochs with early stopping "
+    f"(patience {PAPER.patience}), {PAPER.n_folds} folds, batch {PAPER.batch_size}, "
+    f"Adam {PAPER.lr:g}",
+}
+
 with st.expander("Launch a grid", expanded=False):
     st.caption(f"Corpus: **{corpus.label()}**. One process per grid point, one CPU thread each.")
+    preset = st.radio(
+        "preset", list(PRESETS), horizontal=True, format_func=PRESET_HELP.get, key="grid_preset"
+    )
+    p = PRESETS[preset]
     with st.form("grid"):
         c1, c2, c3 = st.columns(3)
-        lams_text = c1.text_input("λ values", "0, 0.1, 0.3, 1")
-        alphas_text = c2.text_input("α values", "0.5")
-        seeds_text = c3.text_input("seeds", "0")
+        lams_text = c1.text_input("λ values", p["lams"], key=f"lams-{preset}")
+        alphas_text = c2.text_input("α values", p["alphas"], key=f"alphas-{preset}")
+        seeds_text = c3.text_input("seeds", p["seeds"], key=f"seeds-{preset}")
         c1, c2, c3, c4 = st.columns(4)
         features = c1.radio("features", ["mel", "stft"], horizontal=True)
-        epochs = c2.number_input("epochs", 1, 500, 8)
-        n_folds = c3.number_input("folds", 2, 20, 4)
-        which = c4.radio("train", ["first fold only", "all folds"], horizontal=True)
-        submitted = st.form_submit_button("Launch the grid", type="primary", disabled=policy.shared)
+        epochs = c2.number_input("epochs", 1, 500, p["epochs"], key=f"epochs-{preset}")
+        n_folds = c3.number_input("folds", 2, 20, p["n_folds"], key=f"folds-{preset}")
+        options = ["first fold only", "all folds"]
+        which = c4.radio(
+            "train", options, horizontal=True, index=options.index(p["which"]), key=f"w-{preset}"
+        )
+        c1, c2, c3, _ = st.columns(4)
+        batch_size = c1.number_input("batch size", 1, 512, p["batch_size"], key=f"bs-{preset}")
+        lr = c2.number_input(
+            "learning rate", 1e-6, 1.0, p["lr"], format="%.5f", key=f"lr-{preset}"
+        )
+        patience = c3.number_input(
+            "patience (epochs)", 0, 500, p["patience"], key=f"patience-{preset}",
+            help="stop a fold after this many epochs without a better validation UA (0 = never)",
+        )
+        submitted = st.form_submit_button(
+            "Launch the grid", type="primary", disabled=policy.shared
+        )
     if submitted:
         try:
             policy.check("launching a sweep")
@@ -62,8 +116,11 @@ with st.expander("Launch a grid", expanded=False):
                 **corpus.train_fields(),
                 features=features,
                 epochs=int(epochs),
+                patience=int(patience),
                 n_folds=int(n_folds),
                 folds=[0] if which == "first fold only" else None,
+                batch_size=int(batch_size),
+                lr=float(lr),
                 snapshot_every=0,
                 workers=1,
             )
@@ -71,53 +128,76 @@ with st.expander("Launch a grid", expanded=False):
         except SerLabError as exc:
             st.error(f"Not launched: {exc}")
         else:
+            # select the new sweep and follow it (it is listed before its manifest exists)
             st.session_state["sweep"] = sweep_id
-            st.success(
-                f"Launched sweep `{sweep_id}` in its own process (`python -m ser_lab sweep`): "
-                "one run per core at a time; closing this tab does not stop it."
-            )
+            st.session_state["sweep_choice"] = sweep_id
+            st.session_state["sweep_launched"] = sweep_id
+
+launched = st.session_state.pop("sweep_launched", None)
+if launched:
+    st.success(
+        f"Launched sweep `{launched}` in its own process "
+        "(`python -m ser_lab sweep`): one run per core at a time; closing this tab does not stop "
+        "it. It is selected below and followed until its last run ends."
+    )
 
 rows = list_runs(str(store.root), sup.store_signature(store))
 sweeps = sup.sweep_options(store, rows)
+mine = st.session_state.get("sweep")
+if mine and mine not in sweeps:
+    sweeps = [mine, *sweeps]  # just launched: no manifest or run folder yet
 options = sweeps + [ALL_RUNS]
-current = st.session_state.get("sweep")
+if st.session_state.get("sweep_choice") not in options:
+    st.session_state["sweep_choice"] = mine if mine in options else options[0]
 choice = st.selectbox(
     "results of",
     options,
-    index=options.index(current) if current in options else 0,
+    key="sweep_choice",
     help="a sweep launched here, or every finished run in the store",
 )
+st.session_state["sweep"] = choice if choice != ALL_RUNS else mine
 sweep_id = None if choice == ALL_RUNS else choice
-process = launcher.sweep_process(store, sweep_id) if sweep_id else None
-active = process is not None or any(
-    sup.is_active(r) for r in rows if sweep_id is None or r.sweep_id == sweep_id
-)
-if sweep_id:
-    points = sup.sweep_points(store, sweep_id)
-    unfinished = [p for p in points if p.get("state") != "done"]
+
+
+def sweep_status() -> bool:
+    """Where the selected sweep stands, with Stop / Resume; returns whether it runs."""
+    store_now = RunStore(str(store.root))
+    rows_now = list_runs(str(store.root), sup.store_signature(store_now))
+    if sweep_id is None:
+        return any(sup.is_active(r) for r in rows_now)
+    process = launcher.sweep_process(store_now, sweep_id)
+    progress = sup.sweep_progress(store_now, rows_now, sweep_id, process is not None)
     buttons = st.container(horizontal=True)
-    if process is not None:
-        buttons.caption(f"The sweep process (pid {process}) is running.")
-        if buttons.button("Stop the sweep", icon=":material/stop:", disabled=policy.shared):
+    if progress.state == "running":
+        buttons.info(progress.text(), icon=":material/hourglass_top:")
+        if process is not None and buttons.button(
+            "Stop the sweep", icon=":material/stop:", disabled=policy.shared
+        ):
             if not policy.allows("stopping a sweep"):
                 st.error(policy.refusal("stopping a sweep"))
                 st.stop()
-            launcher.stop_sweep(store, sweep_id)
+            launcher.stop_sweep(store_now, sweep_id)
             st.toast(
                 "Stopping: running points finish their current batch and are marked interrupted."
             )
-    elif unfinished and buttons.button(
-        f"Resume the sweep ({len(unfinished)} points not done)",
-        icon=":material/play_arrow:",
-        disabled=policy.shared,
-    ):
-        try:
-            policy.check("resuming a sweep")
-            launcher.resume_sweep(store, sweep_id)
-        except SerLabError as exc:
-            st.error(str(exc))
-        else:
-            st.rerun()
+    elif progress.state == "finished":
+        buttons.success(progress.text(), icon=":material/check_circle:")
+    else:
+        buttons.warning(progress.text(), icon=":material/pause_circle:")
+        unfinished = [p for p in sup.sweep_points(store_now, sweep_id) if p.get("state") != "done"]
+        if unfinished and buttons.button(
+            f"Resume the sweep ({len(unfinished)} points not done)",
+            icon=":material/play_arrow:",
+            disabled=policy.shared,
+        ):
+            try:
+                policy.check("resuming a sweep")
+                launcher.resume_sweep(store_now, sweep_id)
+            except SerLabError as exc:
+                st.error(str(exc))
+            else:
+                st.rerun()
+    return progress.state == "running"
 
 
 def results_view() -> None:
@@ -139,8 +219,14 @@ def results_view() -> None:
     cols[1].metric("finished", states.get("done", 0))
     cols[2].metric("training", states.get("running", 0) + states.get("queued", 0))
     cols[3].metric("failed / interrupted", states.get("failed", 0) + states.get("interrupted", 0))
-    if runs["corpus"].nunique() > 1 or runs["features"].nunique() > 1:
-        st.warning("These runs mix corpora or features; the curves pool them.")
+    differ = sup.pooled_differences(frame)
+    if differ:
+        st.warning(
+            "**These curves pool runs whose settings differ:** "
+            + "; ".join(differ)
+            + ". Each point mixes unlike runs; pick one sweep above to compare like with like.",
+            icon=":material/warning:",
+        )
     done = sup.with_objective(store_now, frame.dropna(subset=["UA"]))
     others = sorted(set(done["objective"]) - {"center"})
     done_all, done = done, done[done["objective"] == "center"]  # λ / α curves: the paper's arm only
@@ -182,7 +268,7 @@ def results_view() -> None:
         param, curve = sup.objective_sensitivity(done_all, arm)
         st.plotly_chart(figures.sensitivity_figure(curve, param, f"UA / WA against {param} ({arm})"),
                         key="objective_curve")
-    table = runs[["run", "state", "lam", "alpha", "seed", "features"]].copy()
+    table = runs[["run", "state", "lam", "alpha", "seed", "features", "epochs", "lr"]].copy()
     means = frame.groupby("run")[["UA", "WA"]].mean() * 100
     table = table.join(means, on="run").rename(
         columns={"lam": "λ", "alpha": "α", "UA": "UA %", "WA": "WA %"}
@@ -197,9 +283,23 @@ def results_view() -> None:
     )
 
 
-st.fragment(run_every=5 if active else None)(results_view)()
-if active:
-    st.caption("Refreshing every 5 s while runs of this sweep train.")
+def live_view() -> None:
+    running = sweep_status()
+    results_view()
+    if running:
+        st.caption("Refreshing every 5 s while this sweep runs.")
+    elif "sweep_following" in st.session_state:
+        # it was running at the last refresh and has ended: redraw once without the timer
+        st.session_state.pop("sweep_following", None)
+        st.rerun(scope="app")
+
+
+rows_active = (sweep_id is not None and launcher.sweep_process(store, sweep_id) is not None) or any(
+    sup.is_active(r) for r in rows if sweep_id is None or r.sweep_id == sweep_id
+)
+if rows_active:
+    st.session_state["sweep_following"] = sweep_id
+st.fragment(run_every=5 if rows_active else None)(live_view)()
 
 
 @st.cache_data(show_spinner=False, max_entries=8, ttl=30)

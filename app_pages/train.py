@@ -1,5 +1,7 @@
 """Train: launch a run in its own process and watch runs train (losses, accuracy, distances)."""
 
+import json
+
 import streamlit as st
 import torch
 
@@ -16,6 +18,11 @@ def list_runs(root: str, signature: tuple) -> list:
     return RunStore(root).list()
 
 
+@st.cache_data(show_spinner=False, max_entries=8)
+def corpus_size(key: str) -> int:
+    return len(sup.CorpusChoice.from_dict(json.loads(key)).load())
+
+
 store = RunStore()
 corpus = sup.current_corpus(st.session_state)
 policy = access.policy()
@@ -26,6 +33,9 @@ if policy.shared:
         "the runs below can be watched.",
         icon=":material/lock:",
     )
+rows = [r for r in list_runs(str(store.root), sup.store_signature(store)) if r.state != "broken"]
+by_id = {r.run_id: r for r in rows}
+active_ids = [r.run_id for r in rows if sup.is_active(r)]
 
 # ----------------------------------------------------------------------------- new run
 
@@ -35,62 +45,165 @@ if torch.cuda.is_available():
 if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
     devices.append("mps")
 
-with st.expander("New run", expanded=not st.session_state.get("watch")):
-    st.caption(f"Corpus: **{corpus.label()}** (change it on the home page)")
-    # Outside the form, so that choosing an arm shows its own settings in the form below.
-    objective = st.selectbox("objective", obj.OBJECTIVES, format_func=obj.LABELS.get,
-                             help="λ weighs the extra term of every arm but AM-Softmax (ser_lab/objectives.py)")
-    with st.form("new_run"):
-        arm_settings = {}
-        if obj.SETTINGS[objective]:
-            cols = st.columns(4)
-            for col, (field, label, default, step) in zip(cols, obj.SETTINGS[objective]):
-                arm_settings[field] = float(col.number_input(label, min_value=0.0, value=default, step=step))
-        c1, c2, c3, c4 = st.columns(4)
-        name = c1.text_input("name", value="", placeholder="optional")
-        features = c2.radio(
-            "features",
-            ["mel", "stft"],
-            horizontal=True,
-            format_func=lambda k: {"mel": "Mel (128)", "stft": "STFT (513)"}[k],
+# Presets fill the form; "quick" is the Home page's quick-start preset (launcher.QUICK_START,
+# read through TrainConfig so its unset fields show their defaults) on the corpus in use;
+# "paper" is TrainConfig's own defaults: the paper's batch and learning rate, and `epochs` as
+# a maximum with early stopping after `patience` epochs without a better validation UA.
+QUICK, PAPER = TrainConfig(**launcher.QUICK_START), TrainConfig()
+PRESETS = {
+    "quick": dict(
+        epochs=QUICK.epochs,
+        patience=QUICK.patience,
+        n_folds=QUICK.n_folds,
+        which="first fold only" if QUICK.folds else "all folds",
+        batch_size=QUICK.batch_size,
+        lr=QUICK.lr,
+        snapshot_every=QUICK.snapshot_every,
+    ),
+    "paper": dict(
+        epochs=PAPER.epochs,
+        patience=PAPER.patience,
+        n_folds=PAPER.n_folds,
+        which="all folds",
+        batch_size=PAPER.batch_size,
+        lr=PAPER.lr,
+        snapshot_every=1,
+    ),
+}
+PRESET_HELP = {
+    "quick": "quick: the Home page's quick-start settings (one fold, few epochs)",
+    "paper": f"paper: up to {PAPER.epochs} epochs with early stopping (patience {PAPER.patience}), "
+    f"{PAPER.n_folds} folds, batch {PAPER.batch_size}, Adam {PAPER.lr:g}",
+}
+
+# closed while something trains (also after a reload), so the running run is in view
+with st.expander("New run", expanded=not (st.session_state.get("watch") or active_ids)):
+    st.caption(f"Corpus: **{corpus.label()}** (change it on the home page or the Corpus page)")
+    preset = st.radio(
+        "preset", list(PRESETS), horizontal=True, format_func=PRESET_HELP.get, key="train_preset"
+    )
+    p = PRESETS[preset]
+    objective = st.selectbox(
+        "objective",
+        obj.OBJECTIVES,
+        format_func=obj.LABELS.get,
+        help="λ weighs the extra term of every arm but AM-Softmax (ser_lab/objectives.py)",
+    )
+    arm_settings = {}  # the chosen arm's own settings only
+    if obj.SETTINGS[objective]:
+        cols = st.columns(4)
+        for col, (field, label, default, step) in zip(cols, obj.SETTINGS[objective]):
+            arm_settings[field] = float(
+                col.number_input(label, min_value=0.0, value=default, step=step)
+            )
+    c1, c2, c3, c4 = st.columns(4)
+    name = c1.text_input("name", value="", placeholder="optional")
+    features = c2.radio(
+        "features",
+        ["mel", "stft"],
+        horizontal=True,
+        format_func=lambda k: {"mel": "Mel (128)", "stft": "STFT (513)"}[k],
+    )
+    lam = c3.number_input(
+        "λ (center-loss weight)",
+        min_value=0.0,
+        max_value=100.0,
+        value=0.3,
+        step=0.05,
+        help="0 trains the softmax-only baseline",
+    )
+    alpha = c4.slider("α (center update rate)", 0.0, 1.0, 0.5, 0.05)
+    c1, c2, c3, c4 = st.columns(4)
+    epochs = c1.number_input(
+        "epochs",
+        min_value=1,
+        max_value=500,
+        value=p["epochs"],
+        key=f"epochs-{preset}",
+        help="the most epochs a fold trains; early stopping usually ends it sooner",
+    )
+    n_folds = c2.number_input(
+        "folds", min_value=2, max_value=20, value=p["n_folds"], key=f"folds-{preset}"
+    )
+    options = ["all folds", "first fold only"]
+    which = c3.radio(
+        "train", options, horizontal=True, index=options.index(p["which"]), key=f"which-{preset}"
+    )
+    protocol = c4.selectbox(
+        "protocol",
+        PROTOCOLS,
+        index=PROTOCOLS.index("speaker"),
+        format_func=lambda p: {
+            "paper": "paper (stratified)",
+            "speaker": "speaker-independent",
+            "session": "leave one session out",
+        }[p],
+    )
+    c1, c2, c3, c4 = st.columns(4)
+    seed = c1.number_input("seed", min_value=0, max_value=2**31 - 1, value=0)
+    device = c2.selectbox("device", devices)
+    batch_size = c3.number_input(
+        "batch size", min_value=1, max_value=512, value=p["batch_size"], key=f"batch-{preset}"
+    )
+    lr = c4.number_input(
+        "learning rate",
+        min_value=1e-6,
+        max_value=1.0,
+        value=p["lr"],
+        format="%.5f",
+        key=f"lr-{preset}",
+    )
+    c1, c2 = st.columns([1, 3])
+    patience = c1.number_input(
+        "patience (epochs)",
+        min_value=0,
+        max_value=500,
+        value=p["patience"],
+        key=f"patience-{preset}",
+        help="stop a fold after this many epochs without a better validation UA (0 = never)",
+    )
+    snapshot_every = c2.number_input(
+        "z snapshot every N epochs (0 = none; for the training animation)",
+        min_value=0,
+        max_value=100,
+        value=p["snapshot_every"],
+        key=f"snap-{preset}",
+    )
+    folds_trained = 1 if which == "first fold only" else int(n_folds)
+    rate, n_rate = sup.seconds_per_utterance(store, rows, features)
+    n_utts = None
+    if corpus.available():
+        try:
+            n_utts = corpus_size(corpus.key())
+        except SerLabError:
+            n_utts = None
+    estimate = (
+        sup.train_estimate(n_utts, int(n_folds), folds_trained, int(epochs), rate)
+        if n_utts
+        else None
+    )
+    if estimate is not None:
+        stopping = (
+            f" Early stopping (patience {int(patience)}) usually ends a fold sooner."
+            if 0 < int(patience) < int(epochs)
+            else ""
         )
-        lam = c3.number_input(
-            "λ (center-loss weight)",
-            min_value=0.0,
-            max_value=100.0,
-            value=0.3,
-            step=0.05,
-            help="0 trains the softmax-only baseline",
+        st.caption(
+            f":material/schedule: Estimated time: about **{sup.format_duration(estimate)}** "
+            f"({folds_trained} fold(s) × {int(epochs)} epochs on {n_utts} utterances, at the "
+            f"speed of the last {n_rate} finished {features} run(s) on this machine; plus a "
+            "few seconds to start, and more if other runs train at the same time)." + stopping
         )
-        alpha = c4.slider("α (center update rate)", 0.0, 1.0, 0.5, 0.05)
-        c1, c2, c3, c4 = st.columns(4)
-        epochs = c1.number_input("epochs", min_value=1, max_value=500, value=30)
-        n_folds = c2.number_input("folds", min_value=2, max_value=20, value=5)
-        which = c3.radio("train", ["all folds", "first fold only"], horizontal=True)
-        protocol = c4.selectbox(
-            "protocol",
-            PROTOCOLS,
-            index=PROTOCOLS.index("speaker"),
-            format_func=lambda p: {
-                "paper": "paper (stratified)",
-                "speaker": "speaker-independent",
-                "session": "leave one session out",
-            }[p],
+    else:
+        st.caption(
+            ":material/schedule: No time estimate yet: it needs one finished run with these "
+            "features on this machine"
+            + ("" if n_utts else " and the corpus in the cache")
+            + "."
         )
-        c1, c2, c3, c4 = st.columns(4)
-        seed = c1.number_input("seed", min_value=0, max_value=2**31 - 1, value=0)
-        device = c2.selectbox("device", devices)
-        batch_size = c3.number_input("batch size", min_value=1, max_value=512, value=32)
-        lr = c4.number_input(
-            "learning rate", min_value=1e-6, max_value=1.0, value=3e-4, format="%.5f"
-        )
-        snapshot_every = st.number_input(
-            "z snapshot every N epochs (0 = none; for the training animation)",
-            min_value=0,
-            max_value=100,
-            value=1,
-        )
-        launch = st.form_submit_button("Start training", type="primary", disabled=policy.shared)
+    launch = st.button(
+        "Start training", type="primary", key="start_training", disabled=policy.shared
+    )
 
 if launch:
     try:
@@ -103,6 +216,7 @@ if launch:
             objective=objective,
             **arm_settings,
             epochs=int(epochs),
+            patience=int(patience),
             n_folds=int(n_folds),
             folds=[0] if which == "first fold only" else None,
             protocol=protocol,
@@ -120,13 +234,13 @@ if launch:
             r for r in st.session_state.get("watch", []) if r != run.run_id
         ]
         st.success(f"Started `{run.run_id}` in its own process: closing this tab does not stop it.")
+        rows = [r for r in RunStore(store.root).list() if r.state != "broken"]
+        by_id = {r.run_id: r for r in rows}
 
 # ----------------------------------------------------------------------------- watch runs
 
-rows = [r for r in list_runs(str(store.root), sup.store_signature(store)) if r.state != "broken"]
-by_id = {r.run_id: r for r in rows}
 watch = [r for r in st.session_state.get("watch", []) if r in by_id]
-default = watch + [r.run_id for r in rows if sup.is_active(r) and r.run_id not in watch]
+default = watch + [r for r in active_ids if r not in watch]
 if not default and rows:
     default = [rows[0].run_id]
 
@@ -200,22 +314,56 @@ def show_run(run_id: str) -> bool:
         c1.metric("test UA", sup.pct(m["UA"]), help="mean over folds of the unweighted accuracy")
         c2.metric("test WA", sup.pct(m["WA"]), help="mean over folds of the weighted accuracy")
         c3.metric("folds", len(results.get("folds", [])))
-    metrics = sup.metrics_frame(run.read_metrics())
-    if metrics.empty:
-        st.caption("No epoch finished yet.")
-    else:
-        c1, c2, c3 = st.columns(3)
-        c1.plotly_chart(figures.curves_figure(metrics, "losses", "losses"), key=f"loss-{run_id}")
-        c2.plotly_chart(figures.curves_figure(metrics, "accuracy", "accuracy"), key=f"acc-{run_id}")
-        c3.plotly_chart(
-            figures.curves_figure(metrics, "distances", "feature distances (z)"),
-            key=f"dist-{run_id}",
-        )
     return active
+
+
+def run_legend_names(ids: list[str]) -> dict[str, str]:
+    """Short legend names: the run's name and λ (the id when names repeat)."""
+    names = {}
+    for i in ids:
+        r = by_id[i]
+        base = r.name or i
+        lam = "" if r.lam is None else (" (baseline)" if r.lam == 0 else f" (λ={r.lam:g})")
+        names[i] = base + lam
+    if len(set(names.values())) < len(names):
+        names = {i: i for i in ids}
+    return names
+
+
+def curves(ids: list[str]) -> None:
+    """The selected runs' curves overlaid: one chart per quantity, one color per run."""
+    records = {}
+    for i in ids:
+        try:
+            records[i] = store.get(i).read_metrics()
+        except SerLabError:
+            continue
+    frame = sup.curves_frame(records)
+    if frame.empty:
+        st.caption("No epoch finished yet.")
+        return
+    names = run_legend_names([i for i in ids if i in records])
+    several_folds = (frame["n_folds"] > 1).any()
+    st.subheader("Curves of the selected runs")
+    st.caption(
+        "One color per run, one line style per quantity"
+        + ("; values averaged over the folds that reached each epoch" if several_folds else "")
+        + "."
+    )
+    c1, c2 = st.columns(2)
+    for col, group in ((c1, "losses"), (c2, "accuracy"), (c1, "ratio"), (c2, "distances")):
+        col.plotly_chart(
+            figures.overlay_figure(
+                frame, group, sup.CURVE_GROUPS[group], sup.CURVE_TITLES[group], names
+            ),
+            key=f"curves-{group}",
+        )
+    st.info(sup.LC_NOTE, icon=":material/lightbulb:")
 
 
 def live_view() -> None:
     still = [show_run(i) for i in selected]
+    curves(selected)
     if any_active and not any(still):
         st.rerun(scope="app")  # everything finished: redraw the page without the refresh timer
 

@@ -649,7 +649,7 @@ def _pooled_confusion(results: dict, folds: list[dict], n: int, run_id: str) -> 
 
 def _config_summary(run: Any) -> dict[str, Any]:
     columns = config_columns(_config(run))
-    keys = ("corpus", "features", "lam", "alpha", "seed", "n_folds", "protocol", "epochs")
+    keys = ("corpus", "features", "objective", "lam", "alpha", "seed", "n_folds", "protocol", "epochs")
     return {k: columns[k] for k in keys if columns[k] is not None}
 
 
@@ -712,7 +712,10 @@ class CompareRow:
 
     Values are as computed (fractions for accuracies, units of z for distances); `percent`
     says which ones to show as percent. `std_a` / `std_b`: the sample std over folds where
-    the row has one (None for a single fold)."""
+    the row has one (None for a single fold). `key`: a stable name for the row (what
+    `compare --json` and the app's plain reading look rows up by); `better`: "higher" or
+    "lower", or None for a number that is neither (a raw distance, whose scale the center
+    loss itself changes)."""
 
     metric: str
     a: float | None
@@ -720,6 +723,8 @@ class CompareRow:
     percent: bool
     std_a: float | None = None
     std_b: float | None = None
+    key: str = ""
+    better: str | None = None
 
     @property
     def diff(self) -> float | None:
@@ -729,11 +734,13 @@ class CompareRow:
 
 
 _DISC_ROWS = (
-    ("intra", "intra-class distance ↓"),
-    ("inter", "inter-center distance ↑"),
-    ("intra_inter_ratio", "intra / inter ↓"),
-    ("fisher", "Fisher criterion ↑"),
-    ("silhouette", "silhouette ↑"),
+    # (field, key suffix, label, better): raw distances have no better direction, since the
+    # center loss shrinks z as a whole (both fall); the ratio and Fisher are scale-free
+    ("intra", "intra", "intra-class distance (units of z)", None),
+    ("inter", "inter", "inter-center distance (units of z)", None),
+    ("intra_inter_ratio", "intra_inter", "intra / inter ↓", "lower"),
+    ("fisher", "fisher", "Fisher criterion ↑", "higher"),
+    ("silhouette", "silhouette", "silhouette ↑", "higher"),
 )
 
 
@@ -748,24 +755,41 @@ def compare_rows(comparison: dict[str, Any]) -> list[CompareRow]:
         rows.append(
             CompareRow(
                 f"{key} (mean over folds)", sa["mean"], sb["mean"], True,
-                sa.get("std_folds"), sb.get("std_folds"),
+                sa.get("std_folds"), sb.get("std_folds"), key=key, better="higher",
             )
         )
         if several:
-            rows.append(CompareRow(f"{key} std over runs", sa["std_seeds"], sb["std_seeds"], True))
+            rows.append(
+                CompareRow(f"{key} std over runs", sa["std_seeds"], sb["std_seeds"], True,
+                           key=f"{key}_std_runs")
+            )
     for key in ("UA", "WA"):
-        rows.append(CompareRow(f"{key} pooled", a["pooled"][key], b["pooled"][key], True))
+        rows.append(
+            CompareRow(f"{key} pooled", a["pooled"][key], b["pooled"][key], True,
+                       key=f"{key}_pooled", better="higher")
+        )
     for name in comparison["labels"]:
         ra, rb = a["pooled"]["recall"].get(name), b["pooled"]["recall"].get(name)
         if ra is not None and rb is not None:
-            rows.append(CompareRow(f"recall {name}", ra, rb, True))
+            rows.append(
+                CompareRow(f"recall {name}", ra, rb, True, key=f"recall_{name}", better="higher")
+            )
     for part in ("test", "train"):
         da, db = a["discriminability"][part], b["discriminability"][part]
-        for key, label in _DISC_ROWS:
-            rows.append(CompareRow(f"{part}: {label}", da[key], db[key], False))
+        for name, suffix, label, better in _DISC_ROWS:
+            rows.append(
+                CompareRow(f"{part}: {label}", da[name], db[name], False,
+                           key=f"{part}_{suffix}", better=better)
+            )
     ka, kb = a["discriminability"]["knn"], b["discriminability"]["knn"]
-    rows.append(CompareRow("5-NN accuracy of z, train → test ↑", ka["accuracy"], kb["accuracy"], True))
-    rows.append(CompareRow("5-NN UA of z, train → test ↑", ka["ua"], kb["ua"], True))
+    rows.append(
+        CompareRow("5-NN accuracy of z, train → test ↑", ka["accuracy"], kb["accuracy"], True,
+                   key="knn_WA", better="higher")
+    )
+    rows.append(
+        CompareRow("5-NN UA of z, train → test ↑", ka["ua"], kb["ua"], True,
+                   key="knn_UA", better="higher")
+    )
     return rows
 
 

@@ -315,7 +315,17 @@ def run_label(row: RunSummary) -> str:
 
 
 def runs_frame(rows: Iterable[RunSummary]) -> pd.DataFrame:
-    """The run list as a table (fractions as percent, problems and errors in one column)."""
+    """The run list as a table (fractions as percent, problems and errors in one column).
+
+    A value a run does not have (no result yet, a broken folder's λ) is an empty cell, not
+    "None": numbers are written as text for that reason ("64.58", "0.3")."""
+
+    def num(value: float | None, scale: float = 1.0, digits: int | None = None) -> str:
+        if value is None or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return ""
+        v = scale * value
+        return f"{v:.{digits}f}" if digits is not None else f"{v:g}"
+
     records = []
     for r in rows:
         records.append(
@@ -323,16 +333,16 @@ def runs_frame(rows: Iterable[RunSummary]) -> pd.DataFrame:
                 "run": r.run_id,
                 "state": r.state,
                 "demo": r.is_demo,
-                "UA %": None if r.UA is None else round(100 * r.UA, 2),
-                "WA %": None if r.WA is None else round(100 * r.WA, 2),
-                "λ": r.lam,
-                "α": r.alpha,
-                "corpus": r.corpus,
-                "features": r.features,
-                "epochs": r.epochs,
+                "UA %": num(r.UA, 100, 2),
+                "WA %": num(r.WA, 100, 2),
+                "λ": num(r.lam),
+                "α": num(r.alpha),
+                "corpus": r.corpus or "",
+                "features": r.features or "",
+                "epochs": num(r.epochs),
                 "progress %": round(100 * (r.progress or 0.0)),
-                "problem": r.problem or r.error,
-                "sweep": r.sweep_id,
+                "problem": r.problem or r.error or "",
+                "sweep": r.sweep_id or "",
             }
         )
     columns = [
@@ -371,6 +381,43 @@ def default_pair(rows: list[RunSummary]) -> tuple[str | None, str | None]:
     if len(done) >= 2:
         return done[1].run_id, done[0].run_id
     return (done[0].run_id, None) if done else (None, None)
+
+
+def quick_start_text(
+    preset: dict, store: RunStore | None = None, rows: Iterable[RunSummary] = ()
+) -> str:
+    """The Home page's description of the quick start, from the preset itself (so it cannot
+    drift from what the button launches), with a measured time when earlier runs allow."""
+    from ser_lab.corpora.synthetic import SIZES
+    from ser_lab.launcher import QUICK_START_ALPHA, QUICK_START_LAMBDA
+
+    size = (preset.get("corpus_options") or {}).get("size", "default")
+    spec = SIZES.get(size)
+    corpus = f"the built-in synthetic corpus (size {size}"
+    if spec is not None:
+        corpus += f": {spec.utterances} utterances of {spec.speakers} speakers"
+    corpus += ")"
+    folds = preset.get("folds") or []
+    n_folds = int(preset.get("n_folds", 5))
+    which = "one speaker-independent fold" if len(folds) == 1 else f"{len(folds) or n_folds} folds"
+    text = (
+        f"Train a **baseline** (λ = 0) and a **center-loss** run (λ = {QUICK_START_LAMBDA:g}, "
+        f"α = {QUICK_START_ALPHA:g}) side by side on {corpus}: {which} of {n_folds}, "
+        f"{preset.get('epochs')} epochs, batch {preset.get('batch_size')}, learning rate "
+        f"{preset.get('lr'):g}."
+    )
+    rate = None
+    if store is not None:
+        rate, _ = seconds_per_utterance(store, rows, preset.get("features", "mel"))
+    if spec is not None and rate is not None:
+        seconds = train_estimate(
+            spec.utterances, n_folds, len(folds) or n_folds, int(preset.get("epochs", 1)), rate
+        )
+        text += f" About {format_duration(seconds)} here (measured on earlier runs)."
+    return text + (
+        " Then open **Compare**: it says in plain words what the pair shows. "
+        "(Two pre-trained demo runs are there already.)"
+    )
 
 
 def format_duration(seconds: float | None) -> str:
@@ -439,6 +486,121 @@ def metrics_frame(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["fold", "epoch", "group", "metric", "value"])
 
 
+# The Train page's overlaid charts: one chart per quantity group, one color per run, one line
+# style per quantity. "intra_inter" is derived (intra_dist / inter_dist of the same epoch).
+CURVE_GROUPS: dict[str, tuple[str, ...]] = {
+    "losses": ("softmax_loss", "center_loss", "total_loss"),
+    "accuracy": ("val_UA", "train_UA"),
+    "distances": ("intra_dist", "inter_dist"),
+    "ratio": ("intra_inter",),
+}
+CURVE_TITLES = {
+    "losses": "losses",
+    "accuracy": "accuracy (%)",
+    "distances": "feature distances (units of z, training set)",
+    "ratio": "intra / inter, scale-free (lower: tighter classes)",
+}
+LC_NOTE = (
+    "Why L_c can rise while the classes get tighter: L_c = mean ‖z − c‖² is measured in units "
+    "of z², and the softmax loss keeps pushing the feature norm up (larger z give more "
+    "confident scores), so every distance in z grows, the baseline's most of all (nothing "
+    "holds its z back). The intra / inter ratio divides that scale out: read it, not L_c, to "
+    "see whether center loss makes the classes tighter."
+)
+
+
+def curves_frame(records_by_run: dict[str, list[dict]]) -> pd.DataFrame:
+    """Long table (run, epoch, group, metric, value) of several runs' metrics.jsonl for the
+    overlaid charts: each metric averaged over the folds that reached that epoch (n_folds
+    says how many), plus the scale-free intra / inter ratio of every epoch."""
+    rows = []
+    for run_id, records in records_by_run.items():
+        per_epoch: dict[tuple[str, int], list[float]] = {}
+        for r in records:
+            epoch = r.get("epoch")
+            if not isinstance(epoch, int):
+                continue
+            values = dict(r)
+            intra, inter = r.get("intra_dist"), r.get("inter_dist")
+            if isinstance(intra, (int, float)) and isinstance(inter, (int, float)) and inter > 0:
+                values["intra_inter"] = intra / inter
+            for keys in CURVE_GROUPS.values():
+                for key in keys:
+                    v = values.get(key)
+                    if isinstance(v, (int, float)) and math.isfinite(v):
+                        per_epoch.setdefault((key, epoch), []).append(float(v))
+        for (key, epoch), vals in per_epoch.items():
+            group = next(g for g, keys in CURVE_GROUPS.items() if key in keys)
+            rows.append(
+                {
+                    "run": run_id,
+                    "epoch": epoch,
+                    "group": group,
+                    "metric": key,
+                    "value": float(np.mean(vals)),
+                    "n_folds": len(vals),
+                }
+            )
+    columns = ["run", "epoch", "group", "metric", "value", "n_folds"]
+    frame = pd.DataFrame(rows, columns=columns)
+    return frame.sort_values(["run", "metric", "epoch"]).reset_index(drop=True)
+
+
+def seconds_per_utterance(store: RunStore, rows: Iterable[RunSummary], features: str) -> tuple[
+    float | None, int
+]:
+    """(median wall seconds per training utterance per epoch, training and validation
+    included; how many finished runs it comes from) over the 5 newest finished runs with
+    these features; (None, 0) without any. Measured from the times of consecutive epochs in
+    metrics.jsonl and the training-set size in config.json."""
+    rates = []
+    for r in rows:
+        if len(rates) >= 5:
+            break
+        if not is_finished(r) or r.features != features:
+            continue
+        try:
+            run = Run(Path(store.root) / r.run_id)
+            sizes = {
+                int(f["fold"]): int(f["train"])
+                for f in (run.config.get("data") or {}).get("folds") or []
+            }
+            records = run.read_metrics()
+        except (RunError, KeyError, TypeError, ValueError):
+            continue
+        gaps = []
+        last: dict[int, float] = {}
+        for rec in sorted(records, key=lambda x: (x.get("fold", 0), x.get("epoch", 0))):
+            fold, t = rec.get("fold", 0), rec.get("time")
+            if not isinstance(t, (int, float)):
+                continue
+            if fold in last and sizes.get(fold):
+                gaps.append((t - last[fold]) / sizes[fold])
+            last[fold] = t
+        if gaps:
+            rates.append(float(np.median(gaps)))
+    if not rates:
+        return None, 0
+    return float(np.median(rates)), len(rates)
+
+
+def train_estimate(
+    n_utterances: int,
+    n_folds: int,
+    folds_trained: int,
+    epochs: int,
+    rate: float | None,
+    *,
+    val_fraction: float = 0.15,
+) -> float | None:
+    """Estimated wall seconds of a run: epochs × folds trained × training utterances per fold
+    × the measured seconds per utterance (None without a measurement)."""
+    if rate is None or n_utterances <= 0 or n_folds < 1:
+        return None
+    n_train = n_utterances * (1 - 1 / n_folds) * (1 - val_fraction)
+    return rate * n_train * epochs * folds_trained
+
+
 def common_folds(run_a: Run, run_b: Run) -> list[int]:
     return sorted(set(run_a.folds_done()) & set(run_b.folds_done()))
 
@@ -467,32 +629,163 @@ def map_points(fold_map: Any, splits: Iterable[str]) -> pd.DataFrame:
     return df[df["split"].isin(list(splits))].reset_index(drop=True)
 
 
-def align_snapshot_frames(frames_a: list[dict], frames_b: list[dict]) -> list[dict]:
-    """Run B's snapshot frames turned (rotation, reflection, translation, scale) onto run A's
-    last frame, fitted on the utterances the two last frames share: side-by-side animations
-    then show the same orientation. Frames of B are returned unchanged if they share too few."""
-    from ser_lab.projection import align_to
-
-    if not frames_a or not frames_b:
-        return frames_b
-    ref, last = frames_a[-1], frames_b[-1]
-    try:
-        _, transform = align_to(ref["xy"], ref["utt_ids"], last["xy"], last["utt_ids"])
-    except SerLabError:
-        return frames_b
-    return [
-        {**f, "xy": transform.apply(f["xy"]), "centers_xy": transform.apply(f["centers_xy"])}
-        for f in frames_b
-    ]
+# ----------------------------------------------------------------------------- maps of two runs
 
 
-def common_epochs(frames_a: list[dict], frames_b: list[dict]) -> list[int]:
-    return sorted({f["epoch"] for f in frames_a} & {f["epoch"] for f in frames_b})
+@dataclass(eq=False)
+class MapPair:
+    """Two runs' maps of one fold as the Compare page draws them.
+
+    normalised: each map divided by its OWN mean inter-center distance on the map (`unit_a`,
+    `unit_b`, in map units), so both panels show the shape of z, not its size (the center loss
+    shrinks z as a whole: intra- and inter-class distances both fall). Not normalised: both
+    maps in their raw units (for PCA, units of z). Either way B is then turned onto A by a
+    RIGID Procrustes fit (rotation, reflection, translation; never a scale: `rotation.scale`
+    is 1), so no rescaling is hidden in the alignment.
+    """
+
+    a: Any
+    b: Any
+    normalised: bool
+    unit_a: float
+    unit_b: float
+    rotation: Any  # Similarity2D, B onto A, scale 1
+
+    def describe(self) -> str:
+        """What the panels show, in one sentence."""
+        if self.normalised:
+            return (
+                "Scale-free: each map is drawn in units of its own mean distance between class "
+                f"centers (A divided by {self.unit_a:.3g}, B by {self.unit_b:.3g} map units), so "
+                "the panels compare the shape of the classes, not the overall size of z."
+            )
+        return (
+            "Raw units: both maps in their own projection's units (for PCA, units of z), so "
+            "the overall size of z is compared too (center loss usually shrinks it)."
+        )
 
 
-def compare_table(comparison: dict) -> pd.DataFrame:
-    """The rows of `ser_lab.analysis.compare_rows` (the table `python -m ser_lab compare`
-    prints) as a frame with A, B and B − A columns (accuracies in percent)."""
+def _similarity(fold_map: Any, transform: Any) -> Any:
+    """`fold_map` with `transform` applied to every coordinate and to the placing of new
+    points (composed into its `alignment`)."""
+    from dataclasses import replace as _replace
+
+    from ser_lab.analysis import compose
+
+    total = transform if fold_map.alignment is None else compose(fold_map.alignment, transform)
+    return _replace(
+        fold_map,
+        xy=transform.apply(fold_map.xy),
+        centers_xy=transform.apply(fold_map.centers_xy),
+        class_means_xy={k: transform.apply(v) for k, v in fold_map.class_means_xy.items()},
+        alignment=total,
+    )
+
+
+def map_unit(fold_map: Any) -> float:
+    """The mean pairwise distance between the class centers on a map (its natural unit)."""
+    from ser_lab.discriminability import mean_pairwise_distance
+
+    unit = mean_pairwise_distance(np.asarray(fold_map.centers_xy, dtype=np.float64))
+    if not math.isfinite(unit) or unit <= 1e-12:
+        raise RunError(
+            f"run {fold_map.run_id}: its class centers coincide on the map, so the map has no "
+            "scale to normalise by"
+        )
+    return unit
+
+
+def compare_maps(map_a: Any, map_b: Any, *, normalised: bool = True) -> MapPair:
+    """The two maps of the Compare page (see `MapPair`): optionally each scaled by its own
+    mean inter-center distance, then B rigidly aligned onto A on their shared utterances."""
+    from ser_lab.projection import Similarity2D, align_to
+
+    unit_a, unit_b = map_unit(map_a), map_unit(map_b)
+    if normalised:
+        map_a = _similarity(map_a, Similarity2D(np.eye(2), 1.0 / unit_a, np.zeros(2)))
+        map_b = _similarity(map_b, Similarity2D(np.eye(2), 1.0 / unit_b, np.zeros(2)))
+    _, rotation = align_to(map_a.xy, map_a.utt_ids, map_b.xy, map_b.utt_ids, allow_scale=False)
+    return MapPair(map_a, _similarity(map_b, rotation), normalised, unit_a, unit_b, rotation)
+
+
+def frames_on_map(
+    run: Run, fold: int, shown: Any, best_epoch: int | None, splits: Iterable[str] | None = None
+) -> list[dict]:
+    """A run's per-epoch snapshots of z placed on the map the page shows (`shown`: the same
+    projection, scale and alignment), oldest first, and as the LAST frame the shown map itself
+    (the kept model, of the best-validation epoch) on the same utterances: so the animation
+    ends exactly on the main picture. [] when the fold has no snapshots.
+
+    A frame: {"key", "label", "epoch", "xy", "labels", "split", "utt_ids", "centers_xy"}.
+    """
+    keep = None if splits is None else set(splits)
+    frames = []
+    last = None
+    for epoch in run.list_snapshots(fold):
+        snap = run.load_snapshot(fold, epoch)
+        mask = np.ones(len(snap["z"]), dtype=bool)
+        if keep is not None:
+            mask = np.isin(np.asarray(snap["split"]).astype(str), list(keep))
+        if not mask.any():
+            continue
+        frames.append(
+            {
+                "key": str(epoch),
+                "label": str(epoch),
+                "epoch": int(epoch),
+                "xy": shown.transform(np.asarray(snap["z"])[mask]),
+                "labels": np.asarray(snap["labels"])[mask],
+                "split": np.asarray(snap["split"]).astype(str)[mask],
+                "utt_ids": np.asarray(snap["utt_ids"]).astype(str)[mask],
+                "centers_xy": shown.transform(np.asarray(snap["centers"])),
+            }
+        )
+        last = frames[-1]
+    if last is None:
+        return []
+    index = {u: i for i, u in enumerate(np.asarray(shown.utt_ids).astype(str))}
+    pick = np.array([index[u] for u in last["utt_ids"] if u in index], dtype=int)
+    kept = {
+        "key": "kept",
+        "label": f"{best_epoch} (kept)" if best_epoch else "kept",
+        "epoch": best_epoch,
+        "xy": np.asarray(shown.xy)[pick],
+        "labels": np.asarray(shown.labels)[pick],
+        "split": np.asarray(shown.split).astype(str)[pick],
+        "utt_ids": np.asarray(shown.utt_ids).astype(str)[pick],
+        "centers_xy": np.asarray(shown.centers_xy),
+    }
+    return [*frames, kept]
+
+
+def common_frames(frames_a: list[dict], frames_b: list[dict]) -> list[str]:
+    """The frame keys both runs have, in A's order."""
+    keys_b = {f["key"] for f in frames_b}
+    return [f["key"] for f in frames_a if f["key"] in keys_b]
+
+
+def best_epoch(comparison: dict, side: str, fold: int) -> int | None:
+    """The best-validation epoch of the model a side's map shows (from results.json, which the
+    trainer writes from model.pt's best_epoch); None if unknown."""
+    for f in comparison[side.lower()]["folds"]:
+        if f.get("fold") == fold and f.get("best_epoch"):
+            return int(f["best_epoch"])
+    return None
+
+
+def fold_spread(comparison: dict, side: str, fold: int) -> dict[str, float] | None:
+    """Test intra-class and inter-center distance of one fold of a side, in units of z."""
+    for f in comparison[side.lower()]["discriminability"]["folds"]:
+        if f.get("fold") == fold and f.get("test"):
+            return {"intra": float(f["test"]["intra"]), "inter": float(f["test"]["inter"])}
+    return None
+
+
+def comparison_rows(comparison: dict) -> list[dict[str, Any]]:
+    """The rows of `ser_lab.analysis.compare_rows` (the one comparison table, the one
+    `python -m ser_lab compare` prints) as plain records: key, metric, A, B, diff (B − A;
+    accuracies in percent; None where undefined), unit, better. The Compare page's table,
+    the panel that reads it and `python -m ser_lab compare --json` all use these rows."""
     from ser_lab.analysis import compare_rows
 
     def scaled(value: float | None, scale: float) -> float | None:
@@ -502,10 +795,294 @@ def compare_table(comparison: dict) -> pd.DataFrame:
     for r in compare_rows(comparison):
         scale = 100.0 if r.percent else 1.0
         rows.append(
-            {"metric": r.metric, "A": scaled(r.a, scale), "B": scaled(r.b, scale),
-             "B − A": scaled(r.diff, scale)}
+            {
+                "key": r.key,
+                "metric": r.metric,
+                "A": scaled(r.a, scale),
+                "B": scaled(r.b, scale),
+                "diff": scaled(r.diff, scale),
+                "unit": "%" if r.percent else "",
+                "better": r.better,
+            }
         )
-    return pd.DataFrame(rows, columns=["metric", "A", "B", "B − A"])
+    return rows
+
+
+def compare_table(comparison: dict) -> pd.DataFrame:
+    """`comparison_rows` (the table `python -m ser_lab compare` prints) as a frame with
+    A, B and B − A columns (accuracies in percent)."""
+    table = pd.DataFrame(comparison_rows(comparison), columns=["metric", "A", "B", "diff"])
+    return table.rename(columns={"diff": "B − A"})
+
+
+# The metrics the panel reads out, in this order (the paper's claim is about the first two
+# discriminability numbers: center loss makes z tighter and more separable).
+READ_KEYS = ("UA", "WA", "test_intra_inter", "test_fisher", "knn_UA", "test_silhouette")
+READ_NAMES = {
+    "UA": "UA",
+    "WA": "WA",
+    "test_intra_inter": "test intra/inter ratio",
+    "test_fisher": "test Fisher criterion",
+    "knn_UA": "5-NN UA of z",
+    "test_silhouette": "test silhouette",
+}
+# |B − A| below this is "unchanged" (percentage points for accuracies, relative for the rest)
+SAME_PCT_POINTS = 0.05
+SAME_RELATIVE = 0.005
+CHANCE_MARGIN = 5.0  # UA within this many points of 100 / n_classes counts as chance level
+
+
+@dataclass(frozen=True)
+class MetricMove:
+    """How one metric moved from A to B, and whether that is the better direction."""
+
+    key: str
+    name: str
+    a: float
+    b: float
+    diff: float
+    unit: str
+    better: str  # "higher" or "lower"
+    direction: str  # "rose", "fell", "unchanged" or "undefined"
+
+    @property
+    def improved(self) -> bool | None:
+        """True if B is better than A on this metric, False if worse, None if no change."""
+        if self.direction in ("unchanged", "undefined"):
+            return None
+        return (self.direction == "rose") == (self.better == "higher")
+
+    def text(self) -> str:
+        def num(v: float, signed: bool = False) -> str:
+            if self.unit == "%":
+                return f"{v:{'+' if signed else ''}.1f}" + (" points" if signed else " %")
+            return f"{v:{'+' if signed else ''}.3f}"
+
+        if self.direction == "undefined":
+            return f"{self.name}: not defined for one of the runs"
+        verdict = {True: "better", False: "worse", None: "no change"}[self.improved]
+        if self.direction == "unchanged":
+            return f"{self.name} unchanged at {num(self.b)} ({self.better} is better)"
+        return (
+            f"{self.name} {self.direction} from {num(self.a)} to {num(self.b)} "
+            f"({num(self.diff, True)}): {verdict}, since {self.better} is better"
+        )
+
+
+@dataclass(frozen=True)
+class ComparisonReading:
+    """A comparison read out in plain words (see `read_comparison`)."""
+
+    verdict: str  # "supports", "contradicts", "mixed" or "not tested"
+    headline: str
+    moves: list[MetricMove]
+    facts: list[str]  # how many test utterances and folds, what B fixes and breaks, caveats
+    center_side: str | None  # "A" or "B": the center-loss side, when the pair is one
+
+    def lines(self) -> list[str]:
+        return [m.text() for m in self.moves]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict,
+            "headline": self.headline,
+            "center_side": self.center_side,
+            "metrics": [
+                {**asdict(m), "improved": m.improved, "text": m.text()} for m in self.moves
+            ],
+            "facts": list(self.facts),
+        }
+
+
+def _lams(side: dict) -> list[float | None]:
+    return [c.get("lam") for c in side.get("configs") or []]
+
+
+def _center_side(comparison: dict) -> str | None:
+    """"B" when every run of A is a baseline (λ = 0) and every run of B has λ > 0, "A" for
+    the reverse, None otherwise (two baselines, two center-loss runs, unknown λ, or a run of
+    another objective than the paper's, objectives.py: its λ weighs another term)."""
+    la, lb = _lams(comparison["a"]), _lams(comparison["b"])
+    if not la or not lb or None in la or None in lb:
+        return None
+    configs = [*(comparison["a"].get("configs") or []), *(comparison["b"].get("configs") or [])]
+    if any(c.get("objective", "center") != "center" for c in configs):
+        return None
+    if all(v == 0 for v in la) and all(v > 0 for v in lb):
+        return "B"
+    if all(v > 0 for v in la) and all(v == 0 for v in lb):
+        return "A"
+    return None
+
+
+def _move(row: dict) -> MetricMove:
+    def num(value: float | None) -> float:
+        return math.nan if value is None else float(value)
+
+    a, b, diff = num(row["A"]), num(row["B"]), num(row["diff"])
+    if not (math.isfinite(a) and math.isfinite(b)):
+        direction = "undefined"
+    else:
+        tol = SAME_PCT_POINTS if row["unit"] == "%" else SAME_RELATIVE * max(abs(a), abs(b), 1e-12)
+        direction = "unchanged" if abs(diff) < tol else ("rose" if diff > 0 else "fell")
+    return MetricMove(
+        key=row["key"],
+        name=READ_NAMES[row["key"]],
+        a=a,
+        b=b,
+        diff=diff,
+        unit=row["unit"],
+        better=row["better"],
+        direction=direction,
+    )
+
+
+def _differences(comparison: dict) -> list[str]:
+    """Settings (other than λ and α) in which the two sides differ."""
+    keys = ("corpus", "features", "objective", "epochs", "n_folds", "protocol", "seed")
+    # a run from before objectives existed has none recorded: it trained the paper's "center"
+    defaults = {"objective": "center"}
+
+    def values(side: dict, k: str) -> set[str]:
+        return {json.dumps(c.get(k, defaults.get(k))) for c in side.get("configs") or []}
+
+    out = []
+    for k in keys:
+        va, vb = values(comparison["a"], k), values(comparison["b"], k)
+        if va and vb and va != vb:
+            out.append(f"{k} ({', '.join(sorted(va))} vs {', '.join(sorted(vb))})")
+    return out
+
+
+def read_comparison(comparison: dict) -> ComparisonReading:
+    """Read a `compare_runs` result for the user: which metrics moved which way and by how
+    much (UA, WA, test intra/inter, Fisher, 5-NN UA, silhouette), over how many test
+    utterances and folds, and whether the pair supports the paper's claim.
+
+    The claim (Dai et al.): center loss makes z more discriminative, read here as a LOWER test
+    intra/inter ratio AND a HIGHER test Fisher criterion for the center-loss run than for the
+    baseline (both numbers are scale-free, so the shrink of z under the center loss cannot
+    fake them). "supports": both hold; "contradicts": neither; "mixed": one; "not tested":
+    the pair is not a baseline (λ = 0) against a center-loss run (λ > 0).
+    """
+    rows = {r["key"]: r for r in comparison_rows(comparison)}
+    moves = [_move(rows[k]) for k in READ_KEYS]
+    by_key = {m.key: m for m in moves}
+    center = _center_side(comparison)
+    a, b = comparison["a"], comparison["b"]
+    n_test = [sum(int(f.get("n_test") or 0) for f in s["folds"]) for s in (a, b)]
+    n_folds = [len(s["folds"]) for s in (a, b)]
+    facts = []
+    if n_test[0] == n_test[1] and n_folds[0] == n_folds[1]:
+        facts.append(
+            f"Measured on {n_test[0]} test utterances over {n_folds[0]} "
+            f"fold{'s' if n_folds[0] != 1 else ''} per side."
+        )
+    else:
+        facts.append(
+            f"Measured on {n_test[0]} test utterances over {n_folds[0]} fold(s) for A, "
+            f"{n_test[1]} over {n_folds[1]} for B."
+        )
+    changed = comparison.get("changed") or {}
+    if changed.get("n_shared"):
+        facts.append(
+            f"Of the {changed['n_shared']} test utterances both scored, B gets "
+            f"{changed['n_fixed']} right that A got wrong and {changed['n_broken']} wrong that "
+            "A got right."
+        )
+    if 0 < min(n_test) < 200:
+        facts.append(
+            f"With about {min(n_test)} test utterances one utterance is worth "
+            f"{100 / min(n_test):.1f} points of WA: differences of a few points can be chance."
+        )
+    chance = 100.0 / max(len(comparison["labels"]), 1)
+    at_chance = [
+        s for s, m in (("A", by_key["UA"].a), ("B", by_key["UA"].b)) if m < chance + CHANCE_MARGIN
+    ]
+    if at_chance:
+        facts.insert(
+            0,
+            f"{' and '.join(at_chance)} {'is' if len(at_chance) == 1 else 'are'} at chance level "
+            f"(UA within {CHANCE_MARGIN:g} points of {chance:.0f} % with "
+            f"{len(comparison['labels'])} classes): such a model has not learnt the classes, "
+            "so its feature-space numbers mean little.",
+        )
+    differ = _differences(comparison)
+    if differ:
+        facts.append("The two sides differ in more than λ and α: " + "; ".join(differ) + ".")
+
+    if center is None:
+        verdict = "not tested"
+        headline = (
+            "This pair is not a baseline (λ = 0) against a center-loss run (λ > 0), so it does "
+            "not test the paper's claim; the numbers below only say how B differs from A."
+        )
+    else:
+        ratio, fisher = by_key["test_intra_inter"], by_key["test_fisher"]
+        sign = 1 if center == "B" else -1  # the moves are B − A; read them center − baseline
+        tighter = ratio.direction != "undefined" and sign * ratio.diff < 0
+        separable = fisher.direction != "undefined" and sign * fisher.diff > 0
+        side = f"the center-loss run ({center})"
+        if tighter and separable:
+            verdict = "supports"
+            headline = (
+                f"This pair supports the paper's claim: {side} has the lower test intra/inter "
+                "ratio (tighter classes) and the higher test Fisher criterion (better separated)."
+            )
+        elif not tighter and not separable:
+            verdict = "contradicts"
+            headline = (
+                f"This pair does NOT support the paper's claim: {side} has neither the lower test "
+                "intra/inter ratio nor the higher test Fisher criterion; its z is not more "
+                "discriminative than the baseline's here."
+            )
+        else:
+            verdict = "mixed"
+            good = "the lower intra/inter ratio" if tighter else "the higher Fisher criterion"
+            bad = "the higher Fisher criterion" if tighter else "the lower intra/inter ratio"
+            headline = (
+                f"This pair does NOT clearly support the paper's claim: {side} has {good} but "
+                f"not {bad}."
+            )
+        if at_chance:
+            headline += " But read it with care: a run is at chance level (see below)."
+        if center == "A":
+            headline += " (Here A is the center-loss run: \"rose\" and \"fell\" below read B − A.)"
+    return ComparisonReading(verdict, headline, moves, facts, center)
+
+
+def comparison_json(comparison: dict) -> dict[str, Any]:
+    """The comparison table as one JSON-ready object (`python -m ser_lab compare --json`):
+    the runs of each side, the rows of the table, what changed, and the plain reading."""
+
+    changed = comparison.get("changed") or {}
+    return _json_clean(
+        {
+            "a": {"runs": comparison["a"]["run_ids"], "configs": comparison["a"].get("configs")},
+            "b": {"runs": comparison["b"]["run_ids"], "configs": comparison["b"].get("configs")},
+            "labels": list(comparison["labels"]),
+            "rows": comparison_rows(comparison),
+            "changed": {
+                k: changed.get(k)
+                for k in ("n_shared", "n_fixed", "n_broken", "both_right", "both_wrong")
+            },
+            "reading": read_comparison(comparison).to_dict(),
+        }
+    )
+
+
+def _json_clean(value: Any) -> Any:
+    """`value` with every non-finite float as None (JSON has no NaN) and numpy scalars as
+    Python numbers."""
+    if isinstance(value, dict):
+        return {str(k): _json_clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_clean(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 # ----------------------------------------------------------------------------- audio lookups
@@ -558,6 +1135,146 @@ def read_bytes(path: str | os.PathLike | None) -> bytes | None:
         return None
 
 
+# ----------------------------------------------------------------------------- explore
+
+
+def corpus_matches_choice(run_choice: CorpusChoice, current: CorpusChoice) -> bool:
+    """Whether a run's corpus (`CorpusChoice.from_run`) is the corpus in use: same adapter,
+    same folder, same class set (and the same size of the built-in corpus)."""
+    if run_choice.name != current.name or run_choice.classes != current.classes:
+        return False
+    if run_choice.is_synthetic:
+        size = lambda c: c.options.get("size", "default")  # noqa: E731
+        return size(run_choice) == size(current)
+
+    def where(c: CorpusChoice) -> str:
+        return str(Path(c.root).expanduser().resolve()) if c.root else ""
+
+    return where(run_choice) == where(current)
+
+
+def default_explore_run(
+    store: RunStore, rows: Iterable[RunSummary], current: CorpusChoice
+) -> str | None:
+    """The Explore page's default run: the finished center-loss run (λ > 0) with the best UA
+    on the corpus in use; else the demo center-loss run; else the best center-loss run of any
+    corpus; else the newest finished run. A run of another objective (objectives.py) is not
+    a center-loss run, whatever its λ."""
+    done = [r for r in rows if is_finished(r)]
+    centers = [
+        r for r in done if r.lam is not None and r.lam > 0 and (r.objective or "center") == "center"
+    ]
+
+    def on_current(r: RunSummary) -> bool:
+        try:
+            return corpus_matches_choice(CorpusChoice.from_run(Run(Path(store.root) / r.run_id)), current)
+        except SerLabError:
+            return False
+
+    for pool in ([r for r in centers if on_current(r)], [r for r in centers if r.is_demo], centers):
+        if pool:
+            return max(pool, key=lambda r: r.UA or 0.0).run_id
+    return done[0].run_id if done else None
+
+
+# File-name schemes of the corpora whose names carry the emotion: (corpus, the adapter's own
+# name pattern, its code table, the pattern group holding the code).
+def _name_schemes() -> list[tuple[str, Any, dict[str, str], str]]:
+    from ser_lab.corpora import cremad, emodb, ravdess
+    from ser_lab.corpora.labels import CREMAD_CODES, EMODB_CODES, RAVDESS_CODES
+
+    return [
+        ("emodb", emodb.NAME, EMODB_CODES, "emotion"),
+        ("ravdess", ravdess.NAME, RAVDESS_CODES, "emotion"),
+        ("cremad", cremad.NAME, CREMAD_CODES, "emotion"),
+    ]
+
+
+def label_from_file_name(name: str) -> tuple[str, str] | None:
+    """(corpus, emotion) when a file name follows EmoDB's, RAVDESS's or CREMA-D's naming
+    scheme (parsed with the adapters' own patterns and code tables), else None."""
+    stem = Path(name).stem
+    for corpus, pattern, codes, group in _name_schemes():
+        match = pattern.match(stem)
+        if match is not None and match[group] in codes:
+            return corpus, codes[match[group]]
+    return None
+
+
+@dataclass(frozen=True)
+class ClipContext:
+    """What is known about a clip on the Explore page: where it comes from (a corpus name,
+    "recording" or None if unknown), its true label if known, and a warning when it does not
+    come from the run's training corpus."""
+
+    origin: str | None
+    true_label: str | None
+    how: str  # how the label is known ("" if it is not)
+    warning: str | None
+
+
+REAL_ON_SYNTHETIC = (
+    "This run was trained on the built-in SYNTHETIC corpus, and this clip is {what}. A model "
+    "trained on synthetic voices has never heard real speech: its answer says little about "
+    "the clip's emotion. Train on a real corpus (e.g. EmoDB) to explore real speech."
+)
+OTHER_CORPUS = (
+    "This clip is {what}, not from the run's training corpus ({corpus}): other speakers, "
+    "recording conditions and perhaps language, so expect a weaker answer than the test UA."
+)
+
+
+def clip_context(
+    name: str | None,
+    kind: str,
+    run_corpus: str,
+    corpus_labels: dict[str, str] | None = None,
+) -> ClipContext:
+    """Where a clip on the Explore page comes from, its true label if known, and whether to
+    warn that it is not from the run's training corpus.
+
+    kind: "upload", "record" or "test" (a held-out test utterance of the run's own corpus);
+    run_corpus: the adapter name the run was trained on; corpus_labels: {utt_id: label} of
+    the run's corpus when it is on this machine (an uploaded file named like one of its
+    utterances is taken to be that utterance)."""
+    stem = Path(name).stem if name else ""
+    if kind == "test" and corpus_labels and stem in corpus_labels:
+        return ClipContext(run_corpus, corpus_labels[stem], "a held-out test utterance", None)
+    if kind == "record":
+        what = "a recording of real speech"
+        warning = (
+            REAL_ON_SYNTHETIC.format(what=what)
+            if run_corpus == "synthetic"
+            else OTHER_CORPUS.format(what=what, corpus=run_corpus)
+        )
+        return ClipContext("recording", None, "", warning)
+    if corpus_labels and stem in corpus_labels:
+        return ClipContext(
+            run_corpus, corpus_labels[stem], f"its name is an utterance of {run_corpus}", None
+        )
+    parsed = label_from_file_name(name or "")
+    if parsed is not None:
+        corpus, label = parsed
+        how = f"its name follows the {corpus} naming scheme"
+        if corpus == run_corpus:
+            return ClipContext(corpus, label, how, None)
+        what = f"from {corpus} (real speech, by its name)"
+        warning = (
+            REAL_ON_SYNTHETIC.format(what=what)
+            if run_corpus == "synthetic"
+            else OTHER_CORPUS.format(what=what, corpus=run_corpus)
+        )
+        return ClipContext(corpus, label, how, warning)
+    if run_corpus == "synthetic":
+        return ClipContext(
+            None,
+            None,
+            "",
+            REAL_ON_SYNTHETIC.format(what="not an utterance of the built-in corpus (by its name)"),
+        )
+    return ClipContext(None, None, "", None)
+
+
 # ----------------------------------------------------------------------------- sweeps
 
 
@@ -598,6 +1315,11 @@ def sweep_frame(store: RunStore, rows: Iterable[RunSummary], sweep_id: str | Non
             continue
         if sweep_id is None and not is_finished(r):
             continue
+        run = Run(Path(store.root) / r.run_id)
+        try:
+            train = run.config.get("train") or {}
+        except RunError:
+            train = {}
         base = {
             "run": r.run_id,
             "state": r.state,
@@ -605,12 +1327,16 @@ def sweep_frame(store: RunStore, rows: Iterable[RunSummary], sweep_id: str | Non
             "alpha": r.alpha,
             "seed": r.seed,
             "features": r.features,
-            "corpus": r.corpus,
+            "corpus": _corpus_name(train) or r.corpus,
+            "epochs": r.epochs,
+            "patience": train.get("patience"),
+            "lr": train.get("lr"),
+            "batch_size": train.get("batch_size"),
         }
         results = None
         if r.state == "done":
             try:
-                results = Run(Path(store.root) / r.run_id).read_results()
+                results = run.read_results()
             except RunError:
                 results = None
         folds = (results or {}).get("folds") or []
@@ -625,7 +1351,8 @@ def sweep_frame(store: RunStore, rows: Iterable[RunSummary], sweep_id: str | Non
                     "WA": f.get("WA", np.nan),
                 }
             )
-    columns = ["run", "state", "lam", "alpha", "seed", "features", "corpus", "fold", "UA", "WA"]
+    columns = ["run", "state", "lam", "alpha", "seed", "features", "corpus", "epochs", "patience", "lr"]
+    columns += ["batch_size", "fold", "UA", "WA"]
     return pd.DataFrame(records, columns=columns)
 
 
@@ -657,6 +1384,84 @@ def objective_sensitivity(frame: pd.DataFrame, objective: str) -> tuple[str, pd.
     # sensitivity's own aggregation, on the main value put in its λ column (no α filter).
     curve = sensitivity(rows.assign(lam=rows["main_value"]), "lam").rename(columns={"lam": param})
     return param, curve
+
+
+def _corpus_name(train: dict) -> str | None:
+    """The corpus of a run's train config, with the synthetic size ("synthetic/tiny"): runs on
+    two sizes of the built-in corpus are on different data."""
+    name = train.get("corpus")
+    if name == "synthetic":
+        size = (train.get("corpus_options") or {}).get("size", "default")
+        return f"synthetic/{size}"
+    return name
+
+
+POOLED_SETTINGS = {
+    "epochs": "epochs",
+    "patience": "patience",
+    "lr": "learning rate",
+    "batch_size": "batch size",
+    "corpus": "corpus",
+    "features": "features",
+}
+
+
+def pooled_differences(frame: pd.DataFrame) -> list[str]:
+    """The settings (other than λ, α and the seed) in which the finished runs of a sweep
+    frame differ, e.g. ["epochs (3, 8)", "learning rate (0.0003, 0.001)"]: a curve that pools
+    them mixes unlike runs."""
+    done = frame.dropna(subset=["UA"]).drop_duplicates("run")
+    out = []
+    for column, name in POOLED_SETTINGS.items():
+        values = {v for v in done[column] if v is not None and v == v}
+        if len(values) > 1:
+            ordered = sorted(values, key=lambda v: (not isinstance(v, (int, float)), v))
+            out.append(f"{name} ({', '.join(f'{v:g}' if isinstance(v, float) else str(v) for v in ordered)})")
+    return out
+
+
+@dataclass(frozen=True)
+class SweepProgress:
+    """Where a sweep stands: state is "running" (its process is alive or one of its runs
+    trains), "finished" (every planned point done), or "stopped" (nothing runs, some points
+    are not done)."""
+
+    state: str
+    planned: int
+    done: int
+    failed: int
+    training: int
+
+    def text(self) -> str:
+        of = f" of {self.planned}" if self.planned else ""
+        if self.state == "running":
+            return f"Running: {self.done}{of} runs done, {self.training} training now."
+        if self.state == "finished":
+            bad = f", {self.failed} failed" if self.failed else ""
+            return f"Finished: all {self.done}{of} runs done{bad}."
+        return (
+            f"Stopped: {self.done}{of} runs done, {self.failed} failed or interrupted; "
+            "nothing is training."
+        )
+
+
+def sweep_progress(
+    store: RunStore, rows: Iterable[RunSummary], sweep_id: str, process_alive: bool
+) -> SweepProgress:
+    """The state of one sweep from its manifest, its run folders and whether its launcher
+    process is alive."""
+    runs = [r for r in rows if r.sweep_id == sweep_id]
+    planned = len(sweep_points(store, sweep_id))
+    done = sum(r.state == "done" for r in runs)
+    failed = sum(r.state in ("failed", "interrupted") for r in runs)
+    training = sum(is_active(r) for r in runs)
+    if process_alive or training:
+        state = "running"
+    elif done >= max(planned, 1) or (not planned and runs and done == len(runs)):
+        state = "finished"
+    else:
+        state = "stopped"
+    return SweepProgress(state, planned, done, failed, training)
 
 
 def sensitivity(frame: pd.DataFrame, axis: str, fixed: float | None = None) -> pd.DataFrame:

@@ -349,6 +349,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     store = _store(args)
     comparison = compare_runs(store.get(args.run_a), store.get(args.run_b))
+    if getattr(args, "json", False):
+        from ser_lab.app_support import comparison_json
+
+        print(json.dumps(comparison_json(comparison), indent=2, ensure_ascii=False))
+        return 0
     print(format_compare_table(comparison))
     return 0
 
@@ -679,6 +684,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="accuracy and discriminability of two runs")
     p.add_argument("run_a")
     p.add_argument("run_b")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON object: the table's rows, what changed and a plain reading")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("quickstart", help="train the home page's quick-start pair and compare it")

@@ -107,8 +107,27 @@ def _point_traces(
     return traces
 
 
+def outward_positions(points: np.ndarray, away_from: np.ndarray | None = None) -> list[str]:
+    """A text position per point that puts its label on the side facing away from
+    `away_from` (default: the points' mean), so labels of nearby points do not pile up."""
+    pts = np.asarray(points, dtype=float)
+    ref = pts.mean(axis=0) if away_from is None else np.asarray(away_from, dtype=float)
+    out = []
+    for dx, dy in pts - ref:
+        if abs(dy) >= abs(dx):
+            out.append("top center" if dy >= 0 else "bottom center")
+        else:
+            out.append("middle right" if dx > 0 else "middle left")
+    return out
+
+
 def _center_trace(
-    centers_xy: np.ndarray, label_names: Sequence[str], *, legend: bool = True
+    centers_xy: np.ndarray,
+    label_names: Sequence[str],
+    *,
+    legend: bool = True,
+    texts: Sequence[str] | None = None,
+    positions: Sequence[str] | str = "top center",
 ) -> go.Scatter:
     return go.Scatter(
         x=centers_xy[:, 0],
@@ -116,8 +135,8 @@ def _center_trace(
         mode="markers+text",
         name="class centers",
         showlegend=legend,
-        text=[f"<b>{n}</b>" for n in label_names],
-        textposition="top center",
+        text=list(texts) if texts is not None else [f"<b>{n}</b>" for n in label_names],
+        textposition=list(positions) if not isinstance(positions, str) else positions,
         textfont=dict(color=CENTER_OUTLINE, size=12),
         marker=dict(
             symbol="x",
@@ -125,7 +144,8 @@ def _center_trace(
             color=[emotion_color(n) for n in label_names],
             line=dict(width=2, color=CENTER_OUTLINE),
         ),
-        hovertemplate="center of %{text}<extra></extra>",
+        customdata=list(label_names),
+        hovertemplate="center of %{customdata}<extra></extra>",
     )
 
 
@@ -141,9 +161,28 @@ def map_figure(
     height: int = MAP_HEIGHT,
 ) -> go.Figure:
     """A 2-D map of z: points colored by true class, class centers, optionally an uploaded
-    clip as a star with dashed lines to every center labelled with its distance in z."""
+    clip as a star with dashed lines to every center. The distance of the clip to a center in
+    z is written into that center's own label ("angry · 1.23"), and each label sits on the side
+    of its center facing away from the clip, so labels, lines and the star do not overlap."""
     fig = go.Figure(_point_traces(points, label_names))
-    fig.add_trace(_center_trace(np.asarray(centers_xy), label_names))
+    centers = np.asarray(centers_xy, dtype=float)
+    if clip_xy is not None:
+        clip = np.asarray(clip_xy, dtype=float).reshape(2)
+        texts = [
+            f"<b>{n}</b>" + (f" · {clip_distances[j]:.2f}" if clip_distances is not None else "")
+            for j, n in enumerate(label_names)
+        ]
+        # away from the clip (and from the other centers, when the clip sits among them)
+        ref = 0.5 * clip + 0.5 * centers.mean(axis=0)
+        fig.add_trace(
+            _center_trace(
+                centers, label_names, texts=texts, positions=outward_positions(centers, ref)
+            )
+        )
+    else:
+        fig.add_trace(
+            _center_trace(centers, label_names, positions=outward_positions(centers))
+        )
     if highlight is not None:
         sel = points[points["utt_id"] == highlight]
         if not sel.empty:
@@ -174,15 +213,6 @@ def map_figure(
                     hoverinfo="skip",
                 )
             )
-            if clip_distances is not None:
-                fig.add_annotation(
-                    x=(clip[0] + cx) / 2,
-                    y=(clip[1] + cy) / 2,
-                    text=f"{clip_distances[j]:.2f}",
-                    showarrow=False,
-                    font=dict(size=13, color=emotion_color(name)),
-                    bgcolor="rgba(255,255,255,0.8)",
-                )
         fig.add_trace(
             go.Scatter(
                 x=[clip[0]],
@@ -219,10 +249,20 @@ def snapshot_figure(
     height: int = MAP_HEIGHT,
 ) -> go.Figure:
     """The maps of one or two runs over the epochs, animated with a shared slider and a play
-    button (plotly animates in the browser; no page reruns)."""
+    button (plotly animates in the browser; no page reruns).
+
+    Frames are shown in the order of `frames_a`, keyed by their "key" (default: the epoch)
+    and labelled on the slider by their "label"; only keys every panel has are drawn. The
+    figure opens on the last frame."""
     panels = [frames_a] + ([frames_b] if frames_b else [])
-    epochs = sorted(set.intersection(*[{f["epoch"] for f in p} for p in panels]))
-    by_epoch = [{f["epoch"]: f for f in p} for p in panels]
+
+    def key(f: dict) -> str:
+        return str(f.get("key", f["epoch"]))
+
+    shared = set.intersection(*[{key(f) for f in p} for p in panels])
+    epochs = [key(f) for f in frames_a if key(f) in shared]
+    labels = {key(f): str(f.get("label", f["epoch"])) for f in frames_a}
+    by_epoch = [{key(f): f for f in p} for p in panels]
     fig = make_subplots(
         rows=1,
         cols=len(panels),
@@ -230,7 +270,7 @@ def snapshot_figure(
         horizontal_spacing=0.04,
     )
 
-    def traces(epoch: int) -> list[go.Scatter]:
+    def traces(epoch: str) -> list[go.Scatter]:
         out = []
         for i, frames in enumerate(by_epoch):
             f = frames[epoch]
@@ -268,13 +308,15 @@ def snapshot_figure(
     for k, tr in enumerate(first):
         fig.add_trace(tr, row=1, col=k // per_panel + 1)
     for i, frames in enumerate(by_epoch):
-        allxy = np.concatenate([np.vstack([f["xy"], f["centers_xy"]]) for f in frames.values()])
+        allxy = np.concatenate(
+            [np.vstack([frames[e]["xy"], frames[e]["centers_xy"]]) for e in epochs]
+        )
         lo, hi = allxy.min(0), allxy.max(0)
         pad = 0.05 * (hi - lo + 1e-9)
         fig.update_xaxes(range=[lo[0] - pad[0], hi[0] + pad[0]], row=1, col=i + 1)
         fig.update_yaxes(range=[lo[1] - pad[1], hi[1] + pad[1]], row=1, col=i + 1)
         _equal_axes(fig, 1, i + 1)
-    fig.frames = [go.Frame(data=traces(e), name=str(e)) for e in epochs]
+    fig.frames = [go.Frame(data=traces(e), name=e) for e in epochs]
     slider = dict(
         active=len(epochs) - 1,
         currentvalue=dict(prefix="epoch "),
@@ -286,8 +328,8 @@ def snapshot_figure(
         steps=[
             dict(
                 method="animate",
-                label=str(e),
-                args=[[str(e)], dict(mode="immediate", frame=dict(duration=0, redraw=True))],
+                label=labels[e],
+                args=[[e], dict(mode="immediate", frame=dict(duration=0, redraw=True))],
             )
             for e in epochs
         ],
@@ -432,6 +474,61 @@ def curves_figure(frame: pd.DataFrame, group: str, title: str, *, height: int = 
     return fig
 
 
+RUN_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+METRIC_DASHES = ("solid", "dash", "dot", "dashdot")
+METRIC_NAMES["intra_inter"] = "intra / inter"
+
+
+def overlay_figure(
+    frame: pd.DataFrame,
+    group: str,
+    metrics: Sequence[str],
+    title: str,
+    run_names: dict[str, str] | None = None,
+    *,
+    height: int = 330,
+) -> go.Figure:
+    """Several runs' curves of one quantity group on shared axes: one color per run (in the
+    order of `run_names`), one line style per metric (in the order of `metrics`)."""
+    sub = frame[frame["group"] == group]
+    runs = list(run_names or dict.fromkeys(sub["run"].unique()))
+    names = run_names or {r: r for r in runs}
+    fig = go.Figure()
+    for i, run in enumerate(runs):
+        color = RUN_COLORS[i % len(RUN_COLORS)]
+        for j, metric in enumerate(metrics):
+            s = sub[(sub["run"] == run) & (sub["metric"] == metric)].sort_values("epoch")
+            if s.empty:
+                continue
+            y = 100 * s["value"] if group == "accuracy" else s["value"]
+            label = METRIC_NAMES.get(metric, metric)
+            fig.add_trace(
+                go.Scatter(
+                    x=s["epoch"],
+                    y=y,
+                    mode="lines+markers",
+                    name=f"{names.get(run, run)}: {label}" if len(metrics) > 1 else names.get(run, run),
+                    legendgroup=run,
+                    line=dict(color=color, dash=METRIC_DASHES[j % len(METRIC_DASHES)]),
+                    marker=dict(size=5),
+                    hovertemplate=f"{names.get(run, run)}<br>{label}, epoch %{{x}}: %{{y:.3g}}"
+                    "<extra></extra>",
+                )
+            )
+    n_entries = len(fig.data)
+    _layout(
+        fig,
+        title,
+        height + 18 * max(0, (n_entries + 1) // 2 - 2),
+        legend=dict(orientation="h", yanchor="top", y=-0.22, xanchor="left", x=0),
+        margin=dict(b=40 + 22 * ((n_entries + 1) // 2)),
+    )
+    n_epochs = len(sub["epoch"].unique()) if not sub.empty else 0
+    fig.update_xaxes(title=dict(text="epoch", standoff=4), dtick=1 if n_epochs <= 20 else None)
+    fig.update_yaxes(title="%" if group == "accuracy" else None)
+    return fig
+
+
 # ----------------------------------------------------------------------------- one clip
 
 
@@ -535,6 +632,7 @@ def class_counts_figure(by_class: pd.DataFrame, *, height: int = 300) -> go.Figu
         )
     )
     _layout(fig, "utterances per class", height)
+    fig.update_xaxes(type="category")
     return fig
 
 
@@ -545,9 +643,17 @@ def speaker_counts_figure(
     for name in label_names:
         sub = by_speaker[by_speaker["label"] == name]
         fig.add_trace(
-            go.Bar(x=sub["speaker"], y=sub["count"], name=name, marker_color=emotion_color(name))
+            go.Bar(
+                x=sub["speaker"].astype(str),
+                y=sub["count"],
+                name=name,
+                marker_color=emotion_color(name),
+            )
         )
-    _layout(fig, "utterances per speaker", height, barmode="stack")
+    _layout(fig, "utterances per speaker", height, barmode="stack", legend_traceorder="normal")
+    # speaker ids are names, not numbers (EmoDB's 03 ... 16 must not become a numeric axis)
+    speakers = sorted({str(v) for v in by_speaker["speaker"]})
+    fig.update_xaxes(type="category", categoryorder="array", categoryarray=speakers)
     return fig
 
 
@@ -557,8 +663,15 @@ def speaker_counts_figure(
 def sensitivity_figure(
     summary: pd.DataFrame, axis: str, title: str, *, height: int = 340
 ) -> go.Figure:
-    """UA and WA (mean ± std over folds and seeds) against λ, α or another setting (its name)."""
-    symbol = {"lam": "λ", "alpha": "α"}.get(axis, axis)
+    """UA and WA (mean ± std over folds and seeds) against λ, α or another setting (its name).
+
+    λ is drawn on a categorical axis (its values, evenly spaced, in order): the paper's grid
+    0, 0.001, 0.01, 0.1, 0.3, 1 spans three decades and starts at 0, which neither a linear
+    axis (all but the last points in one corner) nor a log axis (no 0) can show. α stays on a
+    linear axis over [0, 1] (its grid is roughly even there); another setting (another
+    objective's main hyper-parameter) on a plain linear axis."""
+    axis_name = {"lam": "λ", "alpha": "α"}.get(axis, axis)
+    categorical = axis == "lam"
     fig = go.Figure()
     for metric, color, dash, marker in (
         ("UA", "#1f77b4", "solid", "circle"),
@@ -566,9 +679,10 @@ def sensitivity_figure(
     ):
         if summary.empty:
             continue
+        x = [f"{v:g}" for v in summary[axis]] if categorical else summary[axis]
         fig.add_trace(
             go.Scatter(
-                x=summary[axis],
+                x=x,
                 y=summary[f"{metric}_mean"],
                 mode="lines+markers",
                 name=metric,
@@ -576,11 +690,24 @@ def sensitivity_figure(
                 marker=dict(symbol=marker, size=9),
                 error_y=dict(type="data", array=summary[f"{metric}_std"].fillna(0), visible=True),
                 customdata=summary["n"],
-                hovertemplate=f"{symbol}=%{{x}}: {metric} %{{y:.1f}}% (n=%{{customdata}})<extra></extra>",
+                hovertemplate=(
+                    f"{axis_name}=%{{x}}: {metric} %{{y:.1f}}% (n=%{{customdata}})<extra></extra>"
+                ),
             )
         )
     _layout(fig, title, height)
-    fig.update_xaxes(title=symbol)
+    if categorical:
+        order = [f"{v:g}" for v in summary[axis]] if not summary.empty else []
+        fig.update_xaxes(
+            title=f"{axis_name} (categorical axis: values evenly spaced)",
+            type="category",
+            categoryorder="array",
+            categoryarray=order,
+        )
+    elif axis == "alpha":
+        fig.update_xaxes(title=axis_name, range=[-0.05, 1.05])  # α lives in [0, 1]
+    else:
+        fig.update_xaxes(title=axis_name)
     fig.update_yaxes(title="%")
     return fig
 
@@ -627,13 +754,17 @@ def toy_figure(result, *, height: int = 460) -> go.Figure:
         None,
         height,
         plot_bgcolor="white",
-        margin=dict(t=70, b=90),
+        margin=dict(t=50, b=110),
         legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1.0),
+        # the replay button sits left of the slider, under the plot: above it, it covered
+        # legend entries
         sliders=[
             dict(
                 active=len(steps) - 1,
                 currentvalue=dict(prefix="step "),
                 pad=dict(t=45),
+                x=0.22,
+                len=0.78,
                 steps=steps,
             )
         ],
@@ -641,13 +772,14 @@ def toy_figure(result, *, height: int = 460) -> go.Figure:
             dict(
                 type="buttons",
                 showactive=False,
-                x=0,
-                y=1.02,
-                xanchor="left",
-                yanchor="bottom",
+                x=0.21,
+                y=0.0,
+                xanchor="right",
+                yanchor="top",
+                pad=dict(t=60),
                 buttons=[
                     dict(
-                        label="▶ replay training",
+                        label="▶ replay",
                         method="animate",
                         args=[None, dict(frame=dict(duration=120, redraw=True), fromcurrent=False)],
                     )

@@ -7,7 +7,12 @@ the same map without moving any other point (no refit per point).
 
 Two maps of different runs are unrelated up to rotation, reflection, translation and scale;
 `align_to` removes those with an orthogonal Procrustes fit on the utterances both maps share,
-so classes do not appear mirrored or rotated between side-by-side panels.
+so classes do not appear mirrored or rotated between side-by-side panels. A fitted scale
+(`allow_scale=True`, the default) silently resizes the moving map to the reference: center
+loss shrinks z as a whole, so comparing runs with it hides exactly the effect under study.
+The Compare page therefore aligns RIGIDLY (`allow_scale=False`) and states the scale itself
+(`ser_lab.app_support.compare_maps`: each map in units of its own mean inter-center
+distance, or both in raw units).
 
 Everything here is a pure function of numpy arrays; caching on disk lives in
 `ser_lab.analysis.project_fold`.
@@ -296,6 +301,9 @@ def align_to(
     allow_reflection: bool = True,
 ) -> tuple[np.ndarray, Similarity2D]:
     """Align a 2-D map onto a reference map; returns (all moving points aligned, transform).
+
+    With allow_scale=True the moving map is also resized to the reference's size: pass
+    allow_scale=False whenever the size of the maps is part of what is being compared.
 
     The transform (rotation, reflection if allowed, translation, uniform scale if allowed) is
     the least-squares fit of the moving points onto the reference points with the same id

@@ -62,7 +62,7 @@ SPLITS = ("train", "val", "test")
 IDENTITY_KEYS = ("format_version", "run_id", "created")
 
 MAX_RUN_ID_LEN = 100
-MAX_SLUG_LEN = 40
+MAX_SLUG_LEN = 64  # room for a sweep id and "lam0.3-alpha0.5-mel-s0"
 # A queued run has no training process yet (the launcher is still starting it), so it is not
 # called stale before this many seconds without a heartbeat, unless its recorded pid is gone.
 QUEUED_GRACE_S = 120.0
@@ -89,10 +89,13 @@ _FOLD_RE = re.compile(r"fold_(\d+)")
 def safe_run_id(name: str | None = None) -> str:
     """A new, unique-in-practice id: "YYYYmmdd-HHMMSS-<slug>-<4 hex>".
 
-    The slug keeps only [a-z0-9-] of the name (at most 40 characters), so the id is always a
-    single safe path component whatever the user typed.
+    The slug keeps only [a-z0-9.-] of the name (at most MAX_SLUG_LEN characters), so the id
+    is always a single safe path component whatever the user typed; dots between digits stay
+    ("lam0.3-alpha0.5", not "lam0-3-alpha0-5"), other dots become dashes.
     """
-    slug = re.sub(r"[^a-z0-9]+", "-", (name or "").lower()).strip("-")[:MAX_SLUG_LEN].strip("-")
+    slug = re.sub(r"[^a-z0-9.]+", "-", (name or "").lower())
+    slug = re.sub(r"(?<![0-9])\.|\.(?![0-9])", "-", slug)  # a dot only inside a number
+    slug = re.sub(r"-{2,}", "-", slug).strip("-")[:MAX_SLUG_LEN].strip("-.")
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     return f"{stamp}-{slug or 'run'}-{secrets.token_hex(2)}"
 
@@ -185,9 +188,13 @@ def config_columns(config: dict) -> dict[str, Any]:
     train = config.get("train")
     train = train if isinstance(train, dict) else {}
     corpus, features, sweep_id = train.get("corpus"), train.get("features"), train.get("sweep_id")
+    objective = train.get("objective")
     return {
         "corpus": corpus if isinstance(corpus, str) else None,
         "features": features if isinstance(features, str) else None,
+        # the training objective (objectives.py); None for runs from before objectives
+        # existed (and for the eGeMAPS + SVM baseline), which read as the paper's "center"
+        "objective": objective if isinstance(objective, str) else None,
         "lam": train.get("lam"),
         "alpha": train.get("alpha"),
         "epochs": train.get("epochs"),
@@ -228,6 +235,7 @@ class RunSummary:
     created: str | None = None
     corpus: str | None = None
     features: str | None = None
+    objective: str | None = None
     lam: float | None = None
     alpha: float | None = None
     epochs: int | None = None

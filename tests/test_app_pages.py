@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import time
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ import soundfile as sf
 from ser_lab import launcher
 from ser_lab.corpora.synthetic import SYNTHETIC_NOTICE
 from ser_lab.runs import RunStore
-from ser_lab.trainer import new_run
+from ser_lab.trainer import TrainConfig, new_run
 from tests import app_fixtures as fx
 from tests.app_fixtures import TINY, app_test, charts, texts
 
@@ -66,8 +67,12 @@ def test_home_shows_corpus_runs_and_marks(app_env):
     assert broken["state"] == "broken" and "config.json" in broken["problem"]
     assert any(app_env.broken in w.value and "config.json" in w.value for w in at.warning)
     done = table[table["run"] == app_env.center].iloc[0]
-    assert 0 <= done["UA %"] <= 100 and done["λ"] == 0.3
+    assert 0 <= float(done["UA %"]) <= 100 and done["λ"] == "0.3"
+    assert not table.isna().any().any()  # no grey "None" cells
     assert any(b.label == "Quick start" for b in at.button)
+    # the quick start comes right after the introduction (visible without scrolling)
+    assert [h.value for h in at.header][0] == "Quick start"
+    assert any(f"{launcher.QUICK_START['epochs']} epochs" in m.value for m in at.markdown)
 
 
 def test_home_corpus_form_validates_with_the_adapter(app_env, tmp_path):
@@ -152,20 +157,84 @@ def test_train_page_shows_curves_and_results(app_env):
     no_exception(at)
     assert at.title[0].value == "Train"
     assert at.multiselect[0].value == [app_env.center]  # the newest run by default
-    assert len(charts(at)) == 3  # losses, accuracy, distances
+    assert len(charts(at)) == 4  # losses, accuracy, intra / inter, distances
     results = app_env.run(app_env.center).read_results()
     assert metric(at, "test UA") == f"{100 * results['mean']['UA']:.1f} %"
     devices = [s for s in at.selectbox if s.label == "device"][0].options
     assert devices[:2] == ["auto", "cpu"]
 
 
+def chart_spec(at, key: str) -> dict:
+    found = [c for c in charts(at) if c.key == key]
+    assert found, f"no chart {key!r}; have {[c.key for c in charts(at)]}"
+    return json.loads(found[0].proto.spec)
+
+
+def test_train_page_overlays_the_selected_runs_on_shared_axes(app_env):
+    at = app_test("train")
+    at.multiselect[0].set_value([app_env.baseline, app_env.center]).run()
+    no_exception(at)
+    assert len(charts(at)) == 4  # one chart per quantity, not one per run
+    losses = chart_spec(at, "curves-losses")["data"]
+    # 2 runs x 3 losses, one color per run, one line style per loss
+    assert len(losses) == 6
+    colors = {t["legendgroup"]: t["line"]["color"] for t in losses}
+    assert set(colors) == {app_env.baseline, app_env.center} and len(set(colors.values())) == 2
+    for run in colors:
+        dashes = [t["line"]["dash"] for t in losses if t["legendgroup"] == run]
+        assert dashes == ["solid", "dash", "dot"]
+    ratio = chart_spec(at, "curves-ratio")["data"]
+    assert len(ratio) == 2
+    records = [r for r in app_env.run(app_env.center).read_metrics() if r["fold"] == 0]
+    center = [t for t in ratio if t["legendgroup"] == app_env.center][0]
+    assert plotly_array(center["y"]) == pytest.approx(
+        [r["intra_dist"] / r["inter_dist"] for r in records]
+    )
+    assert any("L_c can rise" in i.value and "feature norm" in i.value for i in at.info)
+
+
+def test_train_page_quick_preset_and_time_estimate(app_env):
+    at = app_test("train")
+    epochs = [n for n in at.number_input if n.label == "epochs"][0]
+    assert epochs.value == launcher.QUICK_START["epochs"]  # "quick" is the default preset
+    [r for r in at.radio if r.label == "preset"][0].set_value("paper").run()
+    no_exception(at)
+    # "paper": TrainConfig's defaults, epochs a maximum with early stopping
+    paper = TrainConfig()
+    assert [n for n in at.number_input if n.label == "epochs"][0].value == paper.epochs
+    assert [n for n in at.number_input if n.label == "patience (epochs)"][0].value == paper.patience
+    assert [n for n in at.number_input if n.label == "batch size"][0].value == paper.batch_size
+    preset = [r for r in at.radio if r.label == "preset"][0]
+    assert any("early stopping" in o for o in preset.options)
+    # two finished mel runs in the store: the estimate is measured, and grows with the epochs
+    first = [c.value for c in at.caption if "Estimated time" in c.value]
+    assert len(first) == 1 and "2 finished mel run(s)" in first[0]
+    fewer = paper.epochs // 2
+    [n for n in at.number_input if n.label == "epochs"][0].set_value(fewer).run()
+    second = [c.value for c in at.caption if "Estimated time" in c.value][0]
+    assert f"{fewer} epochs" in second and second != first[0]
+
+
+def test_train_page_keeps_the_form_closed_while_a_run_trains(scratch_store):
+    at = app_test("train")
+    assert at.expander[0].label == "New run" and at.expander[0].proto.expanded
+    store = RunStore(scratch_store.store)
+    run = new_run(TINY, store, name="training now")  # queued: counts as training
+    run.update_status(pid=None)
+    at = app_test("train")  # a reload: a new session, nothing in its state
+    no_exception(at)
+    assert not at.expander[0].proto.expanded
+    assert run.run_id in at.multiselect[0].value
+
+
 def test_train_page_launches_a_run_in_its_own_process(scratch_store):
     at = app_test("train")
     at.text_input[0].set_value("from apptest")
     [n for n in at.number_input if n.label == "epochs"][0].set_value(1)
+    [n for n in at.number_input if n.label == "patience (epochs)"][0].set_value(4)
     [r for r in at.radio if r.label == "train"][0].set_value("first fold only")
     [s for s in at.selectbox if s.label == "device"][0].set_value("cpu")
-    at.button(key="FormSubmitter:new_run-Start training").click().run()
+    at.button(key="start_training").click().run()
     no_exception(at)
     store = RunStore(scratch_store.store)
     run = [s for s in store.list() if s.name == "from apptest"]
@@ -174,6 +243,7 @@ def test_train_page_launches_a_run_in_its_own_process(scratch_store):
     try:
         cfg = run.config["train"]
         assert cfg["epochs"] == 1 and cfg["folds"] == [0] and cfg["device"] == "cpu"
+        assert cfg["patience"] == 4
         assert cfg["corpus_options"] == {"size": "tiny"}
         assert isinstance(run.read_status().get("pid"), int)
         assert any(run.run_id in s.value for s in at.success)
@@ -213,6 +283,67 @@ def test_compare_defaults_to_baseline_vs_center_loss(app_env):
     assert "Synthetic corpus" in texts(at)
 
 
+def test_compare_panel_reads_the_pair_in_plain_words(app_env):
+    from ser_lab import analysis
+    from ser_lab import app_support as sup
+
+    at = app_test("compare")
+    no_exception(at)
+    comp = analysis.compare_runs(
+        app_env.run(app_env.baseline).dir, app_env.run(app_env.center).dir
+    )
+    reading = sup.read_comparison(comp)
+    alerts = [a.value for kind in ("success", "warning", "info") for a in getattr(at, kind)]
+    headline = [a for a in alerts if a.startswith("**What this pair shows.**")]
+    assert len(headline) == 1 and reading.headline in headline[0]
+    assert reading.center_side == "B"  # A is the baseline (λ = 0), B the center-loss run
+    panel = ["\n".join(m.value for m in at.markdown if m.value.startswith("- "))]
+    lines = panel[0].splitlines()
+    assert len(lines) == len(sup.READ_KEYS)
+    for name in ("UA", "WA", "test intra/inter ratio", "test Fisher criterion", "5-NN UA of z"):
+        line = [x for x in lines if x.startswith(f"- {name} ")]
+        assert len(line) == 1, (name, lines)
+        assert any(w in line[0] for w in (" rose from ", " fell from ", " unchanged at "))
+        assert "is better" in line[0]  # names the good direction too
+    ratio = [m for m in reading.moves if m.key == "test_intra_inter"][0]
+    expected = "rose" if ratio.b > ratio.a else "fell"
+    assert f"test intra/inter ratio {expected} from {ratio.a:.3f} to {ratio.b:.3f}" in panel[0]
+    facts = " ".join(c.value for c in at.caption)
+    n_test = sum(f["n_test"] for f in comp["a"]["folds"])
+    assert f"Measured on {n_test} test utterances over 1 fold per side" in facts
+    # the maps say which epoch they show and what scale they are in
+    best = app_env.run(app_env.center).read_results()["folds"][0]["best_epoch"]
+    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in charts(at)[:2]]
+    assert titles[1].endswith(f"epoch {best} (best validation)")
+    assert "On screen: scale-free units" in facts and "÷" in facts
+    [r for r in at.radio if r.label == "units"][0].set_value("raw").run()
+    no_exception(at)
+    assert "On screen: raw units" in " ".join(c.value for c in at.caption)
+
+
+def test_compare_grid_of_up_to_four_runs_aligned_to_a(scratch_store):
+    import shutil
+
+    for n in (1, 2):  # two more finished runs: copies of the center-loss run under new ids
+        copy = scratch_store.store / f"copy-{n}"
+        shutil.copytree(scratch_store.store / scratch_store.center, copy)
+        cfg = json.loads((copy / "config.json").read_text())
+        cfg["run_id"] = copy.name
+        (copy / "config.json").write_text(json.dumps(cfg))
+    at = app_test("compare")
+    no_exception(at)
+    grid = [m for m in at.multiselect if m.label == "add runs (trained on the same fold)"][0]
+    assert sorted(o.split(" · ")[0] for o in grid.options) == ["copy-1", "copy-2"]
+    grid.set_value(["copy-1", "copy-2"]).run()
+    no_exception(at)
+    keys = [c.key for c in charts(at)]
+    assert {"grid_A", "grid_B", "grid_C", "grid_D"} <= set(keys)
+    # a copy of B is drawn exactly where B is: aligned to A the same way, at the same scale
+    b = chart_spec(at, "grid_B")["data"]
+    c = chart_spec(at, "grid_C")["data"]
+    assert plotly_array(b[0]["x"]) == pytest.approx(plotly_array(c[0]["x"]), abs=1e-6)
+
+
 def test_compare_shows_a_selected_utterance(app_env):
     emb = app_env.run(app_env.baseline).load_embeddings(0)
     test = emb["split"] == "test"
@@ -227,7 +358,8 @@ def test_compare_shows_a_selected_utterance(app_env):
     assert metric(at, "A predicts") in names and metric(at, "B predicts") in names
     assert len(charts(at)) == 7  # + the utterance's spectrogram
     assert len(at.get("audio")) == 1
-    assert not at.warning  # the corpus on disk is the one the runs were trained on
+    # the corpus on disk is the one the runs were trained on
+    assert not any("corpus" in w.value for w in at.warning)
     [b for b in at.button if b.label == "Clear selection"][0].click().run()
     no_exception(at)
     assert not any(s.value.startswith("Utterance ") for s in at.subheader)
@@ -256,7 +388,8 @@ def test_explore_classifies_an_uploaded_clip(app_env):
     no_exception(at)
     assert any("Upload or record" in i.value for i in at.info)
     assert at.selectbox[0].value == app_env.center  # a center-loss run by default
-    at.file_uploader[0].set_value(("clip.wav", corpus_wav(app_env), "audio/wav"))
+    clip = sorted((app_env.cache / "synthetic").glob("*tiny*/wav/*.wav"))[0]
+    at.file_uploader[0].set_value((clip.name, clip.read_bytes(), "audio/wav"))
     at.run()
     no_exception(at)
     assert not at.error
@@ -267,6 +400,8 @@ def test_explore_classifies_an_uploaded_clip(app_env):
     # the clip itself + 5 neighbours with their audio (the tiny corpus is in the cache)
     assert len(at.get("audio")) == 6
     assert any("distance" in m.value for m in at.markdown)
+    # the file is named like an utterance of the run's corpus: its label is known, no warning
+    assert metric(at, "true label") == clip.stem.split("_")[1] and not at.warning
 
 
 def test_explore_classifies_a_recording(app_env):
@@ -293,8 +428,26 @@ def test_explore_a_held_out_test_utterance(app_env):
     picker.set_value(test_ids[0]).run()
     no_exception(at)
     assert not at.error
-    assert metric(at, "predicted") in ("neutral", "angry", "happy", "sad")
+    predicted = metric(at, "predicted")
+    assert predicted in ("neutral", "angry", "happy", "sad")
     assert len(charts(at)) == 4
+    # a held-out test utterance: its true label is known, and whether the run got it right
+    truth = test_ids[0].split("_")[1]
+    shown = [m for m in at.metric if m.label == "true label"][0]
+    assert shown.value == truth
+    assert shown.proto.delta == ("right" if predicted == truth else "wrong")
+    assert not at.warning  # it comes from the run's own corpus
+
+
+def test_explore_warns_about_a_real_clip_on_a_synthetic_run(app_env):
+    at = app_test("explore")
+    # an EmoDB-named file (here with synthetic audio): EmoDB's scheme gives its true label
+    at.file_uploader[0].set_value(("03a01Wa.wav", corpus_wav(app_env), "audio/wav"))
+    at.run()
+    no_exception(at)
+    assert metric(at, "true label") == "angry"
+    warning = " ".join(w.value for w in at.warning)
+    assert "trained on the built-in SYNTHETIC corpus" in warning and "from emodb" in warning
 
 
 @pytest.mark.parametrize(
@@ -331,8 +484,61 @@ def test_sensitivity_plots_all_finished_runs(app_env):
     assert metric(at, "runs") == "2" and metric(at, "finished") == "2"
     assert len(charts(at)) == 2
     lam_chart = json.loads(charts(at)[0].proto.spec)
-    xs = sorted(plotly_array(lam_chart["data"][0]["x"]))
-    assert xs == [0.0, 0.3]
+    assert plotly_array(lam_chart["data"][0]["x"]) == ["0", "0.3"]  # λ as categories, in order
+    layout = lam_chart["layout"]
+    assert layout["xaxis"]["type"] == "category"
+    assert layout["xaxis"]["title"]["text"].startswith("λ")
+    alpha_chart = json.loads(charts(at)[1].proto.spec)
+    assert alpha_chart["layout"]["xaxis"]["title"]["text"] == "α"  # not a marker name
+    assert not any("pool runs" in w.value for w in at.warning)  # both runs share settings
+
+
+def test_sensitivity_warns_when_the_curve_pools_unlike_runs(scratch_store):
+    store = RunStore(scratch_store.store)
+    run = store.get(scratch_store.center)
+    cfg = json.loads((run.dir / "config.json").read_text())
+    cfg["train"]["lr"] = 0.01
+    cfg["train"]["epochs"] = cfg["epochs"] = 7
+    (run.dir / "config.json").write_text(json.dumps(cfg))
+    at = app_test("sensitivity")
+    no_exception(at)
+    warning = [w.value for w in at.warning if "pool runs whose settings differ" in w.value]
+    assert len(warning) == 1
+    assert "epochs (2, 7)" in warning[0] and "learning rate (0.0003, 0.01)" in warning[0]
+
+
+def test_sensitivity_follows_a_launched_sweep_until_it_ends(scratch_store):
+    at = app_test("sensitivity")
+    [r for r in at.radio if r.label == "preset"][0].set_value("small").run()
+    at.text_input(key="lams-small").set_value("0")
+    at.number_input(key="epochs-small").set_value(1)
+    at.number_input(key="folds-small").set_value(2)
+    assert at.number_input(key="bs-small").value == launcher.QUICK_START["batch_size"]
+    at.button(key="FormSubmitter:grid-Launch the grid").click().run()
+    no_exception(at)
+    store = RunStore(scratch_store.store)
+    launched = [s.value for s in at.success if "Launched sweep" in s.value]
+    assert len(launched) == 1
+    sweep_id = launched[0].split("`")[1]
+    try:
+        # selected at once, although its manifest may not exist yet; followed while it runs
+        assert at.selectbox(key="sweep_choice").value == sweep_id
+        assert any(i.value.startswith("Running:") for i in at.info)
+        assert any(b.label == "Stop the sweep" for b in at.button)
+        assert any("Refreshing every 5 s" in c.value for c in at.caption)
+        deadline = time.monotonic() + 300
+        while launcher.sweep_process(store, sweep_id) is not None:
+            assert time.monotonic() < deadline, "the one-point sweep did not end in 300 s"
+            time.sleep(1)
+    finally:
+        launcher.stop_sweep(store, sweep_id)
+    at.run()
+    no_exception(at)
+    assert at.selectbox(key="sweep_choice").value == sweep_id
+    assert any(s.value.startswith("Finished: all 1 of 1 runs done") for s in at.success)
+    assert not any(b.label == "Stop the sweep" for b in at.button)
+    assert not any("Refreshing" in c.value for c in at.caption)
+    assert metric(at, "finished") == "1"
 
 
 def test_sensitivity_refuses_bad_grid_values(app_env):
@@ -387,6 +593,20 @@ def test_sensitivity_offers_to_resume_an_unfinished_sweep(scratch_store):
 
 
 # ----------------------------------------------------------------------------- corpus
+
+
+def test_corpus_page_switches_the_corpus(app_env):
+    at = app_test("corpus")
+    no_exception(at)
+    at.selectbox[1].set_value("small")  # synthetic size
+    at.button(key="FormSubmitter:corpus_form-Check and use this corpus").click().run()
+    no_exception(at)
+    assert any("Now using" in s.value and "64 utterances" in s.value for s in at.success)
+    assert metric(at, "utterances") == "64"
+    assert (
+        json.loads((app_env.cache / "app_settings.json").read_text())["corpus"]["options"]
+        == {"size": "small"}
+    )
 
 
 def test_corpus_page_counts_and_filters(app_env):

@@ -100,8 +100,11 @@ def test_runs_frame_and_labels():
     ]
     frame = sup.runs_frame(rows)
     assert list(frame["run"]) == ["a", "b"]
-    assert frame.loc[0, "UA %"] == 61.23 and frame.loc[0, "demo"]
-    assert frame.loc[1, "problem"] == "config.json missing" and pd.isna(frame.loc[1, "UA %"])
+    assert frame.loc[0, "UA %"] == "61.23" and frame.loc[0, "demo"]
+    assert frame.loc[1, "problem"] == "config.json missing" and frame.loc[1, "UA %"] == ""
+    # no cell of the table is None or NaN (the app would show a grey "None")
+    assert not frame.isna().any().any()
+    assert frame.loc[0, "problem"] == "" and frame.loc[0, "λ"] == "0"
     assert sup.run_label(rows[0]).startswith("[demo] a · baseline")
     assert "λ=0.3, α=0.5" in sup.run_label(row("c", 0.3))
 
@@ -236,20 +239,32 @@ def test_sweep_options_newest_first_from_runs_and_manifests(tmp_path):
 # ----------------------------------------------------------------------------- comparison helpers
 
 
-def side(ua: float, recall: dict, intra: float) -> dict:
+def side(
+    ua: float,
+    recall: dict,
+    intra: float,
+    *,
+    fisher: float = 1.0,
+    lam: float = 0.0,
+    knn_ua: float = 0.5,
+    n_test: int = 40,
+) -> dict:
     disc = {
         "intra": intra,
         "inter": 2.0,
         "intra_inter_ratio": intra / 2,
-        "fisher": 1.0,
+        "fisher": fisher,
         "silhouette": 0.1,
     }
     return {
         "n_runs": 1,
+        "run_ids": [f"run-lam{lam}"],
+        "configs": [{"corpus": "synthetic", "features": "mel", "lam": lam, "alpha": 0.5}],
+        "folds": [{"fold": 0, "n_test": n_test, "best_epoch": 3}],
         "UA": {"mean": ua, "std_folds": 0.01},
         "WA": {"mean": ua + 0.1, "std_folds": None},
         "pooled": {"UA": ua, "WA": ua + 0.1, "recall": recall},
-        "discriminability": {"train": disc, "test": disc, "knn": {"accuracy": 0.5, "ua": 0.5}},
+        "discriminability": {"train": disc, "test": disc, "knn": {"accuracy": 0.5, "ua": knn_ua}},
     }
 
 
@@ -261,7 +276,8 @@ def test_compare_table_in_percent_with_differences():
     }
     table = sup.compare_table(comp).set_index("metric")
     assert table.loc["UA (mean over folds)", "B − A"] == pytest.approx(10.0)
-    assert table.loc["test: intra-class distance ↓", "B − A"] == pytest.approx(-0.5)
+    assert table.loc["test: intra-class distance (units of z)", "B − A"] == pytest.approx(-0.5)
+    assert table.loc["5-NN UA of z, train → test ↑", "A"] == pytest.approx(50.0)
     # the same rows, in the same order, as `python -m ser_lab compare` prints
     from ser_lab.analysis import compare_rows
 
@@ -270,23 +286,95 @@ def test_compare_table_in_percent_with_differences():
     assert table.loc["recall sad", "B − A"] == pytest.approx(-10.0)
 
 
-def test_snapshot_frames_of_b_are_turned_onto_a():
-    rng = np.random.default_rng(0)
-    xy = rng.normal(size=(30, 2))
-    ids = np.array([f"u{i}" for i in range(30)])
-    turn = np.array([[0.0, -1.0], [-1.0, 0.0]])  # a reflection
-    frame = {
-        "epoch": 1,
-        "xy": xy,
-        "utt_ids": ids,
-        "centers_xy": xy[:4],
-        "labels": np.zeros(30, int),
-        "split": ids,
+def pair(intra_b: float, fisher_b: float, *, lam_a: float = 0.0, lam_b: float = 0.3) -> dict:
+    return {
+        "labels": ["angry", "sad"],
+        "a": side(0.5, {"angry": 0.4, "sad": 0.6}, 1.0, fisher=2.0, lam=lam_a),
+        "b": side(0.6, {"angry": 0.7, "sad": 0.5}, intra_b, fisher=fisher_b, lam=lam_b, knn_ua=0.4),
+        "changed": {"n_shared": 40, "n_fixed": 6, "n_broken": 2, "both_right": 20, "both_wrong": 12},
     }
-    moved = {**frame, "xy": 3 * xy @ turn + 5, "centers_xy": 3 * xy[:4] @ turn + 5}
-    aligned = sup.align_snapshot_frames([frame], [moved])
-    assert np.allclose(aligned[0]["xy"], xy, atol=1e-6)
-    assert np.allclose(aligned[0]["centers_xy"], xy[:4], atol=1e-6)
+
+
+def test_reading_names_each_metric_and_its_direction():
+    reading = sup.read_comparison(pair(0.5, 3.0))
+    assert reading.verdict == "supports" and reading.center_side == "B"
+    assert "supports the paper's claim" in reading.headline
+    text = "\n".join(reading.lines())
+    assert "UA rose from 50.0 % to 60.0 % (+10.0 points): better, since higher is better" in text
+    assert "test intra/inter ratio fell from 0.500 to 0.250 (-0.250): better, since lower is better" in text
+    assert "test Fisher criterion rose from 2.000 to 3.000" in text
+    assert "5-NN UA of z fell from 50.0 % to 40.0 % (-10.0 points): worse" in text
+    assert "test silhouette unchanged at 0.100" in text
+    assert [m.key for m in reading.moves] == list(sup.READ_KEYS)
+    facts = " ".join(reading.facts)
+    assert "40 test utterances over 1 fold per side" in facts
+    assert "B gets 6 right that A got wrong and 2 wrong" in facts
+    assert "can be chance" in facts  # 40 test utterances are few
+
+
+@pytest.mark.parametrize(
+    ("intra_b", "fisher_b", "verdict", "says"),
+    [
+        (1.2, 1.5, "contradicts", "does NOT support"),
+        (0.5, 1.5, "mixed", "does NOT clearly support"),
+        (1.2, 3.0, "mixed", "does NOT clearly support"),
+    ],
+)
+def test_reading_says_plainly_when_the_pair_does_not_support_the_claim(
+    intra_b, fisher_b, verdict, says
+):
+    reading = sup.read_comparison(pair(intra_b, fisher_b))
+    assert reading.verdict == verdict and says in reading.headline
+
+
+def test_reading_of_a_reversed_or_unrelated_pair():
+    # A is the center-loss run: the claim is read center - baseline, so B tighter = against it
+    reversed_ = sup.read_comparison(pair(0.5, 3.0, lam_a=0.3, lam_b=0.0))
+    assert reversed_.center_side == "A" and reversed_.verdict == "contradicts"
+    both = sup.read_comparison(pair(0.5, 3.0, lam_a=0.3, lam_b=0.3))
+    assert both.verdict == "not tested" and "not a baseline" in both.headline
+    # a run of another objective (its λ weighs another term) does not test the paper's claim
+    arm = pair(0.5, 3.0)
+    arm["b"]["configs"][0]["objective"] = "triplet"
+    other = sup.read_comparison(arm)
+    assert other.verdict == "not tested" and other.center_side is None
+    assert any("objective" in f for f in other.facts)  # named among the differing settings
+
+
+def test_comparison_json_is_plain_json_without_nan():
+    comp = pair(0.5, 3.0)
+    comp["b"]["discriminability"]["test"]["silhouette"] = float("nan")
+    out = sup.comparison_json(comp)
+    text = json.dumps(out, allow_nan=False)  # would raise on a NaN
+    back = json.loads(text)
+    rows = {r["key"]: r for r in back["rows"]}
+    assert rows["UA"]["diff"] == pytest.approx(10.0) and rows["UA"]["better"] == "higher"
+    assert rows["test_silhouette"]["B"] is None
+    assert back["reading"]["verdict"] == "supports" and back["a"]["runs"] == ["run-lam0.0"]
+    assert back["changed"]["n_fixed"] == 6
+
+
+def test_curves_frame_averages_folds_and_adds_the_ratio():
+    records = {
+        "r1": [
+            {"fold": 0, "epoch": 1, "intra_dist": 1.0, "inter_dist": 2.0, "center_loss": 0.1},
+            {"fold": 1, "epoch": 1, "intra_dist": 3.0, "inter_dist": 4.0, "center_loss": 0.3},
+            {"fold": 0, "epoch": 2, "intra_dist": 1.0, "inter_dist": 4.0, "val_UA": float("nan")},
+        ]
+    }
+    frame = sup.curves_frame(records)
+    ratio = frame[frame["metric"] == "intra_inter"].set_index("epoch")
+    assert ratio.loc[1, "value"] == pytest.approx((0.5 + 0.75) / 2) and ratio.loc[1, "n_folds"] == 2
+    assert ratio.loc[2, "value"] == pytest.approx(0.25) and ratio.loc[2, "group"] == "ratio"
+    assert frame[frame["metric"] == "center_loss"]["value"].tolist() == pytest.approx([0.2])
+    assert "val_UA" not in set(frame["metric"])  # NaN left out
+
+
+def test_train_estimate_scales_with_epochs_and_folds():
+    one = sup.train_estimate(200, 4, 1, 8, 0.01)
+    assert one == pytest.approx(0.01 * 200 * 0.75 * 0.85 * 8)
+    assert sup.train_estimate(200, 4, 4, 8, 0.01) == pytest.approx(4 * one)
+    assert sup.train_estimate(200, 4, 1, 8, None) is None
 
 
 # ----------------------------------------------------------------------------- colors and figures
@@ -327,8 +415,101 @@ def test_map_figure_colors_classes_and_draws_the_clip():
     assert by_name["angry"].marker.line.color == EMOTION_COLORS["angry"]
     assert list(by_name["class centers"].marker.color) == [emotion_color(n) for n in names]
     assert by_name["your clip"].marker.symbol == "star"
-    assert len(fig.layout.annotations) == 4  # one distance per center
+    # the distances are part of the centers' own labels (no separate labels to overlap them)
+    assert not fig.layout.annotations
+    texts = list(by_name["class centers"].text)
+    assert texts == [f"<b>{n}</b> · {d:.2f}" for n, d in zip(names, [1, 2, 3, 4])]
+    # each label on the side of its center that faces away from the clip
+    positions = list(by_name["class centers"].textposition)
+    assert positions[0] in ("bottom center", "middle left") and positions[3] in (
+        "top center",
+        "middle right",
+    )
     assert fig.layout.yaxis.scaleanchor == "x"
+
+
+def test_file_names_of_known_corpora_give_the_true_label():
+    assert sup.label_from_file_name("03a01Wa.wav") == ("emodb", "angry")
+    assert sup.label_from_file_name("/x/16b10Tb.wav") == ("emodb", "sad")
+    assert sup.label_from_file_name("03-01-03-01-01-01-12.wav") == ("ravdess", "happy")
+    assert sup.label_from_file_name("1001_DFA_NEU_XX.wav") == ("cremad", "neutral")
+    assert sup.label_from_file_name("my clip.wav") is None
+    assert sup.label_from_file_name("03a01Za.wav") is None  # no such EmoDB letter
+
+
+def test_clip_context_warns_about_clips_from_elsewhere():
+    on_synth = sup.clip_context("03a01Wa.wav", "upload", "synthetic")
+    assert on_synth.true_label == "angry" and on_synth.origin == "emodb"
+    assert "SYNTHETIC" in on_synth.warning and "real speech" in on_synth.warning
+    same = sup.clip_context("03a01Wa.wav", "upload", "emodb")
+    assert same.true_label == "angry" and same.warning is None
+    other = sup.clip_context("1001_DFA_SAD_XX.wav", "upload", "emodb")
+    assert other.true_label == "sad" and "not from the run's training corpus (emodb)" in other.warning
+    rec = sup.clip_context("your recording", "record", "synthetic")
+    assert rec.true_label is None and "SYNTHETIC" in rec.warning
+    assert "not from the run's training corpus" in sup.clip_context(None, "record", "emodb").warning
+    labels = {"spk01_angry_001": "angry"}
+    test = sup.clip_context("spk01_angry_001", "test", "synthetic", labels)
+    assert test.true_label == "angry" and test.warning is None and "held-out" in test.how
+    up = sup.clip_context("spk01_angry_001.wav", "upload", "synthetic", labels)
+    assert up.true_label == "angry" and up.warning is None
+    unknown = sup.clip_context("clip.wav", "upload", "synthetic", labels)
+    assert unknown.true_label is None and "SYNTHETIC" in unknown.warning
+    assert sup.clip_context("clip.wav", "upload", "emodb").warning is None
+
+
+def test_explore_defaults_to_the_best_center_loss_run_on_the_corpus_in_use(tmp_path):
+    from ser_lab.runs import RunStore
+    from ser_lab.trainer import TrainConfig, new_run
+
+    store = RunStore(tmp_path)
+    ids = {}
+
+    def run(
+        name: str, lam: float, ua: float, size: str, demo: bool = False, objective: str = "center"
+    ) -> RunSummary:
+        cfg = TrainConfig(corpus_options={"size": size}, lam=lam, objective=objective)
+        ids[name] = new_run(cfg, store, name=name).run_id
+        return RunSummary(
+            ids[name], name, "done", lam=lam, UA=ua, is_demo=demo, objective=objective
+        )
+
+    tiny = sup.CorpusChoice(options={"size": "tiny"})
+    rows = [
+        run("new-weak", 0.3, 0.27, "tiny"),
+        run("old-good", 0.3, 0.60, "tiny"),
+        run("baseline", 0.0, 0.90, "tiny"),
+        run("demo", 0.3, 0.50, "medium", demo=True),
+        run("other", 0.3, 0.95, "small"),
+        run("triplet", 0.3, 0.99, "tiny", objective="triplet"),  # not a center-loss run
+    ]
+    assert sup.default_explore_run(store, rows, tiny) == ids["old-good"]  # the best, not newest
+    default = sup.CorpusChoice(options={"size": "default"})
+    assert sup.default_explore_run(store, rows, default) == ids["demo"]  # none on it: the demo
+    assert sup.default_explore_run(store, rows[2:3], default) == ids["baseline"]
+    assert sup.default_explore_run(store, [], default) is None
+
+
+def test_speaker_axis_is_categorical():
+    by_speaker = pd.DataFrame({"speaker": ["03", "16", "08"], "label": ["sad"] * 3, "count": [1, 2, 3]})
+    fig = figures.speaker_counts_figure(by_speaker, ["sad"])
+    assert fig.layout.xaxis.type == "category"
+    assert list(fig.layout.xaxis.categoryarray) == ["03", "08", "16"]
+    assert list(fig.data[0].x) == ["03", "16", "08"]  # the ids as written, not 3, 16, 8
+
+
+def test_toy_replay_button_is_clear_of_the_legend():
+    fig = figures.toy_figure(train_toy(ToyConfig(steps=5, frames=3)))
+    button = fig.layout.updatemenus[0]
+    assert fig.layout.legend.y >= 1.0 and button.y <= 0.0  # legend above, button below the plot
+
+
+def test_quick_start_text_follows_the_preset():
+    from ser_lab import launcher
+
+    text = sup.quick_start_text({**launcher.QUICK_START, "epochs": 7, "lr": 0.002})
+    assert "7 epochs" in text and "learning rate 0.002" in text
+    assert f"λ = {launcher.QUICK_START_LAMBDA:g}" in text and "Compare" in text
 
 
 def test_confusion_difference_is_centered_on_zero():
@@ -381,3 +562,80 @@ def test_corpus_fingerprint_check_spots_a_regenerated_corpus(app_store, monkeypa
     changed[3] = replace(changed[3], duration=changed[3].duration + 0.5)
     assert not sup.corpus_matches(run, 0, replace(manifest, utterances=changed))
     assert not sup.corpus_matches(run, 0, manifest.subset(range(1, len(manifest))))  # one missing
+
+
+def test_scale_free_maps_hide_no_rescaling(app_store):
+    from ser_lab import analysis
+
+    a, b = app_store.run(app_store.baseline), app_store.run(app_store.center)
+    map_a, map_b = analysis.project_fold(a, 0, "pca"), analysis.project_fold(b, 0, "pca")
+    pair = sup.compare_maps(map_a, map_b, normalised=True)
+    assert pair.rotation.scale == 1.0  # rigid: no scale inside the alignment
+    # each panel in units of its own mean inter-center distance
+    assert sup.map_unit(pair.a) == pytest.approx(1.0) and sup.map_unit(pair.b) == pytest.approx(1.0)
+    assert pair.unit_a == pytest.approx(sup.map_unit(map_a))
+    assert pair.unit_b == pytest.approx(sup.map_unit(map_b))
+    raw = sup.compare_maps(map_a, map_b, normalised=False)
+    np.testing.assert_allclose(raw.a.xy, map_a.xy)
+    # raw: B keeps its own spread (distances between its points are those of its own map)
+    d_raw = np.linalg.norm(raw.b.xy[0] - raw.b.xy[1])
+    assert d_raw == pytest.approx(np.linalg.norm(map_b.xy[0] - map_b.xy[1]))
+    # new points are placed with the same scale and turn as the drawn ones
+    z = b.load_embeddings(0)["z"][:3]
+    np.testing.assert_allclose(pair.b.transform(z)[0], pair.b.xy[0], atol=1e-6)
+    assert "Scale-free" in pair.describe() and "Raw units" in raw.describe()
+
+
+def test_the_animation_ends_on_the_main_map(app_store):
+    from ser_lab import analysis
+
+    a, b = app_store.run(app_store.baseline), app_store.run(app_store.center)
+    pair = sup.compare_maps(analysis.project_fold(a, 0, "pca"), analysis.project_fold(b, 0, "pca"))
+    frames = sup.frames_on_map(b, 0, pair.b, 2, ["train", "test"])
+    assert [f["key"] for f in frames] == [str(e) for e in b.list_snapshots(0)] + ["kept"]
+    kept = frames[-1]
+    assert kept["label"] == "2 (kept)"
+    index = {u: i for i, u in enumerate(pair.b.utt_ids.astype(str))}
+    pick = [index[u] for u in kept["utt_ids"]]
+    np.testing.assert_allclose(kept["xy"], pair.b.xy[pick])
+    np.testing.assert_allclose(kept["centers_xy"], pair.b.centers_xy)
+    fig = figures.snapshot_figure(frames, None, pair.b.label_names, ["B"])
+    assert fig.layout.sliders[0].steps[-1].label == "2 (kept)"
+    assert fig.frames[-1].name == "kept"
+    # the figure opens on the kept frame: its first trace holds the kept points of class 0
+    first = np.asarray(fig.data[0].x, dtype=float)
+    cls0 = kept["labels"] == 0
+    np.testing.assert_allclose(np.sort(first), np.sort(kept["xy"][cls0, 0]))
+    only_test = sup.frames_on_map(b, 0, pair.b, 2, ["test"])
+    assert set(only_test[0]["split"]) == {"test"}
+
+
+def test_cli_compare_json(app_store, capsys):
+    from ser_lab.cli import main
+
+    code = main(
+        ["--store", str(app_store.store), "compare", app_store.baseline, app_store.center, "--json"]
+    )
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["a"]["runs"] == [app_store.baseline] and out["b"]["runs"] == [app_store.center]
+    rows = {r["key"]: r for r in out["rows"]}
+    results = app_store.run(app_store.center).read_results()
+    assert rows["UA"]["B"] == pytest.approx(100 * results["mean"]["UA"])
+    assert {"test_intra_inter", "test_fisher", "knn_UA"} <= set(rows)
+    assert out["reading"]["verdict"] in ("supports", "contradicts", "mixed")
+    assert out["reading"]["center_side"] == "B"
+
+
+def test_reading_flags_runs_at_chance_level():
+    comp = pair(0.5, 3.0)
+    comp["a"]["UA"]["mean"] = 0.26  # 2 classes: chance is 50 %, so 26 % is below chance...
+    comp["labels"] = ["angry", "sad", "happy", "neutral"]  # ...and with 4 classes it is chance
+    comp["a"]["pooled"]["recall"] = comp["b"]["pooled"]["recall"] = {}
+    reading = sup.read_comparison(comp)
+    assert reading.facts[0].startswith("A is at chance level (UA within 5 points of 25 %")
+    assert "read it with care" in reading.headline
+    learnt = pair(0.5, 3.0)  # 2 classes: chance is 50 %
+    learnt["a"]["UA"]["mean"], learnt["b"]["UA"]["mean"] = 0.7, 0.8
+    assert not any("chance level" in f for f in sup.read_comparison(learnt).facts)
+    assert any("A is at chance level" in f for f in sup.read_comparison(pair(0.5, 3.0)).facts)

@@ -10,6 +10,7 @@ Skipped, with the reason, when /usr/bin/chromium or the playwright package is mi
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -22,6 +23,11 @@ from pathlib import Path
 import pytest
 
 from tests.app_fixtures import ROOT, settings_json
+
+# The quick start of the browser test: the Home button's own code path, on the tiny corpus the
+# app tests already generated, so the walk Quick start -> Compare takes about a minute.
+QUICK_TINY = {"corpus_options": {"size": "tiny"}, "epochs": 2, "n_folds": 2, "snapshot_size": 32}
+QUICK_TIMEOUT_S = 420
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -87,7 +93,13 @@ def _serve(app_store, tmp_path, **extra_env: str):
         shutil.copytree(demo, store / demo.name)
     (app_store.cache / "app_settings.json").write_text(settings_json("tiny"))
     port = free_port()
-    env = dict(os.environ, SER_LAB_CHECKPOINTS=str(store), SER_LAB_CACHE=str(app_store.cache), **extra_env)
+    env = dict(
+        os.environ,
+        SER_LAB_CHECKPOINTS=str(store),
+        SER_LAB_CACHE=str(app_store.cache),
+        SER_LAB_QUICK_START_OVERRIDE=json.dumps(QUICK_TINY),
+        **extra_env,
+    )
     log = open(tmp_path / "streamlit.log", "wb")
     proc = subprocess.Popen(
         [
@@ -204,7 +216,36 @@ def test_app_in_a_browser(server, app_store):
             assert page.locator(EXCEPTION).count() == 0
             shot(page, "train")
 
-            # compare: the demo pair or the newest pair; click a point of map A
+            # quick start -> compare: the button trains a pair, Compare reads it in plain words
+            open_page(page, url, "", "Quick start")
+            page.get_by_role("button", name="Quick start").click()
+            expect(page.get_by_text("each in its own process", exact=False).first).to_be_visible(
+                timeout=60_000
+            )
+            deadline = time.monotonic() + QUICK_TIMEOUT_S
+            quick = []
+            while time.monotonic() < deadline:
+                quick = [d for d in server["store"].iterdir() if "-quick-" in d.name]
+                if len(quick) == 2 and all((d / "results.json").is_file() for d in quick):
+                    break
+                time.sleep(2)
+            assert len(quick) == 2 and all((d / "results.json").is_file() for d in quick), (
+                f"the quick start did not finish in {QUICK_TIMEOUT_S} s"
+            )
+            open_page(page, url, "compare", "What this pair shows")
+            panel = page.locator(".st-key-compare_reading")
+            expect(panel.first).to_be_visible(timeout=60_000)
+            text = panel.first.inner_text()
+            for name in ("UA", "test intra/inter ratio", "test Fisher criterion", "5-NN UA of z"):
+                assert name in text, text
+            assert text.count(" rose from ") + text.count(" fell from ") >= 3, text
+            assert "test utterances" in text
+            for d in quick:  # the default pair is the quick pair just trained
+                expect(page.get_by_text(d.name).first).to_be_visible()
+            page.wait_for_selector(".js-plotly-plot .scatterlayer .point", timeout=60_000)
+            shot(page, "compare-quick")
+
+            # compare: the newest pair; click a point of map A
             open_page(page, url, "compare", "Accuracy and discriminability")
             page.wait_for_selector(".js-plotly-plot .scatterlayer .point", timeout=60_000)
             shot(page, "compare")
@@ -221,7 +262,7 @@ def test_app_in_a_browser(server, app_store):
 
             # explore: upload a clip of the tiny corpus to the tiny center-loss run
             open_page(page, url, "explore", "Upload or record a clip to start")
-            page.get_by_label("run").click()
+            page.get_by_role("combobox", name="run").click()
             page.get_by_role("option", name="tiny-center", exact=False).first.click()
             settle(page)
             clip = sorted((app_store.cache / "synthetic").glob("*tiny*/wav/*.wav"))[0]

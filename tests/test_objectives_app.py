@@ -24,7 +24,7 @@ def test_train_page_launches_a_run_of_the_chosen_objective(scratch_store):
     [n for n in at.number_input if n.label == "epochs"][0].set_value(1)
     [r for r in at.radio if r.label == "train"][0].set_value("first fold only")
     [s for s in at.selectbox if s.label == "device"][0].set_value("cpu")
-    at.button(key="FormSubmitter:new_run-Start training").click().run()
+    at.button(key="start_training").click().run()
     assert not at.exception
     store = RunStore(scratch_store.store)
     (summary,) = [s for s in store.list() if s.name == "supcon from apptest"]

@@ -188,7 +188,7 @@ def test_train_page_start_stop_resume(scratch_store, monkeypatch, calls) -> None
     assert all(_button(at, label).disabled for label in labels)
     assert "Shared mode" in texts(at)
     before = sorted(p.name for p in store.root.iterdir())
-    _forced_click(at, monkeypatch, lambda a: a.button(key="FormSubmitter:new_run-Start training"))
+    _forced_click(at, monkeypatch, lambda a: a.button(key="start_training"))
     assert calls == [] and not at.success
     _forced_click(at, monkeypatch, lambda a: _button(a, "Stop"))
     assert calls == [] and not at.success

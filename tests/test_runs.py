@@ -98,10 +98,13 @@ def set_status(run: Run, **fields: object) -> None:
 def test_safe_run_id_is_one_safe_component() -> None:
     for name in ["../../etc/passwd", "a/b\\c", "Mel λ=0.3 (center loss)", "x" * 300, "", None]:
         run_id = safe_run_id(name)
-        assert re.fullmatch(r"\d{8}-\d{6}-[a-z0-9-]{1,40}-[0-9a-f]{4}", run_id), run_id
+        assert re.fullmatch(r"\d{8}-\d{6}-[a-z0-9.-]{1,64}-[0-9a-f]{4}", run_id), run_id
         assert validate_run_id(run_id) == run_id
         assert "/" not in run_id and ".." not in run_id
-    assert safe_run_id("Mel λ=0.3 (center loss)").split("-")[2:5] == ["mel", "0", "3"]
+    # a dot inside a number stays, so λ and α stay readable; any other dot becomes a dash
+    assert safe_run_id("Mel λ=0.3 (center loss)").split("-")[2:5] == ["mel", "0.3", "center"]
+    assert "-lam0.3-alpha0.5-mel-s0-" in safe_run_id("sweep-20261201-101010-abcd-lam0.3-alpha0.5-mel-s0")
+    assert "-x-" in safe_run_id("x.") and "-hidden-" in safe_run_id(".hidden")
     assert "-run-" in safe_run_id(None)
 
 

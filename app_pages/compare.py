@@ -219,6 +219,8 @@ with st.container(border=True, key="compare_reading"):
     left.markdown("\n".join(f"- {line}" for line in lines[:half]))
     right.markdown("\n".join(f"- {line}" for line in lines[half:]))
     st.caption(" ".join(reading.facts))
+    for note in sup.demo_typicality(store, comp):  # a demo pair says which seed it is and how typical
+        st.caption(f":material/info: {note}")
 
 METHODS, SPLITS, UNITS = ["pca", "umap"], ["train", "test", "train + test"], ["scale-free", "raw"]
 url_notes += url_choices({"fold": [str(k) for k in folds]}, convert=int)

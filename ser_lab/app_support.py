@@ -32,7 +32,7 @@ from ser_lab.errors import ConfigError, CorpusError, RunError, SerLabError
 from ser_lab.runs import ACTIVE_STATES, Run, RunStore, RunSummary
 
 SETTINGS_NAME = "app_settings.json"
-DEFAULT_SYNTHETIC_SIZE = "medium"  # the size of the demo runs and of the quick start
+DEFAULT_SYNTHETIC_SIZE = "default"  # the size of the demo runs and of the quick start (launcher.QUICK_START)
 SESSION_KEY = "corpus"
 
 
@@ -1509,3 +1509,18 @@ def parse_values(text: str, what: str, *, integer: bool = False) -> list[float]:
     if not values:
         raise ConfigError(f"{what}: give at least one value")
     return values
+
+
+def demo_typicality(store: RunStore, comparison: dict[str, Any]) -> list[str]:
+    """The recorded typicality notes of the demo runs in a comparison (ser_lab.demo.typicality:
+    which quick-start seed the demo pair is and how it ranks among the bench's seeds)."""
+    notes: list[str] = []
+    for side in ("a", "b"):
+        for run_id in comparison[side].get("run_ids", []):
+            try:
+                text = store.get(run_id).config.get("typicality")
+            except (OSError, SerLabError):
+                continue
+            if isinstance(text, str) and text not in notes:
+                notes.append(text)
+    return notes

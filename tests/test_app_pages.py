@@ -137,7 +137,7 @@ def test_home_quick_start_launches_baseline_and_center_loss(scratch_store):
             assert (
                 cfg["corpus"] == "synthetic"
                 and cfg["folds"] == [0]
-                and cfg["corpus_options"] == {"size": "medium"}
+                and cfg["corpus_options"] == launcher.QUICK_START["corpus_options"]
             )
         assert any("Started" in s.value for s in at.success)
         # pressing it again while they run is not possible

@@ -62,3 +62,15 @@ def test_demo_typicality_reads_the_bench_for_the_current_preset(tmp_path):
     assert demo.typicality(7, bench) is None  # not in the bench
     bench.write_text(json.dumps({"preset": {**preset, "epochs": 99}, "per_seed": []}))
     assert demo.typicality(1, bench) is None  # measured on another preset
+
+
+def test_the_shipped_demo_pair_says_how_typical_it_is():
+    from ser_lab import app_support as sup
+    from ser_lab.demo import DEMO_IDS, DEMO_SEED
+    from ser_lab.paths import PROJECT_ROOT
+
+    store = RunStore(PROJECT_ROOT / "checkpoints")
+    for run_id in DEMO_IDS:
+        assert store.get(run_id).config["train"]["seed"] == DEMO_SEED
+    notes = sup.demo_typicality(store, {"a": {"run_ids": [DEMO_IDS[0]]}, "b": {"run_ids": [DEMO_IDS[1]]}})
+    assert len(notes) == 1 and f"seed {DEMO_SEED}" in notes[0] and "of 10" in notes[0]

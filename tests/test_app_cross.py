@@ -8,10 +8,7 @@ import importlib.util
 import pytest
 
 from ser_lab.runs import RunStore
-from tests import app_fixtures as fx
 from tests.app_fixtures import TINY, app_test, charts, texts
-
-app_store, app_env, scratch_store = fx.app_store, fx.app_env, fx.scratch_store
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 needs_opensmile = pytest.mark.skipif(

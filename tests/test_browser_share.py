@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlparse
 
 from tests import test_browser as tb
 
-app_store, server = tb.app_store, tb.server
+server = tb.server
 pytestmark = tb.pytestmark
 
 

@@ -28,8 +28,6 @@ from ser_lab.model import min_frames
 from tests import app_fixtures as fx
 from tests.app_fixtures import texts
 
-app_store, app_env = fx.app_store, fx.app_env
-
 
 @pytest.fixture
 def center_run(app_env):

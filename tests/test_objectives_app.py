@@ -6,10 +6,7 @@ import pytest
 
 from ser_lab import launcher
 from ser_lab.runs import RunStore
-from tests import app_fixtures as fx
 from tests.app_fixtures import app_test, charts
-
-app_store, app_env, scratch_store = fx.app_store, fx.app_env, fx.scratch_store
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

@@ -30,11 +30,8 @@ from ser_lab.access import ENV_CORPUS_ROOTS, ENV_SHARED, AccessPolicy
 from ser_lab.errors import AccessDeniedError
 from ser_lab.runs import RunStore
 from ser_lab.trainer import new_run
-from tests import app_fixtures as fx
 from tests.app_fixtures import ROOT, TINY, app_test, settings_json, texts
 from tests.audio_fixtures import tone, write_audio
-
-app_store, app_env, scratch_store = fx.app_store, fx.app_env, fx.scratch_store
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

@@ -29,15 +29,14 @@ from ser_lab.errors import ConfigError, CorpusError, NonFiniteError, UnreadableA
 from ser_lab.runs import MODEL_KEYS, RunStore
 from ser_lab.trainer import TrainConfig, check_finite, drop_non_finite
 from tests.audio_fixtures import tiny_manifest, tone, wav_bytes, write_audio
-from tests.test_reliability_audio import shared_cache
 
 TINY = ["train", "--corpus", "synthetic", "--size", "tiny", "--folds", "2", "--fold", "0",
         "--workers", "1", "--device", "cpu"]
 
 
 @pytest.fixture
-def env(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    cache = shared_cache(tmp_path_factory)
+def env(reliability_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    cache = reliability_cache
     store = tmp_path / "runs"
     monkeypatch.setenv("SER_LAB_CACHE", str(cache))
     monkeypatch.setenv("SER_LAB_CHECKPOINTS", str(store))

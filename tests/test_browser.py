@@ -272,7 +272,7 @@ def test_shared_mode_in_a_browser(shared_server, app_store, tmp_path):
             open_page(page, url, "", "Corpus in use")
             expect(page.get_by_role("button", name="Quick start")).to_be_disabled()
             page.get_by_text("Use another corpus").click()
-            page.get_by_label("root folder (or CSV file)").fill(str(outside))
+            page.get_by_role("textbox", name="root folder (or CSV file)").fill(str(outside))
             page.get_by_role("button", name="Check and use this corpus").click()
             expect(page.get_by_text("not allowed in shared mode", exact=False)).to_be_visible(
                 timeout=60_000

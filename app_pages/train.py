@@ -54,6 +54,7 @@ PRESETS = {
     "quick": dict(
         epochs=QUICK.epochs,
         patience=QUICK.patience,
+        augment=QUICK.augment,
         n_folds=QUICK.n_folds,
         which="first fold only" if QUICK.folds else "all folds",
         batch_size=QUICK.batch_size,
@@ -63,6 +64,7 @@ PRESETS = {
     "paper": dict(
         epochs=PAPER.epochs,
         patience=PAPER.patience,
+        augment=PAPER.augment,
         n_folds=PAPER.n_folds,
         which="all folds",
         batch_size=PAPER.batch_size,
@@ -153,7 +155,13 @@ with st.expander("New run", expanded=not (st.session_state.get("watch") or activ
         format="%.5f",
         key=f"lr-{preset}",
     )
-    c1, c2 = st.columns([1, 3])
+    c1, c2, c3 = st.columns([1, 1, 2])
+    augment = c2.checkbox(
+        "SpecAugment",
+        value=p["augment"],
+        key=f"augment-{preset}",
+        help="time and frequency masks on training batches (off in the quick start: see README)",
+    )
     patience = c1.number_input(
         "patience (epochs)",
         min_value=0,
@@ -162,7 +170,7 @@ with st.expander("New run", expanded=not (st.session_state.get("watch") or activ
         key=f"patience-{preset}",
         help="stop a fold after this many epochs without a better validation UA (0 = never)",
     )
-    snapshot_every = c2.number_input(
+    snapshot_every = c3.number_input(
         "z snapshot every N epochs (0 = none; for the training animation)",
         min_value=0,
         max_value=100,
@@ -217,6 +225,7 @@ if launch:
             **arm_settings,
             epochs=int(epochs),
             patience=int(patience),
+            augment=bool(augment),
             n_folds=int(n_folds),
             folds=[0] if which == "first fold only" else None,
             protocol=protocol,

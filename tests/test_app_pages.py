@@ -197,6 +197,8 @@ def test_train_page_quick_preset_and_time_estimate(app_env):
     at = app_test("train")
     epochs = [n for n in at.number_input if n.label == "epochs"][0]
     assert epochs.value == launcher.QUICK_START["epochs"]  # "quick" is the default preset
+    augment = [c for c in at.checkbox if c.label == "SpecAugment"][0]
+    assert augment.value == launcher.QUICK_START["augment"]  # the Home button's setting
     [r for r in at.radio if r.label == "preset"][0].set_value("paper").run()
     no_exception(at)
     # "paper": TrainConfig's defaults, epochs a maximum with early stopping
@@ -204,6 +206,7 @@ def test_train_page_quick_preset_and_time_estimate(app_env):
     assert [n for n in at.number_input if n.label == "epochs"][0].value == paper.epochs
     assert [n for n in at.number_input if n.label == "patience (epochs)"][0].value == paper.patience
     assert [n for n in at.number_input if n.label == "batch size"][0].value == paper.batch_size
+    assert [c for c in at.checkbox if c.label == "SpecAugment"][0].value == paper.augment
     preset = [r for r in at.radio if r.label == "preset"][0]
     assert any("early stopping" in o for o in preset.options)
     # two finished mel runs in the store: the estimate is measured, and grows with the epochs

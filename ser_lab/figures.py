@@ -708,7 +708,7 @@ def sensitivity_figure(
         fig.update_xaxes(title=axis_name, range=[-0.05, 1.05])  # α lives in [0, 1]
     else:
         fig.update_xaxes(title=axis_name)
-    fig.update_yaxes(title="%")
+    fig.update_yaxes(title="%", tickformat=".1f")  # one decimal, also when one point sets the range
     return fig
 
 

@@ -21,18 +21,23 @@ from ser_lab.errors import ConfigError, SerLabError
 
 class ProgressBar:
     """A one-line progress bar on stderr (tqdm: rate, elapsed time and ETA; redrawn at most
-    10 times a second), fed with (done, total) as the library's progress callbacks give them."""
+    10 times a second), fed with (done, total) as the library's progress callbacks give them.
+    Nothing is drawn before the first update, so a command that fails first prints its error
+    alone."""
 
     def __init__(self, label: str, stream=None) -> None:
-        from tqdm import tqdm
-
-        self.bar = tqdm(
-            desc=label, total=None, file=stream or sys.stderr, mininterval=0.1,
-            dynamic_ncols=True, leave=True,
-            bar_format="{desc} {percentage:5.1f}%|{bar}| {elapsed} elapsed, ETA {remaining}{postfix}",
-        )
+        self.label, self.stream = label, stream or sys.stderr
+        self.bar = None
 
     def update(self, done: float, total: float, extra: str = "") -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(
+                desc=self.label, total=total, file=self.stream, mininterval=0.1,
+                dynamic_ncols=True, leave=True,
+                bar_format="{desc} {percentage:5.1f}%|{bar}| {elapsed} elapsed, ETA {remaining}{postfix}",
+            )
         if self.bar.total != total:
             self.bar.total = total
         if extra:
@@ -40,7 +45,9 @@ class ProgressBar:
         self.bar.update(done - self.bar.n)
 
     def close(self) -> None:
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 # ----------------------------------------------------------------------------- data

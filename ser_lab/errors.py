@@ -61,3 +61,7 @@ class NonFiniteError(SerLabError):
 class AccessDeniedError(SerLabError):
     """An action this app instance does not allow (shared mode: training, stopping, resuming,
     or a corpus root outside the allow-list)."""
+
+
+class Interrupted(Exception):  # noqa: N818 - the name the CLI and tests use
+    """Raised inside the training loop when a stop was requested (SIGTERM, SIGINT or the callback)."""

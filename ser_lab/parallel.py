@@ -24,10 +24,8 @@ until it is empty, so a 5-fold run on two cores starts two processes, not five.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import queue
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -71,10 +69,12 @@ def train_folds_parallel(
     should_stop: Callable[[], bool],
     on_event: Callable[[dict], None],
     on_fold_done: Callable[[int, dict, str | None], None],
+    worker_main: Callable[..., None],
 ) -> dict[int, dict]:
     """Train the folds `todo` of `run` in `n_parallel` worker processes of `threads` threads.
 
-    `on_event(event)` gets every progress event of `train_fold` (from whichever worker);
+    `worker_main` is the body of each worker process (`ser_lab.trainer.fold_worker_main`, passed
+    in so that this module never imports the trainer). `on_event(event)` gets every progress event of `train_fold` (from whichever worker);
     `on_fold_done(k, result, map_problem)` each finished fold. `should_stop()` is polled:
     True stops every worker within a batch and raises `Interrupted`. A fold that fails stops
     the others and its error is raised here; a worker that dies without a word (killed, out
@@ -82,7 +82,7 @@ def train_folds_parallel(
     """
     import multiprocessing as mp
 
-    from ser_lab.trainer import Interrupted
+    from ser_lab.errors import Interrupted
 
     ctx = mp.get_context("spawn")
     tasks, events, stop = ctx.Queue(), ctx.Queue(), ctx.Event()
@@ -93,7 +93,7 @@ def train_folds_parallel(
         tasks.put(None)
     workers = [
         ctx.Process(
-            target=_worker_main,
+            target=worker_main,
             args=(str(run.dir), threads, os.getpid(), tasks, events, stop),
             name=f"ser-lab-fold-worker-{i}",
         )
@@ -182,67 +182,15 @@ def _watch_parent(parent_pid: int) -> None:
 
 
 def _picklable(exc: BaseException) -> BaseException:
-    """`exc` if it survives the trip to the parent, else a RunError with its message."""
+    """`exc` if it survives the trip to the parent, else a RunError with its message. (A deep
+    copy rebuilds the exception the way unpickling it in the parent would, through its
+    __reduce_ex__, without this module ever unpickling anything.)"""
+    import copy
     import pickle
 
     try:
-        pickle.loads(pickle.dumps(exc))
+        pickle.dumps(exc)
+        copy.deepcopy(exc)
         return exc
     except Exception:  # noqa: BLE001 - any unpicklable exception becomes a plain one
         return RunError(f"{type(exc).__name__}: {exc}")
-
-
-def _worker_main(run_dir: str, threads: int, parent_pid: int, tasks, events, stop) -> None:
-    """One worker: the run's data once, then folds from `tasks` until a None (or a stop)."""
-    _watch_parent(parent_pid)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
-        os.environ[var] = str(threads)  # NUMBA: the UMAP maps, imported later
-    import torch
-
-    from ser_lab.runs import Run
-    from ser_lab.trainer import (
-        Interrupted,
-        TrainConfig,
-        cache_fold_maps,
-        load_data,
-        prepare_fold,
-        select_device,
-        train_fold,
-    )
-
-    torch.set_num_threads(threads)
-    with contextlib.suppress(RuntimeError):
-        torch.set_num_interop_threads(1)
-    pid = os.getpid()
-    k = None
-    try:
-        run = Run(run_dir)
-        cfg = TrainConfig.from_dict(run.config["train"]).validate()
-        device = select_device(cfg.device)
-        manifest, feats, folds = load_data(cfg)
-        labels = manifest.label_ids()
-        utt_ids = [u.utt_id for u in manifest.utterances]
-
-        def report(event: dict) -> None:
-            if stop.is_set():
-                raise Interrupted()
-            events.put(("event", event))
-
-        while not stop.is_set():
-            k = tasks.get()
-            if k is None:
-                break
-            events.put(("start", pid, k))
-            data = prepare_fold(feats, labels, utt_ids, folds[k])
-            result = train_fold(cfg, data, manifest.labels, k, run, device, report)
-            del data
-            problem = cache_fold_maps(run, cfg, k)
-            events.put(("done", pid, k, result, problem))
-    except Interrupted:
-        events.put(("interrupted", pid, k))
-    except BaseException as exc:  # noqa: BLE001 - every failure is the parent's to record
-        events.put(("failed", pid, _picklable(exc)))
-    finally:
-        events.close()
-        events.join_thread()  # every message reaches the parent before the process ends

@@ -188,6 +188,8 @@ def config_columns(config: dict) -> dict[str, Any]:
     train = config.get("train")
     train = train if isinstance(train, dict) else {}
     corpus, features, sweep_id = train.get("corpus"), train.get("features"), train.get("sweep_id")
+    if features is None:  # an eGeMAPS + SVM run records its feature set beside its settings
+        features = config.get("features")
     objective = train.get("objective")
     return {
         "corpus": corpus if isinstance(corpus, str) else None,

@@ -38,7 +38,7 @@ import torch
 
 from ser_lab import procs
 from ser_lab.choices import DEVICES, PROTOCOLS
-from ser_lab.errors import ConfigError, CorpusError, NonFiniteError, SerLabError
+from ser_lab.errors import ConfigError, CorpusError, Interrupted, NonFiniteError, SerLabError
 from ser_lab.features import KINDS, FeatureConfig, NormStats
 from ser_lab.losses import class_weights
 from ser_lab.metrics import scores, scores_from_confusion
@@ -198,8 +198,6 @@ def _text(value, what: str) -> str:
     return value
 
 
-class Interrupted(Exception):
-    """Raised inside the loop when a stop was requested (SIGTERM, SIGINT or the callback)."""
 
 
 # ----------------------------------------------------------------------------- finiteness
@@ -914,7 +912,7 @@ def train_parallel(
 
     return train_folds_parallel(
         run, todo, n_parallel, threads, should_stop=lambda: stop["requested"],
-        on_event=on_event, on_fold_done=on_fold_done,
+        on_event=on_event, on_fold_done=on_fold_done, worker_main=fold_worker_main,
     )
 
 
@@ -1017,3 +1015,54 @@ def new_run(cfg: TrainConfig, store=None, name: str | None = None):
     # (ser_lab.runs.config_columns).
     config = {"train": cfg.to_dict()}
     return store.create(config, name=name)
+
+
+def fold_worker_main(run_dir: str, threads: int, parent_pid: int, tasks, events, stop) -> None:
+    """One worker process of `ser_lab.parallel.train_folds_parallel`: the run's data once, then
+    folds from `tasks` until a None (or a stop). It lives here, not in parallel.py, because it
+    needs the trainer: parallel.py stays free of trainer imports (no import cycle)."""
+    from ser_lab.parallel import _picklable, _watch_parent
+
+    _watch_parent(parent_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ[var] = str(threads)  # NUMBA: the UMAP maps, imported later
+    import torch
+
+    from ser_lab.runs import Run
+
+    torch.set_num_threads(threads)
+    with contextlib.suppress(RuntimeError):
+        torch.set_num_interop_threads(1)
+    pid = os.getpid()
+    k = None
+    try:
+        run = Run(run_dir)
+        cfg = TrainConfig.from_dict(run.config["train"]).validate()
+        device = select_device(cfg.device)
+        manifest, feats, folds = load_data(cfg)
+        labels = manifest.label_ids()
+        utt_ids = [u.utt_id for u in manifest.utterances]
+
+        def report(event: dict) -> None:
+            if stop.is_set():
+                raise Interrupted()
+            events.put(("event", event))
+
+        while not stop.is_set():
+            k = tasks.get()
+            if k is None:
+                break
+            events.put(("start", pid, k))
+            data = prepare_fold(feats, labels, utt_ids, folds[k])
+            result = train_fold(cfg, data, manifest.labels, k, run, device, report)
+            del data
+            problem = cache_fold_maps(run, cfg, k)
+            events.put(("done", pid, k, result, problem))
+    except Interrupted:
+        events.put(("interrupted", pid, k))
+    except BaseException as exc:  # noqa: BLE001 - every failure is the parent's to record
+        events.put(("failed", pid, _picklable(exc)))
+    finally:
+        events.close()
+        events.join_thread()  # every message reaches the parent before the process ends

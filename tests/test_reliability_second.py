@@ -46,7 +46,7 @@ def env(reliability_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 def one_error_line(err: str) -> str:
     """The single `error: ...` line of stderr; progress bars (redrawn with \\r) aside."""
     shown = [line.rsplit("\r", 1)[-1] for line in err.split("\n")]
-    lines = [line for line in shown if line.strip() and not re.match(r"^\w+ \[[#-]+\]", line)]
+    lines = [line for line in shown if line.strip() and not re.match(r"^\w+ +[\d.]+%\|", line)]
     assert "Traceback" not in err, err
     assert len(lines) == 1 and lines[0].startswith("error: "), err
     return lines[0]

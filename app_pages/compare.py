@@ -491,7 +491,10 @@ if run_a.list_snapshots(fold) and run_b.list_snapshots(fold):
             normalised,
             tuple(shown),
             best,
-            (f"A: {id_a}", f"B: {id_b}"),
+            tuple(
+                f"{side}: {rid}" + (f" (kept: epoch {ep})" if ep else "")
+                for side, rid, ep in (("A", id_a, best[0]), ("B", id_b, best[1]))
+            ),
         )
     except SerLabError as exc:
         st.warning(f"No animation: {exc}")

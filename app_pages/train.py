@@ -242,7 +242,8 @@ if launch:
 watch = [r for r in st.session_state.get("watch", []) if r in by_id]
 default = watch + [r for r in active_ids if r not in watch]
 if not default and rows:
-    default = [rows[0].run_id]
+    # nothing training: the newest baseline / center-loss pair, overlaid (the ablation)
+    default = [i for i in sup.default_pair(rows) if i is not None] or [rows[0].run_id]
 
 st.header("Runs")
 selected = st.multiselect(

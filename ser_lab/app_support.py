@@ -707,7 +707,7 @@ def frames_on_map(
     pick = np.array([index[u] for u in last["utt_ids"] if u in index], dtype=int)
     kept = {
         "key": "kept",
-        "label": f"{best_epoch} (kept)" if best_epoch else "kept",
+        "label": "kept",
         "epoch": best_epoch,
         "xy": np.asarray(shown.xy)[pick],
         "labels": np.asarray(shown.labels)[pick],

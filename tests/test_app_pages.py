@@ -157,9 +157,10 @@ def test_train_page_shows_curves_and_results(app_env):
     at = app_test("train")
     no_exception(at)
     assert at.title[0].value == "Train"
-    assert at.multiselect[0].value == [app_env.center]  # the newest run by default
+    # nothing training: the baseline / center-loss pair, overlaid
+    assert at.multiselect[0].value == [app_env.baseline, app_env.center]
     assert len(charts(at)) == 4  # losses, accuracy, intra / inter, distances
-    results = app_env.run(app_env.center).read_results()
+    results = app_env.run(app_env.baseline).read_results()
     assert metric(at, "test UA") == f"{100 * results['mean']['UA']:.1f} %"
     devices = [s for s in at.selectbox if s.label == "device"][0].options
     assert devices[:2] == ["auto", "cpu"]
@@ -172,8 +173,7 @@ def chart_spec(at, key: str) -> dict:
 
 
 def test_train_page_overlays_the_selected_runs_on_shared_axes(app_env):
-    at = app_test("train")
-    at.multiselect[0].set_value([app_env.baseline, app_env.center]).run()
+    at = app_test("train")  # the pair is the default selection
     no_exception(at)
     assert len(charts(at)) == 4  # one chart per quantity, not one per run
     losses = chart_spec(at, "curves-losses")["data"]

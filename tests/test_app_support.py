@@ -596,13 +596,13 @@ def test_the_animation_ends_on_the_main_map(app_store):
     frames = sup.frames_on_map(b, 0, pair.b, 2, ["train", "test"])
     assert [f["key"] for f in frames] == [str(e) for e in b.list_snapshots(0)] + ["kept"]
     kept = frames[-1]
-    assert kept["label"] == "2 (kept)"
+    assert kept["label"] == "kept" and kept["epoch"] == 2
     index = {u: i for i, u in enumerate(pair.b.utt_ids.astype(str))}
     pick = [index[u] for u in kept["utt_ids"]]
     np.testing.assert_allclose(kept["xy"], pair.b.xy[pick])
     np.testing.assert_allclose(kept["centers_xy"], pair.b.centers_xy)
     fig = figures.snapshot_figure(frames, None, pair.b.label_names, ["B"])
-    assert fig.layout.sliders[0].steps[-1].label == "2 (kept)"
+    assert fig.layout.sliders[0].steps[-1].label == "kept"
     assert fig.frames[-1].name == "kept"
     # the figure opens on the kept frame: its first trace holds the kept points of class 0
     first = np.asarray(fig.data[0].x, dtype=float)

@@ -27,6 +27,12 @@ store = RunStore()
 corpus = sup.current_corpus(st.session_state)
 policy = access.policy()
 st.title("Sensitivity to λ and α")
+if policy.shared:
+    st.info(
+        "Shared mode: launching, stopping and resuming sweeps are switched off on this server; "
+        "the results below can be browsed.",
+        icon=":material/lock:",
+    )
 st.markdown(
     "The paper reports accuracy roughly flat for α between 0.1 and 0.9, and best at λ = 0.3 with much "
     "smaller or larger λ worse. Launch a grid here and watch the curves fill in; error bars are the "

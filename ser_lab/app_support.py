@@ -368,11 +368,13 @@ def default_pair(rows: list[RunSummary]) -> tuple[str | None, str | None]:
     center-loss run (λ > 0) on the same corpus (and the same features when possible).
 
     `rows` come newest first (as `RunStore.list` returns them). Falls back to the two newest
-    finished runs when no such pair exists.
+    finished runs when no such pair exists. Only runs of the paper's objective form the pair
+    (another objective's λ weighs another term; objectives.py).
     """
     done = [r for r in rows if is_finished(r)]
-    baselines = [r for r in done if r.lam == 0]
-    centers = [r for r in done if r.lam is not None and r.lam > 0]
+    paper = [r for r in done if (r.objective or "center") == "center"]
+    baselines = [r for r in paper if r.lam == 0]
+    centers = [r for r in paper if r.lam is not None and r.lam > 0]
     for same_features in (True, False):
         for b in centers:
             for a in baselines:

@@ -88,6 +88,9 @@ def test_default_pair_is_newest_finished_baseline_and_center_on_one_corpus():
     assert sup.default_pair(rows) == ("b-new", "c-old")  # c-emodb has no emodb baseline
     rows.append(row("b-emodb", 0.0, corpus="emodb"))
     assert sup.default_pair(rows) == ("b-emodb", "c-emodb")
+    # a run of another objective is not the center-loss side of the pair, however new
+    arm = [row("t-new", 0.3, corpus="emodb", objective="triplet"), *rows]
+    assert sup.default_pair(arm) == ("b-emodb", "c-emodb")
     assert sup.default_pair([row("x", 0.3), row("y", 0.5)]) == ("y", "x")
     assert sup.default_pair([row("x", 0.3)]) == ("x", None)
     assert sup.default_pair([]) == (None, None)

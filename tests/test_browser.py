@@ -207,11 +207,16 @@ def test_app_in_a_browser(server, app_store):
                 timeout=60_000
             )
             run_id = next(d.name for d in server["store"].iterdir() if "browser-run" in d.name)
+            # wait on the run folder itself: the page showed the finished default pair's
+            # "test UA" before the launch, and a stale copy of it can outlive the rerun
+            deadline = time.monotonic() + 600
+            while not (server["store"] / run_id / "results.json").is_file():
+                assert time.monotonic() < deadline, "the browser run did not finish in 600 s"
+                page.wait_for_timeout(2_000)
             # .first: while the live fragment reruns, the old and new copies can both be present
             expect(page.get_by_text("test UA").first).to_be_visible(
-                timeout=600_000
+                timeout=60_000
             )  # the live view saw it finish
-            assert (server["store"] / run_id / "results.json").is_file()
             expect(page.get_by_text(run_id).first).to_be_visible()
             assert page.locator(EXCEPTION).count() == 0
             shot(page, "train")

@@ -169,7 +169,10 @@ def compare_open_once(store: str, cache: str, a: str, b: str, method: str) -> fl
     at.switch_page(PAGES["compare"])
     at.session_state["compare_a"], at.session_state["compare_b"] = a, b
     at.session_state["compare_map"] = method
-    return timed_run(at)
+    elapsed = timed_run(at)
+    if at.error or len(at.get("plotly_chart")) < 2:
+        raise RuntimeError(f"compare did not show both maps: {[e.value for e in at.error]}")
+    return elapsed
 
 
 def bench_large_compare(tmp: Path, n: int) -> dict:

@@ -316,10 +316,19 @@ def test_shared_mode_in_a_browser(shared_server, app_store, tmp_path):
             expect(page.get_by_role("button", name="Quick start")).to_be_disabled()
             page.get_by_text("Use another corpus").click()
             page.get_by_role("textbox", name="root folder (or CSV file)").fill(str(outside))
-            page.get_by_role("button", name="Check and use this corpus").click()
-            expect(page.get_by_text("not allowed in shared mode", exact=False)).to_be_visible(
-                timeout=60_000
-            )
+            settle(page)
+            # A click that lands while a live fragment reruns can be dropped by the browser
+            # (seen once in a full-suite run): click again, a bounded number of times.
+            for attempt in range(3):
+                page.get_by_role("button", name="Check and use this corpus").click()
+                try:
+                    expect(page.get_by_text("not allowed in shared mode", exact=False)).to_be_visible(
+                        timeout=30_000
+                    )
+                    break
+                except AssertionError:
+                    if attempt == 2:
+                        raise
             assert page.locator(EXCEPTION).count() == 0
             shot(page, "shared-mode")
         finally:

@@ -311,6 +311,7 @@ def test_shared_mode_in_a_browser(shared_server, app_store, tmp_path):
             open_page(page, url, "train", "Shared mode")
             expect(page.get_by_role("button", name="Start training")).to_be_disabled()
             open_page(page, url, "sensitivity", "Shared mode")
+            page.get_by_text("Launch a grid").click()  # the form is in a closed expander
             expect(page.get_by_role("button", name="Launch the grid")).to_be_disabled()
             open_page(page, url, "", "Corpus in use")
             expect(page.get_by_role("button", name="Quick start")).to_be_disabled()

@@ -311,12 +311,12 @@ def test_shared_mode_in_a_browser(shared_server, app_store, tmp_path):
             open_page(page, url, "train", "Shared mode")
             expect(page.get_by_role("button", name="Start training")).to_be_disabled()
             open_page(page, url, "sensitivity", "Shared mode")
-            page.get_by_text("Launch a grid").click()  # the form is in a closed expander
+            page.get_by_text("Launch a grid", exact=True).click()  # the form is in a closed expander
             expect(page.get_by_role("button", name="Launch the grid")).to_be_disabled()
             open_page(page, url, "", "Corpus in use")
             expect(page.get_by_role("button", name="Quick start")).to_be_disabled()
             page.get_by_text("Use another corpus").click()
-            page.get_by_label("root folder (or CSV file)").fill(str(outside))
+            page.get_by_label("root folder (or CSV file)", exact=True).fill(str(outside))
             page.get_by_role("button", name="Check and use this corpus").click()
             expect(page.get_by_text("not allowed in shared mode", exact=False)).to_be_visible(
                 timeout=60_000

@@ -577,15 +577,7 @@ def rescore_run(run) -> dict:
     fold_results = []
     for k in done:
         svm, names = load_svm(run, k)
-        emb = run.load_embeddings(k)
-        test_ids = emb["utt_ids"][emb["split"] == "test"]
-        missing = [u for u in test_ids if u not in position]
-        if missing:
-            raise RunError(
-                f"{len(missing)} test utterances of fold {k} are not in the corpus any more "
-                f"(e.g. {missing[0]}): the data changed since the run was trained"
-            )
-        idx = np.array([position[u] for u in test_ids])
+        idx = run.test_positions(k, position)
         _, _, preds = svm.outputs(x[idx])
         s = scores(labels[idx], preds, tuple(names))
         fold_results.append({"fold": k, **s, "n_test": len(idx), "C": svm.C})

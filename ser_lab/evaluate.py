@@ -6,7 +6,6 @@ trained on) instead of trusting the numbers stored in results.json.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from ser_lab.errors import RunError
@@ -80,15 +79,7 @@ def rescore_run(run, device: str = "auto") -> dict:
     for k in folds_done:
         model, payload = models[k]
         norm = NormStats.from_dict(payload["norm"])
-        emb = run.load_embeddings(k)
-        test_ids = emb["utt_ids"][emb["split"] == "test"]
-        missing = [u for u in test_ids if u not in position]
-        if missing:
-            raise RunError(
-                f"{len(missing)} test utterances of fold {k} are not in the corpus any more "
-                f"(e.g. {missing[0]}): the data changed since the run was trained"
-            )
-        idx = np.array([position[u] for u in test_ids])
+        idx = run.test_positions(k, position)
         normalised = {i: norm.apply(feats[i]) for i in idx}
         feats_k = [normalised.get(i) for i in range(len(feats))]
         _, probs = predict(model, feats_k, idx, dev)

@@ -454,6 +454,19 @@ class Run:
         clean = _check_arrays(arrays, EMBEDDING_KEYS, "embeddings")
         fileio.atomic_save_npz(self.fold_dir(k) / "embeddings.npz", **clean)
 
+    def test_positions(self, k: int, position: dict[str, int]) -> np.ndarray:
+        """Fold k's test utterances as indices into a corpus (`position`: utt_id -> index),
+        in the order of its embeddings; RunError when some are no longer in the corpus."""
+        emb = self.load_embeddings(k)
+        test_ids = emb["utt_ids"][emb["split"] == "test"]
+        missing = [u for u in test_ids if u not in position]
+        if missing:
+            raise RunError(
+                f"{len(missing)} test utterances of fold {k} are not in the corpus any more "
+                f"(e.g. {missing[0]}): the data changed since the run was trained"
+            )
+        return np.array([position[u] for u in test_ids])
+
     def load_embeddings(self, k: int) -> dict[str, np.ndarray]:
         path = self.fold_dir(k) / "embeddings.npz"
         if not path.is_file():

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -35,14 +36,25 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from reproduce import find_run, fold_units, summarise  # noqa: E402
+from common import (  # noqa: E402
+    DEFAULTS,
+    EMODB_ROOT,
+    FEATURE_SPACE,
+    code_state,
+    ensure_run,
+    feature_space,
+    fold_units,
+    machine,
+    recipe_tag,
+    run_name,
+    summarise,
+)
 
-from ser_lab.discriminability import discriminability, knn_accuracy  # noqa: E402
 from ser_lab.fileio import atomic_write_json  # noqa: E402
 from ser_lab.objectives import LABELS  # noqa: E402
 from ser_lab.runs import RunStore  # noqa: E402
 from ser_lab.stats import paired_difference  # noqa: E402
-from ser_lab.trainer import TrainConfig, new_run, train_run  # noqa: E402
+from ser_lab.trainer import TrainConfig  # noqa: E402
 
 BASELINE = "baseline"
 ARMS: dict[str, dict] = {
@@ -53,39 +65,6 @@ ARMS: dict[str, dict] = {
     "triplet": {"objective": "triplet", "lam": 0.3},
     "supcon": {"objective": "supcon", "lam": 0.3},
 }
-FEATURE_KEYS = ("intra_inter_ratio", "fisher", "silhouette")
-
-
-def ensure_run(store: RunStore, name: str, cfg: TrainConfig):
-    """The finished run called `name`: reused if done, resumed if stopped, else trained."""
-    run_id, state = find_run(store, name)
-    if run_id is None:
-        run = new_run(cfg, store, name=name)
-    else:
-        run = store.get(run_id)
-        if state == "done":
-            return run
-    t0 = time.time()
-    with run.lock():
-        train_run(run)
-    print(f"{name}: {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
-    return run
-
-
-def feature_measures(runs: list) -> dict:
-    """Mean over runs and folds of the test z's discriminability and 5-NN UA (train -> test)."""
-    values: dict[str, list[float]] = {k: [] for k in (*FEATURE_KEYS, "knn_UA")}
-    for run in runs:
-        for k in run.folds_done():
-            emb = run.load_embeddings(k)
-            test, train = emb["split"] == "test", emb["split"] == "train"
-            d = discriminability(emb["z"][test], emb["labels"][test])
-            for key in FEATURE_KEYS:
-                values[key].append(d[key])
-            knn = knn_accuracy(emb["z"][train], emb["labels"][train], emb["z"][test], emb["labels"][test])
-            values["knn_UA"].append(100 * knn["ua"])
-    return {k: float(np.nanmean(v)) if v and not np.all(np.isnan(v)) else None for k, v in values.items()}
-
 
 def run_bench(args: argparse.Namespace) -> dict:
     root = None if args.corpus == "synthetic" else args.root
@@ -95,26 +74,29 @@ def run_bench(args: argparse.Namespace) -> dict:
     summary: dict = {
         "corpus": args.corpus, "corpus_options": options, "protocol": args.protocol,
         "n_folds": args.folds, "features": args.features, "epochs": args.epochs,
-        "seeds": args.seeds, "arms": {},
+        "patience": args.patience, "augment": args.augment == "on",
+        "recipe": recipe_tag(TrainConfig(epochs=args.epochs, patience=args.patience, augment=args.augment == "on")),
+        "seeds": args.seeds, "arms": {}, "machine": machine(),
         "model_selection": "best validation UA (speaker-disjoint validation part of each training fold)",
-        "feature_measures": "test z of each fold vs its class means; 5-NN fitted on train z; mean over seeds x folds",
+        "feature_measures": FEATURE_SPACE,
     }
+    parallel = args.parallel_folds if args.parallel_folds == "auto" else int(args.parallel_folds)
     started = time.time()
     for arm in args.arms:
         params = ARMS[arm]
         runs = []
         for seed in args.seeds:
-            name = f"objectives-{corpus}-{arm}-{args.features}-e{args.epochs}-s{seed}"
             cfg = TrainConfig(corpus=args.corpus, root=root, corpus_options=options, features=args.features,
-                              epochs=args.epochs, n_folds=args.folds, protocol=args.protocol, seed=seed,
-                              workers=args.workers, **params)
-            runs.append(ensure_run(store, name, cfg))
+                              epochs=args.epochs, patience=args.patience, augment=args.augment == "on",
+                              n_folds=args.folds, protocol=args.protocol, seed=seed, workers=args.workers,
+                              parallel_folds=parallel, **params)
+            runs.append(ensure_run(store, run_name("bench", corpus, arm, cfg), cfg))
         results = [r.read_results() for r in runs]
         summary["arms"][arm] = {
             "settings": params,
             "label": "softmax only (λ = 0)" if arm == BASELINE else LABELS[params["objective"]],
             **summarise(results, [r.run_id for r in runs], args.seeds),
-            "feature_space": feature_measures(runs),
+            "feature_space": feature_space(runs),
         }
     if BASELINE in summary["arms"]:
         base = summary["arms"][BASELINE]
@@ -124,6 +106,8 @@ def run_bench(args: argparse.Namespace) -> dict:
                     s[f"{metric}_paired_vs_baseline"] = paired_difference(
                         fold_units(base, metric), fold_units(s, metric)).to_dict()
     summary["wall_time_s"] = time.time() - started
+    summary["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    summary["code"] = code_state()
     return summary
 
 
@@ -152,10 +136,17 @@ def markdown_table(summary: dict) -> str:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--corpus", default="emodb")
-    p.add_argument("--root", default=str(ROOT.parent / "shared" / "datasets" / "emodb"))
+    p.add_argument("--root", default=str(EMODB_ROOT))
     p.add_argument("--size", default=None, help="synthetic corpus size")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--epochs", type=int, default=DEFAULTS.epochs,
+                   help="most epochs per fold (default: the trainer's)")
+    p.add_argument("--patience", type=int, default=DEFAULTS.patience,
+                   help="early-stopping patience on validation UA, 0 = train every epoch (default: the trainer's)")
+    p.add_argument("--augment", choices=["on", "off"], default="on" if DEFAULTS.augment else "off",
+                   help="SpecAugment masks on training batches (default: the trainer's)")
+    p.add_argument("--parallel-folds", default="auto",
+                   help="folds trained at once (default auto: one per core; the results do not depend on it)")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--protocol", default="speaker")
     p.add_argument("--features", default="mel")
@@ -171,6 +162,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.smoke:
         args.corpus, args.size, args.epochs, args.folds, args.seeds = "synthetic", "tiny", 1, 2, [0]
+        args.patience = 0
         args.workers = args.workers or 1
     return args
 

@@ -408,12 +408,19 @@ def test_kill_9_four_times_then_resume_gives_the_uninterrupted_result(pair: dict
         assert not (run.fold_dir(0) / "embeddings.npz").exists()
     assert (run.fold_dir(0) / "model.pt").is_file() and (run.fold_dir(0) / "last.pt").is_file()
 
-    # 4. Resumed again, killed at a random moment after fold 1 has finished an epoch.
-    proc = cli.start("train", "--resume", killed)
+    # 4. Resumed again, killed at a random moment after fold 1 has finished an epoch. On a fast
+    # machine fold 1 can finish within the random delay, so the process is held at its last
+    # file (fold 1's embeddings.npz, the second one this resume writes, after fold 0's): the
+    # kill always lands in a live training, at the latest in the middle of that write.
+    marker = base / "paused-fold-1"
+    proc = cli.start("train", "--resume", killed, pause=f"embeddings.npz:2:{marker}")
     wait_for(lambda: any(m["fold"] == 1 for m in Run(store / killed).read_metrics()), "fold 1")
     delay = rng.uniform(0.0, 2.0)
-    time.sleep(delay)
-    kill(proc, f"{delay:.2f} s after fold 1's first epoch")
+    deadline = time.time() + delay
+    while time.time() < deadline and not marker.is_file():
+        time.sleep(0.01)
+    assert proc.poll() is None, cli.output(proc)
+    kill(proc, f"{delay:.2f} s after fold 1's first epoch" + (" (at the held write)" if marker.is_file() else ""))
     run = check_store(store, killed, untouched)
 
     # 5. The last resume runs to the end.

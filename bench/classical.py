@@ -18,9 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,39 +26,14 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from common import EMODB_ROOT, code_state, find_run, machine  # noqa: E402
 
 from ser_lab import classical  # noqa: E402
 from ser_lab.fileio import atomic_write_json  # noqa: E402
 from ser_lab.runs import RunStore  # noqa: E402
 from ser_lab.stats import bootstrap_interval, mean_std, t_interval  # noqa: E402
-
-
-def git_commit() -> dict:
-    """The commit the code ran on, and whether tracked files other than bench/results/ (the
-    outputs of benches, e.g. one run just before this one) differed from it."""
-    def git(*args: str) -> str:
-        out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
-        return out.stdout.strip()
-
-    return {"commit": git("rev-parse", "HEAD") or None,
-            "dirty": bool(git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results"))}
-
-
-def machine() -> dict:
-    return {
-        "cpus": os.cpu_count(),
-        "load_average_1min_at_start": round(os.getloadavg()[0], 2),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "opensmile": classical.opensmile_version(),
-    }
-
-
-def find_done(store: RunStore, name: str) -> str | None:
-    for s in store.list():
-        if s.name == name and s.state == "done":
-            return s.run_id
-    return None
 
 
 def fold_test_ids(run) -> list[list[str]]:
@@ -83,7 +55,7 @@ def interval(values: list[float]) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--corpus", default="emodb")
-    p.add_argument("--root", default=str(ROOT.parent / "shared" / "datasets" / "emodb"))
+    p.add_argument("--root", default=str(EMODB_ROOT))
     p.add_argument("--size", default=None, help="synthetic corpus size")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--folds", type=int, default=5)
@@ -110,16 +82,16 @@ def main() -> None:
         "classifier": "LinearSVC, class_weight='balanced', C from "
                       f"{list(classical.C_GRID)} by validation UA (the fold's validation part)",
         "probabilities": classical.PROBABILITIES,
-        "machine": machine(),
-        "code": git_commit(),
+        "machine": machine(opensmile=classical.opensmile_version()),
+        "code": code_state(),
     }
     started = time.time()
     per_seed, units_ua, units_wa, recalls = [], [], [], []
     for seed in args.seeds:
         name = f"classical-{corpus}-egemaps-svm-{args.protocol}{args.folds}-s{seed}"
-        run_id = find_done(store, name)
+        run_id, state = find_run(store, name)
         t0 = time.time()
-        if run_id is None:
+        if state != "done":  # a stopped SVM run is cheap to redo
             cfg = classical.ClassicalConfig(
                 corpus=args.corpus, root=root, corpus_options=options, n_folds=args.folds,
                 protocol=args.protocol, seed=seed, workers=args.workers,

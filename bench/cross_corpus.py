@@ -29,21 +29,21 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from classical import find_done, git_commit, machine  # noqa: E402
+from common import EMODB_ROOT, code_state, find_run, machine  # noqa: E402
 
 from ser_lab import classical  # noqa: E402
 from ser_lab.crosscorpus import cross_evaluate  # noqa: E402
 from ser_lab.fileio import atomic_write_json  # noqa: E402
 from ser_lab.runs import RunStore  # noqa: E402
 
-EMODB = str((ROOT.parent / "shared" / "datasets" / "emodb").resolve())
+EMODB = str(EMODB_ROOT.resolve())
 
 
 def svm_run(store: RunStore, corpus: str, root: str | None, seed: int = 0) -> str:
     """The bench/classical.py run of this corpus and split seed (trained when missing)."""
     name = f"classical-{corpus}-egemaps-svm-speaker5-s{seed}"
-    run_id = find_done(store, name)
-    if run_id is None:
+    run_id, state = find_run(store, name)
+    if state != "done":
         cfg = classical.ClassicalConfig(corpus=corpus, root=root, n_folds=5, protocol="speaker", seed=seed, workers=1)
         run = classical.new_classical_run(cfg, store, name=name)
         with run.lock():
@@ -115,8 +115,8 @@ def main() -> None:
         "benchmark": "cross_corpus",
         "how": "each fold model of a run scores every usable utterance of the other corpus with the "
                "run's own normalisation; cross_UA = mean over the run's fold models",
-        "machine": machine(),
-        "code": git_commit(),
+        "machine": machine(opensmile=classical.opensmile_version()),
+        "code": code_state(),
         "pairs": [],
     }
     for run_id, corpus, root in pairs:

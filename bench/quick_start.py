@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,19 +27,14 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from common import code_state  # noqa: E402
 
 from ser_lab.fileio import atomic_write_json  # noqa: E402
 from ser_lab.launcher import QUICK_START, QUICK_START_ALPHA, QUICK_START_LAMBDA  # noqa: E402
 from ser_lab.quickstart import run_quick_start  # noqa: E402
 from ser_lab.runs import RunStore  # noqa: E402
-
-
-def commit() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 def summarise(per_seed: list[dict]) -> dict:
@@ -99,7 +93,7 @@ def write(out: Path, preset: dict, per_seed: list[dict]) -> dict:
     atomic_write_json(out, {"preset": preset, "per_seed": per_seed, "summary": summary,
                             "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                                         "python": platform.python_version()},
-                            "commit": commit(), "time": time.strftime("%Y-%m-%d %H:%M:%S")})
+                            "commit": code_state()["commit"], "time": time.strftime("%Y-%m-%d %H:%M:%S")})
     return summary
 
 

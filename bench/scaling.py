@@ -53,21 +53,62 @@ sys.path[:0] = [str(ROOT), str(BENCH)]
 
 from train_speed import (  # noqa: E402
     BATCH,
+    N_BINS,
     N_CLASSES,
-    TrainState,
     iemocap_like_seconds,
     padding_stats,
     random_features,
     seconds_to_frames,
-    train_batches,
 )
 
 from ser_lab.features import FeatureConfig, compute_features  # noqa: E402
 from ser_lab.fileio import atomic_write_json  # noqa: E402
-from ser_lab.model import min_frames  # noqa: E402
-from ser_lab.trainer import make_batches, prepare_fold  # noqa: E402
+from ser_lab.losses import class_weights  # noqa: E402
+from ser_lab.model import CnnBiGru, ModelConfig, min_frames  # noqa: E402
+from ser_lab.objectives import ObjectiveConfig, make_objective  # noqa: E402
+from ser_lab.trainer import make_batches, pad_batch, prepare_fold, spec_augment, train_step  # noqa: E402
 
 MB = 1024 * 1024
+CPU = torch.device("cpu")
+
+
+class TrainState:
+    """Model, the paper's objective, Adam and class weights as trainer.train_fold builds them
+    (bench/train_speed.py measures train_fold itself; this bench times batches in isolation)."""
+
+    def __init__(self, labels: np.ndarray, seed: int = 0, n_bins: int = N_BINS) -> None:
+        torch.manual_seed(seed)
+        self.model = CnnBiGru(ModelConfig(n_bins=n_bins, n_classes=N_CLASSES))
+        self.objective = make_objective(
+            ObjectiveConfig("center", lam=0.3, alpha=0.5), N_CLASSES, self.model.cfg.feature_dim
+        )
+        self.optimiser = torch.optim.Adam(self.model.parameters(), lr=3e-4)
+        self.weights = class_weights(labels, N_CLASSES)
+
+
+def train_batches(state: TrainState, features: list[np.ndarray], labels: np.ndarray,
+                  batches: list[np.ndarray], *, seed: int = 0) -> float:
+    """train_fold's per-batch work (pad, masks, trainer.train_step, copies) over `batches`;
+    returns the wall seconds."""
+    model, objective, optimiser = state.model, state.objective, state.optimiser
+    model.train()
+    labels_t = torch.from_numpy(labels)
+    n = sum(len(b) for b in batches)
+    train_pred = np.zeros(n, dtype=np.int64)
+    train_z = np.zeros((n, model.cfg.feature_dim), dtype=np.float32)
+    t0 = time.perf_counter()
+    at = 0
+    for b, idx in enumerate(batches):
+        pos = np.arange(at, at + len(idx))
+        at += len(idx)
+        x, lens = pad_batch([features[i] for i in idx])
+        spec_augment(x, lens, np.random.default_rng([seed, 0, 1, b]))
+        step = train_step(model, objective, optimiser, x, lens, labels_t[idx], state.weights, CPU)
+        for value in step.losses.values():
+            float(value.detach())
+        train_pred[pos] = step.logits.argmax(1).cpu().numpy()
+        train_z[pos] = step.z.detach().float().cpu().numpy()
+    return time.perf_counter() - t0
 
 
 # ----------------------------------------------------------------------------- memory

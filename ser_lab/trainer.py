@@ -529,8 +529,11 @@ def train_fold(
     run,
     device: torch.device,
     report: Callable[[dict], None],
+    timer: Callable[[str], contextlib.AbstractContextManager] | None = None,
 ) -> dict:
-    """Train one fold; returns its test scores. Writes metrics, model and embeddings to `run`."""
+    """Train one fold; returns its test scores. Writes metrics, model and embeddings to `run`.
+    `timer` is handed to every `train_step` (bench/train_speed.py times its stages; it only
+    reads clocks, so results are the same with it as without)."""
     n_classes = len(labels_names)
     seed_everything(cfg.seed * 1000 + fold_k)
     model = CnnBiGru(ModelConfig(n_bins=data.features[0].shape[1], n_classes=n_classes,
@@ -566,7 +569,7 @@ def train_fold(
             if cfg.augment:
                 spec_augment(x, lens, np.random.default_rng([cfg.seed, fold_k, epoch, b]))
             y = labels_t[idx].to(device)
-            step = train_step(model, objective, optimiser, x, lens, y, weights, device)
+            step = train_step(model, objective, optimiser, x, lens, y, weights, device, timer=timer)
             z, logits = step.z, step.logits
             check_finite(step.losses["total_loss"], model, objective, cfg=cfg, fold=fold_k, epoch=epoch, batch=b + 1)
             for key, value in step.losses.items():

@@ -53,33 +53,12 @@ def test_bucketing_wastes_less_compute_on_padding_than_plain_batches(bench_modul
     assert bucketed["useful_fraction"] > 0.9 > 0.5 > plain["useful_fraction"]
 
 
-def test_train_speed_comparison_and_breakdown_on_a_tiny_set(bench_modules):
-    ts = bench_modules["train_speed"]
-    rng = np.random.default_rng(0)
-    frames = rng.integers(40, 90, 40)
-    feats = ts.random_features(frames, rng)
-    labels = rng.integers(0, 4, 40)
-    state = ts.TrainState(labels)
-    out = ts.compare_batching(state, feats, labels, repeats=2, seed=0)
-    for key in ("bucketed_utt_per_s", "plain_utt_per_s", "speedup", "useful_frame_fraction"):
-        assert key in out
-    assert len(out["speedup_per_repeat"]) == 2 and out["speedup"] > 0
-    agree = ts.z_agreement(state.model, feats, seed=0)
-    assert agree["agree_within_1e-4"] and agree["max_abs_diff"] <= 1e-4
-    parts = ts.breakdown(state, feats, labels, n_batches=2, seed=0)
-    stages = parts["stages"]
-    for stage in ("data: pad + masks", "forward: CNN", "forward: GRU (+pack)", "backward: CNN",
-                  "backward: GRU", "optimiser (Adam)"):
-        assert stages[stage]["s"] > 0
-    assert abs(parts["unaccounted_share"]) < 0.2  # the stages cover the step
-    # the patch that measured the backward split is gone again
-    assert torch.Tensor.backward.__name__ == "backward"
-
-
 def test_channels_last_probe_gives_the_same_z(bench_modules):
     ts = bench_modules["train_speed"]
-    state = ts.TrainState(np.arange(8) % 4)
-    out = ts.probe_variants(state, repeats=1, frames=60)
+    from ser_lab.model import CnnBiGru, ModelConfig
+
+    torch.manual_seed(0)
+    out = ts.probe_variants(CnnBiGru(ModelConfig(n_bins=ts.N_BINS)), repeats=1, frames=60)
     assert set(out["step_s"]) == {"current", "channels_last"}
     assert out["max_abs_z_diff_vs_current"]["current"] == 0.0
     assert out["max_abs_z_diff_vs_current"]["channels_last"] < 1e-5

@@ -8,6 +8,7 @@ bench trained is reused by the other instead of being trained twice.
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import subprocess
@@ -59,6 +60,63 @@ def machine(**extra: object) -> dict:
         "torch_threads": torch.get_num_threads(),
         **extra,
     }
+
+
+def add_corpus_args(p: argparse.ArgumentParser) -> None:
+    """--corpus, --root, --size, --seeds, --folds, --protocol, --store, --out: what every
+    training bench is run on."""
+    p.add_argument("--corpus", default="emodb")
+    p.add_argument("--root", default=str(EMODB_ROOT))
+    p.add_argument("--size", default=None, help="synthetic corpus size")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--protocol", default="speaker")
+    p.add_argument("--store", default=None, help="run store (default: checkpoints/)")
+    p.add_argument("--out", default=None)
+
+
+def add_recipe_args(p: argparse.ArgumentParser) -> None:
+    """--features, --epochs, --patience, --augment, --parallel-folds, --threads, defaulting to
+    the trainer's own recipe so that a bench measures what a user gets."""
+    p.add_argument("--features", default="mel")
+    p.add_argument("--epochs", type=int, default=DEFAULTS.epochs,
+                   help="most epochs per fold (default: the trainer's)")
+    p.add_argument("--patience", type=int, default=DEFAULTS.patience,
+                   help="early-stopping patience on validation UA, 0 = train every epoch (default: the trainer's)")
+    p.add_argument("--augment", choices=["on", "off"], default="on" if DEFAULTS.augment else "off",
+                   help="SpecAugment masks on training batches (default: the trainer's)")
+    p.add_argument("--parallel-folds", default="auto",
+                   help="folds trained at once (default auto: one per core; the results do not depend on it)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads per process")
+
+
+def recipe_config(args: argparse.Namespace, **fields: object) -> TrainConfig:
+    """The TrainConfig of one bench run: the corpus and recipe arguments plus `fields`
+    (seed, the arm's settings)."""
+    parallel = args.parallel_folds if args.parallel_folds in ("auto", None) else int(args.parallel_folds)
+    return TrainConfig(
+        corpus=args.corpus, root=None if args.corpus == "synthetic" else args.root,
+        corpus_options={"size": args.size} if args.size else {}, features=args.features,
+        epochs=args.epochs, patience=args.patience, augment=args.augment == "on",
+        n_folds=args.folds, protocol=args.protocol, parallel_folds=parallel, **fields,
+    )
+
+
+def recipe_summary(args: argparse.Namespace) -> dict:
+    """The corpus and recipe a bench's JSON records."""
+    return {
+        "corpus": args.corpus, "corpus_options": {"size": args.size} if args.size else {},
+        "protocol": args.protocol, "n_folds": args.folds, "features": args.features,
+        "epochs": args.epochs, "patience": args.patience, "augment": args.augment == "on",
+        "recipe": recipe_tag(recipe_config(args)), "seeds": args.seeds,
+        "model_selection": "best validation UA (speaker-disjoint validation part of each training fold)",
+        "feature_measures": FEATURE_SPACE,
+    }
+
+
+def corpus_tag(args: argparse.Namespace) -> str:
+    """The corpus in run names: its name, and its size for the synthetic corpus."""
+    return f"{args.corpus}-{args.size}" if args.size else args.corpus
 
 
 def recipe_tag(cfg: TrainConfig) -> str:

@@ -37,15 +37,16 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from common import (  # noqa: E402
-    DEFAULTS,
-    EMODB_ROOT,
-    FEATURE_SPACE,
+    add_corpus_args,
+    add_recipe_args,
     code_state,
+    corpus_tag,
     ensure_run,
     feature_space,
     fold_units,
     machine,
-    recipe_tag,
+    recipe_config,
+    recipe_summary,
     run_name,
     summarise,
 )
@@ -54,7 +55,6 @@ from ser_lab.fileio import atomic_write_json  # noqa: E402
 from ser_lab.objectives import LABELS  # noqa: E402
 from ser_lab.runs import RunStore  # noqa: E402
 from ser_lab.stats import paired_difference  # noqa: E402
-from ser_lab.trainer import TrainConfig  # noqa: E402
 
 BASELINE = "baseline"
 ARMS: dict[str, dict] = {
@@ -66,31 +66,17 @@ ARMS: dict[str, dict] = {
     "supcon": {"objective": "supcon", "lam": 0.3},
 }
 
+
 def run_bench(args: argparse.Namespace) -> dict:
-    root = None if args.corpus == "synthetic" else args.root
-    options = {"size": args.size} if args.size else {}
     store = RunStore(Path(args.store) if args.store else None)
-    corpus = f"{args.corpus}-{args.size}" if args.size else args.corpus  # in run names
-    summary: dict = {
-        "corpus": args.corpus, "corpus_options": options, "protocol": args.protocol,
-        "n_folds": args.folds, "features": args.features, "epochs": args.epochs,
-        "patience": args.patience, "augment": args.augment == "on",
-        "recipe": recipe_tag(TrainConfig(epochs=args.epochs, patience=args.patience, augment=args.augment == "on")),
-        "seeds": args.seeds, "arms": {}, "machine": machine(),
-        "model_selection": "best validation UA (speaker-disjoint validation part of each training fold)",
-        "feature_measures": FEATURE_SPACE,
-    }
-    parallel = args.parallel_folds if args.parallel_folds == "auto" else int(args.parallel_folds)
+    summary: dict = {**recipe_summary(args), "arms": {}, "machine": machine()}
     started = time.time()
     for arm in args.arms:
         params = ARMS[arm]
         runs = []
         for seed in args.seeds:
-            cfg = TrainConfig(corpus=args.corpus, root=root, corpus_options=options, features=args.features,
-                              epochs=args.epochs, patience=args.patience, augment=args.augment == "on",
-                              n_folds=args.folds, protocol=args.protocol, seed=seed, workers=args.workers,
-                              parallel_folds=parallel, **params)
-            runs.append(ensure_run(store, run_name("bench", corpus, arm, cfg), cfg))
+            cfg = recipe_config(args, seed=seed, workers=args.workers, **params)
+            runs.append(ensure_run(store, run_name("bench", corpus_tag(args), arm, cfg), cfg))
         results = [r.read_results() for r in runs]
         summary["arms"][arm] = {
             "settings": params,
@@ -135,27 +121,11 @@ def markdown_table(summary: dict) -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--corpus", default="emodb")
-    p.add_argument("--root", default=str(EMODB_ROOT))
-    p.add_argument("--size", default=None, help="synthetic corpus size")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--epochs", type=int, default=DEFAULTS.epochs,
-                   help="most epochs per fold (default: the trainer's)")
-    p.add_argument("--patience", type=int, default=DEFAULTS.patience,
-                   help="early-stopping patience on validation UA, 0 = train every epoch (default: the trainer's)")
-    p.add_argument("--augment", choices=["on", "off"], default="on" if DEFAULTS.augment else "off",
-                   help="SpecAugment masks on training batches (default: the trainer's)")
-    p.add_argument("--parallel-folds", default="auto",
-                   help="folds trained at once (default auto: one per core; the results do not depend on it)")
-    p.add_argument("--folds", type=int, default=5)
-    p.add_argument("--protocol", default="speaker")
-    p.add_argument("--features", default="mel")
+    add_corpus_args(p)
+    add_recipe_args(p)
     p.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS),
                    help="train only these arms (the baseline is needed for the paired columns)")
     p.add_argument("--workers", type=int, default=None, help="feature extraction processes")
-    p.add_argument("--store", default=None, help="run store (default: checkpoints/)")
-    p.add_argument("--out", default=None)
-    p.add_argument("--threads", type=int, default=None, help="torch threads")
     p.add_argument("--smoke", action="store_true",
                    help="a check that the bench runs: tiny synthetic corpus, 1 epoch, 2 folds, seed 0 "
                         "(written to objectives_smoke.json; its numbers mean nothing)")

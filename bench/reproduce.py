@@ -24,15 +24,16 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from common import (  # noqa: E402
-    DEFAULTS,
-    EMODB_ROOT,
-    FEATURE_SPACE,
+    add_corpus_args,
+    add_recipe_args,
     code_state,
+    corpus_tag,
     ensure_run,
     feature_space,
     fold_units,
     machine,
-    recipe_tag,
+    recipe_config,
+    recipe_summary,
     run_name,
     summarise,
 )
@@ -40,7 +41,6 @@ from common import (  # noqa: E402
 from ser_lab.fileio import atomic_write_json  # noqa: E402
 from ser_lab.runs import RunStore  # noqa: E402
 from ser_lab.stats import paired_difference  # noqa: E402
-from ser_lab.trainer import TrainConfig  # noqa: E402
 
 # The two arms, named as bench/objectives.py names them so that each bench reuses the other's runs.
 SETTINGS = {"baseline": {"lam": 0.0, "alpha": 0.5}, "center_loss": {"lam": 0.3, "alpha": 0.5}}
@@ -49,53 +49,20 @@ ARM_NAMES = {"baseline": "baseline", "center_loss": "center"}
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--corpus", default="emodb")
-    p.add_argument("--root", default=str(EMODB_ROOT))
-    p.add_argument("--size", default=None, help="synthetic corpus size")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--epochs", type=int, default=DEFAULTS.epochs,
-                   help="most epochs per fold (default: the trainer's)")
-    p.add_argument("--patience", type=int, default=DEFAULTS.patience,
-                   help="early-stopping patience on validation UA, 0 = train every epoch (default: the trainer's)")
-    p.add_argument("--augment", choices=["on", "off"], default="on" if DEFAULTS.augment else "off",
-                   help="SpecAugment masks on training batches (default: the trainer's)")
-    p.add_argument("--parallel-folds", default="auto",
-                   help="folds trained at once (default auto: one per core; the results do not depend on it)")
-    p.add_argument("--folds", type=int, default=5)
-    p.add_argument("--protocol", default="speaker")
-    p.add_argument("--features", default="mel")
-    p.add_argument("--store", default=None, help="run store (default: checkpoints/)")
-    p.add_argument("--out", default=None)
+    add_corpus_args(p)
+    add_recipe_args(p)
     p.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS),
                    help="train only these settings (run two processes side by side, then once "
                         "more with no --settings to write the summary from the finished runs)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads per process")
     args = p.parse_args()
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
 
-    root = None if args.corpus == "synthetic" else args.root
-    options = {"size": args.size} if args.size else {}
     out = Path(args.out or ROOT / "bench" / "results" / f"{args.corpus}_reproduction.json")
     store = RunStore(Path(args.store) if args.store else None)
-    summary: dict = {
-        "corpus": args.corpus,
-        "corpus_options": options,
-        "protocol": args.protocol,
-        "n_folds": args.folds,
-        "features": args.features,
-        "epochs": args.epochs,
-        "patience": args.patience,
-        "augment": args.augment == "on",
-        "recipe": recipe_tag(TrainConfig(epochs=args.epochs, patience=args.patience, augment=args.augment == "on")),
-        "seeds": args.seeds,
-        "model_selection": "best validation UA (speaker-disjoint validation part of each training fold)",
-        "feature_measures": FEATURE_SPACE,
-    }
-    corpus = f"{args.corpus}-{args.size}" if args.size else args.corpus  # in run names
-    parallel = args.parallel_folds if args.parallel_folds == "auto" else int(args.parallel_folds)
+    summary: dict = recipe_summary(args)
     machine_at_start = machine()
     started = time.time()
     for setting, params in SETTINGS.items():
@@ -103,12 +70,8 @@ def main() -> None:
             continue
         runs = []
         for seed in args.seeds:
-            cfg = TrainConfig(
-                corpus=args.corpus, root=root, corpus_options=options, features=args.features,
-                epochs=args.epochs, patience=args.patience, augment=args.augment == "on",
-                n_folds=args.folds, protocol=args.protocol, seed=seed, parallel_folds=parallel, **params,
-            )
-            runs.append(ensure_run(store, run_name("bench", corpus, ARM_NAMES[setting], cfg), cfg))
+            cfg = recipe_config(args, seed=seed, **params)
+            runs.append(ensure_run(store, run_name("bench", corpus_tag(args), ARM_NAMES[setting], cfg), cfg))
         results = [r.read_results() for r in runs]
         summary[setting] = {**params, **summarise(results, [r.run_id for r in runs], args.seeds)}
         summary[setting]["feature_space"] = feature_space(runs)

@@ -5,6 +5,7 @@ import json
 
 import streamlit as st
 
+from app_pages.url_state import UrlState, keep_choice
 from ser_lab import access, analysis, figures
 from ser_lab import app_support as sup
 from ser_lab import export as exp
@@ -90,29 +91,6 @@ URL_WHAT = {
 }
 
 
-def url_choices(allowed: dict, convert=str) -> list[str]:
-    """Put the link's valid choices among `allowed` into the session state; the notes."""
-    pending = st.session_state.get("compare_url_pending") or {}
-    asked = {k: pending.pop(k) for k in list(pending) if k in allowed}
-    choices, notes = exp.read_view(asked, allowed, URL_WHAT)
-    for key, value in choices.items():
-        st.session_state[URL_STATE[key]] = convert(value)
-    return notes
-
-
-def keep_choice(key: str, options: list, default) -> None:
-    """A widget's state must be one of its options (a run may be gone since)."""
-    if st.session_state.get(key) not in options:
-        st.session_state[key] = default
-
-
-def write_url(**values) -> None:
-    params = {k: str(v) for k, v in values.items() if v is not None}
-    if st.query_params.to_dict() != params:
-        st.query_params.from_dict(params)
-    st.session_state["compare_url_seen"] = params
-
-
 def export_section(run_ids: list[str], fold: int) -> None:
     """A run's fold as CSV, Embedding Projector, TensorBoard or ONNX, zipped for download."""
     st.header("Export")
@@ -151,10 +129,7 @@ def export_section(run_ids: list[str], fold: int) -> None:
 store = RunStore()
 corpus = sup.current_corpus(st.session_state)
 st.title("Compare two runs")
-query = st.query_params.to_dict()
-if query != st.session_state.get("compare_url_seen"):  # a new link, not our own last write
-    st.session_state["compare_url_pending"] = dict(query)
-    st.session_state["compare_url_seen"] = query
+link = UrlState("compare", URL_STATE, URL_WHAT)
 url_notes, url_note_box = [], st.empty()
 
 rows = list_runs(str(store.root), sup.store_signature(store))
@@ -168,7 +143,7 @@ if len(finished) < 2:
 by_id = {r.run_id: r for r in finished}
 ids = list(by_id)
 default_a, default_b = sup.default_pair(rows)
-url_notes += url_choices({"a": ids, "b": ids})
+url_notes += link.apply({"a": ids, "b": ids})
 keep_choice("compare_a", ids, default_a if default_a in ids else ids[0])
 keep_choice("compare_b", ids, default_b if default_b in ids else ids[1])
 c1, c2 = st.columns(2)
@@ -223,8 +198,8 @@ with st.container(border=True, key="compare_reading"):
         st.caption(f":material/info: {note}")
 
 METHODS, SPLITS, UNITS = ["pca", "umap"], ["train", "test", "train + test"], ["scale-free", "raw"]
-url_notes += url_choices({"fold": [str(k) for k in folds]}, convert=int)
-url_notes += url_choices({"map": METHODS, "points": SPLITS, "units": UNITS})
+url_notes += link.apply({"fold": [str(k) for k in folds]}, convert=int)
+url_notes += link.apply({"map": METHODS, "points": SPLITS, "units": UNITS})
 keep_choice("compare_fold", folds, folds[0])
 keep_choice("compare_map", METHODS, METHODS[0])
 keep_choice("compare_points", SPLITS, SPLITS[0])
@@ -271,11 +246,11 @@ st.header("Maps of the learned feature z")
 st.caption(
     f"**On screen: {'scale-free units' if normalised else 'raw units'}.** {pair.describe()}"
 )
-if (st.session_state.get("compare_url_pending") or {}).get("utt") is not None:
-    url_notes += url_choices({"utt": list(predictions(dir_a, fold, stamp).index)})
-st.session_state.pop("compare_url_pending", None)
+if link.asks_for("utt"):
+    url_notes += link.apply({"utt": list(predictions(dir_a, fold, stamp).index)})
+link.finish()
 selected = st.session_state.get("compare_utt")
-write_url(a=id_a, b=id_b, fold=fold, map=method, points=splits, units=units, utt=selected)
+link.write(a=id_a, b=id_b, fold=fold, map=method, points=splits, units=units, utt=selected)
 if url_notes:
     url_note_box.info(
         "This link was made for other runs or data: " + "; ".join(url_notes)

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from app_pages.url_state import UrlState, keep_choice
 from ser_lab import app_support as sup
 from ser_lab import classical, figures
 from ser_lab import export as exp
@@ -39,28 +40,6 @@ URL_STATE = {"run": "explore_run", "fold": "explore_fold", "map": "explore_map",
 URL_WHAT = {"run": "Run", "fold": "Fold", "map": "Map", "utt": "Test utterance"}
 
 
-def url_choices(allowed: dict, convert=str) -> list[str]:
-    """Put the link's valid choices among `allowed` into the session state; the notes."""
-    pending = st.session_state.get("explore_url_pending") or {}
-    asked = {k: pending.pop(k) for k in list(pending) if k in allowed}
-    choices, notes = exp.read_view(asked, allowed, URL_WHAT)
-    for key, value in choices.items():
-        st.session_state[URL_STATE[key]] = convert(value)
-    return notes
-
-
-def keep_choice(key: str, options: list, default) -> None:
-    if st.session_state.get(key) not in options:
-        st.session_state[key] = default
-
-
-def write_url(**values) -> None:
-    params = {k: str(v) for k, v in values.items() if v is not None}
-    if st.query_params.to_dict() != params:
-        st.query_params.from_dict(params)
-    st.session_state["explore_url_seen"] = params
-
-
 def show_url_notes(notes: list[str]) -> None:
     if notes:
         url_note_box.info(
@@ -73,10 +52,7 @@ def show_url_notes(notes: list[str]) -> None:
 store = RunStore()
 corpus = sup.current_corpus(st.session_state)
 st.title("Explore a clip")
-query = st.query_params.to_dict()
-if query != st.session_state.get("explore_url_seen"):  # a new link, not our own last write
-    st.session_state["explore_url_pending"] = dict(query)
-    st.session_state["explore_url_seen"] = query
+link = UrlState("explore", URL_STATE, URL_WHAT)
 url_notes, url_note_box = [], st.empty()
 st.markdown(
     "Upload or record a short utterance (0.5 s or more; longer than 14 s is cut) and see how a "
@@ -93,7 +69,7 @@ if not finished:
 by_id = {r.run_id: r for r in finished}
 ids = list(by_id)
 preferred = sup.default_explore_run(store, finished, corpus) or ids[0]
-url_notes += url_choices({"run": ids})
+url_notes += link.apply({"run": ids})
 keep_choice("explore_run", ids, preferred)
 c1, c2, c3 = st.columns([3, 1, 1])
 run_id = c1.selectbox(
@@ -111,8 +87,8 @@ if classical.is_classical(run):
     )
     st.stop()
 folds = run.folds_done()
-url_notes += url_choices({"fold": [str(k) for k in folds]}, convert=int)
-url_notes += url_choices({"map": ["pca", "umap"]})
+url_notes += link.apply({"fold": [str(k) for k in folds]}, convert=int)
+url_notes += link.apply({"map": ["pca", "umap"]})
 keep_choice("explore_fold", folds, folds[0])
 keep_choice("explore_map", ["pca", "umap"], "pca")
 fold = c2.selectbox("fold", folds, key="explore_fold")
@@ -121,7 +97,7 @@ method = c3.radio("map", ["pca", "umap"], horizontal=True, format_func=str.upper
 run_corpus = sup.CorpusChoice.from_run(run)
 st.caption(f"This run was trained on: **{run_corpus.label()}**.")
 SOURCES = ["Upload a file", "Record", "A held-out test utterance"]
-if (st.session_state.get("explore_url_pending") or {}).get("utt") is not None:
+if link.asks_for("utt"):
     st.session_state["explore_source"] = SOURCES[2]  # the link names a test utterance
 kind = st.radio("clip", SOURCES, horizontal=True, label_visibility="collapsed", key="explore_source")
 name, data = None, None
@@ -146,7 +122,7 @@ else:
             st.stop()
         tests = sup.predictions(run, fold)
         tests = tests[(tests["split"] == "test") & tests["utt_id"].isin(list(paths))]
-        url_notes += url_choices({"utt": list(tests["utt_id"])})
+        url_notes += link.apply({"utt": list(tests["utt_id"])})
         if st.session_state.get("explore_utt") not in list(tests["utt_id"]):
             st.session_state.pop("explore_utt", None)
         unseen = (
@@ -163,10 +139,10 @@ else:
         )
         if pick is not None:
             name, data = pick, sup.read_bytes(paths[pick])
-url_notes += url_choices({"utt": []})  # a test utterance the page could not offer
-st.session_state.pop("explore_url_pending", None)
+url_notes += link.apply({"utt": []})  # a test utterance the page could not offer
+link.finish()
 held_out = name if kind == SOURCES[2] else None
-write_url(run=run_id, fold=fold, map=method, utt=held_out)
+link.write(run=run_id, fold=fold, map=method, utt=held_out)
 show_url_notes(url_notes)
 if data is None:
     st.info("Upload or record a clip to start, or pick a held-out test utterance.")

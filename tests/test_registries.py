@@ -41,10 +41,14 @@ def test_the_command_line_and_the_docs_offer_the_registry():
     assert tuple(names) == CORPORA
 
 
+# Modules in app_pages/ that pages import, not pages themselves.
+NOT_PAGES = {"corpus_form.py", "url_state.py"}
+
+
 def test_every_page_is_registered_once():
     folder = app_dir()
     scripts = sorted(p.relative_to(folder).as_posix() for p in (folder / "app_pages").glob("*.py")
-                     if p.name != "corpus_form.py")  # a form shared by two pages, not a page
+                     if p.name not in NOT_PAGES)
     assert sorted(p.path for p in sup.PAGES) == scripts
     assert len({p.url_path for p in sup.PAGES}) == len(sup.PAGES)
     assert [p.url_path for p in sup.PAGES if p.default] == ["home"]

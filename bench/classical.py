@@ -30,10 +30,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ser_lab import classical  # noqa: E402
+from ser_lab.analysis.stats import bootstrap_interval, mean_std, t_interval  # noqa: E402
 from ser_lab.fileio import atomic_write_json  # noqa: E402
+from ser_lab.learn import classical  # noqa: E402
 from ser_lab.runs import RunStore  # noqa: E402
-from ser_lab.stats import bootstrap_interval, mean_std, t_interval  # noqa: E402
 
 
 def git_commit() -> dict:

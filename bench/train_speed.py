@@ -52,10 +52,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ser_lab.fileio import atomic_write_json  # noqa: E402
-from ser_lab.losses import class_weights, weighted_cross_entropy  # noqa: E402
-from ser_lab.model import CnnBiGru, ModelConfig, min_frames  # noqa: E402
-from ser_lab.objectives import ObjectiveConfig, make_objective  # noqa: E402
-from ser_lab.trainer import make_batches, pad_batch, spec_augment, train_step  # noqa: E402
+from ser_lab.learn.losses import class_weights, weighted_cross_entropy  # noqa: E402
+from ser_lab.learn.model import CnnBiGru, ModelConfig, min_frames  # noqa: E402
+from ser_lab.learn.objectives import ObjectiveConfig, make_objective  # noqa: E402
+from ser_lab.learn.trainer import make_batches, pad_batch, spec_augment, train_step  # noqa: E402
 
 FRAMES_PER_S = 100  # 10 ms hop
 N_BINS = 128  # Mel
@@ -144,7 +144,7 @@ def train_batches(
     """Run trainer.train_fold's per-batch work over `batches`; returns the wall seconds.
 
     The step is trainer.train_step itself (device: CPU, so no autocast); the data preparation
-    and bookkeeping around it mirror ser_lab/trainer.py. With `times`, each stage is timed
+    and bookkeeping around it mirror ser_lab/learn/trainer.py. With `times`, each stage is timed
     (train_step's own stages through its `timer`; the clock reads cost microseconds per stage).
     """
     model, objective, optimiser = state.model, state.objective, state.optimiser

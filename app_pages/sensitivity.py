@@ -5,10 +5,10 @@ import streamlit as st
 from ser_lab.app import access, figures, run_tables
 from ser_lab.app import corpus as app_corpus
 from ser_lab.app import sweeps as app_sweeps
+from ser_lab.config import TrainConfig
 from ser_lab.errors import SerLabError
 from ser_lab.experiments import launcher
 from ser_lab.learn import objectives as obj
-from ser_lab.learn.trainer import TrainConfig
 from ser_lab.runs import RunStore
 
 ALL_RUNS = "(all finished runs)"

@@ -7,10 +7,11 @@ import torch
 
 from ser_lab.app import access, figures, run_tables
 from ser_lab.app import corpus as app_corpus
+from ser_lab.choices import PROTOCOLS
+from ser_lab.config import OBJECTIVES, TrainConfig
 from ser_lab.errors import SerLabError
 from ser_lab.experiments import launcher
 from ser_lab.learn import objectives as obj
-from ser_lab.learn.trainer import PROTOCOLS, TrainConfig
 from ser_lab.runs import RunStore
 
 
@@ -88,7 +89,7 @@ with st.expander("New run", expanded=not (st.session_state.get("watch") or activ
     p = PRESETS[preset]
     objective = st.selectbox(
         "objective",
-        obj.OBJECTIVES,
+        OBJECTIVES,
         format_func=obj.LABELS.get,
         help="λ weighs the extra term of every arm but AM-Softmax (ser_lab/learn/objectives.py)",
     )

@@ -24,7 +24,8 @@ if str(ROOT) not in sys.path:
 
 from ser_lab.analysis.discriminability import discriminability, knn_accuracy  # noqa: E402
 from ser_lab.analysis.stats import mean_std  # noqa: E402
-from ser_lab.learn.trainer import TrainConfig, new_run, train_run  # noqa: E402
+from ser_lab.config import TrainConfig  # noqa: E402
+from ser_lab.learn.trainer import new_run, train_run  # noqa: E402
 from ser_lab.runs import Run, RunStore  # noqa: E402
 
 DEFAULTS = TrainConfig()

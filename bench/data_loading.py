@@ -47,9 +47,10 @@ sys.path.insert(0, str(ROOT))
 import ser_lab.data.corpora  # noqa: E402
 import ser_lab.data.features  # noqa: E402
 import ser_lab.data.splits  # noqa: E402
+from ser_lab.config import TrainConfig  # noqa: E402
 from ser_lab.fileio import atomic_write_json  # noqa: E402
 from ser_lab.learn import trainer  # noqa: E402
-from ser_lab.learn.trainer import TrainConfig, new_run, train_run  # noqa: E402
+from ser_lab.learn.trainer import new_run, train_run  # noqa: E402
 from ser_lab.runs import RunStore  # noqa: E402
 
 DEFAULT_ROOT = ROOT.parent / "shared" / "datasets" / "emodb"

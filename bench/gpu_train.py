@@ -52,10 +52,11 @@ from train_speed import (  # noqa: E402
     seconds_to_frames,
 )
 
+from ser_lab.config import ObjectiveConfig  # noqa: E402
 from ser_lab.fileio import atomic_write_json  # noqa: E402
 from ser_lab.learn.losses import class_weights  # noqa: E402
 from ser_lab.learn.model import CnnBiGru, ModelConfig, min_frames  # noqa: E402
-from ser_lab.learn.objectives import ObjectiveConfig, make_objective  # noqa: E402
+from ser_lab.learn.objectives import make_objective  # noqa: E402
 from ser_lab.learn.trainer import autocast, make_batches, pad_batch, spec_augment, train_step  # noqa: E402
 
 # bench/reproduce.py on IEMOCAP: leave-one-session-out, val_fraction 0.15 of the training part.

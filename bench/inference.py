@@ -115,7 +115,8 @@ def run_cold(args: argparse.Namespace, run_id: str, clip: Path, no_projection: b
 
 def get_run(args: argparse.Namespace):
     """The bench run (trained here the first time), with its maps cached on disk."""
-    from ser_lab.learn.trainer import TrainConfig, new_run, train_run
+    from ser_lab.config import TrainConfig
+    from ser_lab.learn.trainer import new_run, train_run
     from ser_lab.runs import RunStore
 
     store = RunStore()

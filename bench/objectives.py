@@ -51,9 +51,9 @@ from common import (  # noqa: E402
 )
 
 from ser_lab.analysis.stats import paired_difference  # noqa: E402
+from ser_lab.config import TrainConfig  # noqa: E402
 from ser_lab.fileio import atomic_write_json  # noqa: E402
 from ser_lab.learn.objectives import LABELS  # noqa: E402
-from ser_lab.learn.trainer import TrainConfig  # noqa: E402
 from ser_lab.runs import RunStore  # noqa: E402
 
 BASELINE = "baseline"

@@ -68,10 +68,11 @@ def main() -> int:
 
     import torch
 
+    from ser_lab.config import TrainConfig
     from ser_lab.experiments.sweep import available_cores
     from ser_lab.fileio import atomic_write_json
     from ser_lab.learn.parallel import resolve_parallel_folds, threads_per_fold
-    from ser_lab.learn.trainer import TrainConfig, load_data
+    from ser_lab.learn.trainer import load_data
 
     base = TrainConfig(
         corpus=args.corpus,

@@ -38,8 +38,8 @@ from common import (  # noqa: E402
 )
 
 from ser_lab.analysis.stats import paired_difference  # noqa: E402
+from ser_lab.config import TrainConfig  # noqa: E402
 from ser_lab.fileio import atomic_write_json  # noqa: E402
-from ser_lab.learn.trainer import TrainConfig  # noqa: E402
 from ser_lab.runs import RunStore  # noqa: E402
 
 # The two arms, named as bench/objectives.py names them so that each bench reuses the other's runs.

@@ -86,7 +86,8 @@ def slope(curve: list[dict], key: str, start: int) -> float:
 
 
 def run_soak(epochs: int, size: str, seed: int, lam: float) -> dict:
-    from ser_lab.learn.trainer import TrainConfig, new_run, train_run
+    from ser_lab.config import TrainConfig
+    from ser_lab.learn.trainer import new_run, train_run
     from ser_lab.runs import RunStore
 
     curve: list[dict] = []

@@ -51,10 +51,11 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from ser_lab.config import ObjectiveConfig  # noqa: E402
 from ser_lab.fileio import atomic_write_json  # noqa: E402
 from ser_lab.learn.losses import class_weights, weighted_cross_entropy  # noqa: E402
 from ser_lab.learn.model import CnnBiGru, ModelConfig, min_frames  # noqa: E402
-from ser_lab.learn.objectives import ObjectiveConfig, make_objective  # noqa: E402
+from ser_lab.learn.objectives import make_objective  # noqa: E402
 from ser_lab.learn.trainer import make_batches, pad_batch, spec_augment, train_step  # noqa: E402
 
 FRAMES_PER_S = 100  # 10 ms hop

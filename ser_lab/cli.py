@@ -98,7 +98,7 @@ def cmd_data_features(args: argparse.Namespace) -> int:
 
 
 def train_config_from_args(args: argparse.Namespace):
-    from ser_lab.learn.trainer import TrainConfig
+    from ser_lab.config import TrainConfig
 
     return TrainConfig(
         corpus=args.corpus,
@@ -140,8 +140,8 @@ def _parallel_folds(text: str) -> int | str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from ser_lab.errors import RunError
-    from ser_lab.learn.trainer import Interrupted, failure_message, new_run, train_run
+    from ser_lab.errors import Interrupted, RunError
+    from ser_lab.learn.trainer import failure_message, new_run, train_run
 
     if args.resume is not None:  # an empty id is an error, not "start a new run"
         run = _store(args).get(args.resume)
@@ -603,8 +603,8 @@ def add_corpus_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_objective_args(p: argparse.ArgumentParser) -> None:
-    """--objective and each arm's settings (defaults from ser_lab/learn/objectives.py)."""
-    from ser_lab.learn import objectives as o
+    """--objective and each arm's settings (names and defaults from ser_lab/config.py)."""
+    from ser_lab import config as o
 
     g = p.add_argument_group("objective (ser_lab/learn/objectives.py; λ weighs the extra term of every arm but amsoftmax)")
     g.add_argument("--objective", default="center", choices=o.OBJECTIVES,
@@ -619,9 +619,8 @@ def add_objective_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ser_lab.choices import DEVICES, PROTOCOLS
-    from ser_lab.data.features import KINDS
-    from ser_lab.learn.trainer import TrainConfig
+    from ser_lab.choices import DEVICES, KINDS, PROTOCOLS
+    from ser_lab.config import TrainConfig
 
     parser = argparse.ArgumentParser(prog="ser-lab", description="SER Lab command line (also: python -m ser_lab)")
     parser.add_argument("--store", default=None, help="run store folder (default: ./checkpoints or $SER_LAB_CHECKPOINTS)")

@@ -555,8 +555,8 @@ class Predictor:
         it again if it were missing; inference never generates a corpus, so a missing one is
         simply unavailable.
         """
+        from ser_lab.config import TrainConfig
         from ser_lab.data.corpora import load_corpus
-        from ser_lab.learn.trainer import TrainConfig
 
         try:
             cfg = TrainConfig.from_dict(self.run.config["train"])

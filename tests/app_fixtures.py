@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ser_lab.app.pages import PAGES as APP_PAGES
-from ser_lab.learn.trainer import TrainConfig
+from ser_lab.config import TrainConfig
 from ser_lab.runs import Run, RunStore
 
 ROOT = Path(__file__).resolve().parents[1]

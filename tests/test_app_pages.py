@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from ser_lab.config import TrainConfig
 from ser_lab.data.corpora.synthetic import SYNTHETIC_NOTICE
 from ser_lab.experiments import launcher
-from ser_lab.learn.trainer import TrainConfig, new_run
+from ser_lab.learn.trainer import new_run
 from ser_lab.runs import RunStore
 from tests import app_fixtures as fx
 from tests.app_fixtures import TINY, app_test, charts, texts

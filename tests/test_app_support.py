@@ -463,7 +463,8 @@ def test_clip_context_warns_about_clips_from_elsewhere():
 
 
 def test_explore_defaults_to_the_best_center_loss_run_on_the_corpus_in_use(tmp_path):
-    from ser_lab.learn.trainer import TrainConfig, new_run
+    from ser_lab.config import TrainConfig
+    from ser_lab.learn.trainer import new_run
     from ser_lab.runs import RunStore
 
     store = RunStore(tmp_path)

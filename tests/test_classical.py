@@ -68,7 +68,8 @@ def test_run_folder_has_the_shape_of_a_cnn_run(svm_env):
 
 @needs_opensmile
 def test_folds_are_exactly_the_cnn_folds(svm_env):
-    from ser_lab.learn.trainer import TrainConfig, load_data
+    from ser_lab.config import TrainConfig
+    from ser_lab.learn.trainer import load_data
 
     with environment(SER_LAB_CACHE=str(svm_env["base"] / "cache")):
         manifest, _, folds = load_data(TrainConfig(**TINY))
@@ -84,8 +85,9 @@ def test_results_equal_sklearn_predictions_recomputed(svm_env):
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import LinearSVC
 
+    from ser_lab.config import TrainConfig
     from ser_lab.learn.metrics import scores
-    from ser_lab.learn.trainer import TrainConfig, load_data
+    from ser_lab.learn.trainer import load_data
 
     run, results = svm_env["run"], svm_env["results"]
     with environment(SER_LAB_CACHE=str(svm_env["base"] / "cache")):
@@ -228,7 +230,8 @@ def test_bench_script_summarises_seeds_and_folds(svm_env, tmp_path, monkeypatch)
 
 @needs_opensmile
 def test_functionals_from_a_process_pool_equal_one_process(svm_env):
-    from ser_lab.learn.trainer import TrainConfig, load_data
+    from ser_lab.config import TrainConfig
+    from ser_lab.learn.trainer import load_data
 
     with environment(SER_LAB_CACHE=str(svm_env["base"] / "cache")):
         manifest, _, _ = load_data(TrainConfig(**TINY))

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from ser_lab import cli
+from ser_lab.config import TrainConfig
 from ser_lab.errors import CorpusError, RunError
 from ser_lab.learn import crosscorpus
-from ser_lab.learn.trainer import TrainConfig, new_run, train_run
+from ser_lab.learn.trainer import new_run, train_run
 from ser_lab.runs import RunStore
 from tests import fake_corpora as fake
 from tests.app_fixtures import environment

@@ -2,7 +2,7 @@
 
 The layers, lowest first (a module may import its own layer and the ones below, never above):
 
-    0 base         ser_lab.errors, paths, fileio, procs, choices, runs (and the package itself)
+    0 base         ser_lab.errors, paths, fileio, procs, choices, config, runs (and the package)
     1 data         ser_lab.data.*         audio, features, corpora, splits
     2 analysis     ser_lab.analysis.*     maps, discriminability, statistics, comparison
     3 learn        ser_lab.learn.*        model, losses, objectives, trainer, evaluation
@@ -119,7 +119,7 @@ def test_no_import_cycle(top_level_only):
 
 LAYERS = ("base", "data", "analysis", "learn", "experiments", "app", "entry")
 BASE = {"ser_lab", "ser_lab.errors", "ser_lab.paths", "ser_lab.fileio", "ser_lab.procs",
-        "ser_lab.choices", "ser_lab.runs"}
+        "ser_lab.choices", "ser_lab.config", "ser_lab.runs"}
 ENTRY = {"ser_lab.cli", "ser_lab.inference", "ser_lab.export", "ser_lab.serve", "ser_lab.__main__"}
 
 

@@ -10,6 +10,7 @@ import torch
 
 from ser_lab.analysis.maps import project_fold
 from ser_lab.cli import main as cli_main
+from ser_lab.config import TrainConfig
 from ser_lab.errors import (
     ConfigError,
     RunError,
@@ -27,7 +28,7 @@ from ser_lab.inference import (
     upload_limits,
 )
 from ser_lab.learn.evaluate import load_fold_model
-from ser_lab.learn.trainer import TrainConfig, new_run, train_run
+from ser_lab.learn.trainer import new_run, train_run
 from ser_lab.runs import RunStore
 from tests.audio_fixtures import tone, wav_bytes, write_audio
 

@@ -8,9 +8,10 @@ from dataclasses import replace
 
 import pytest
 
+from ser_lab.config import TrainConfig
 from ser_lab.errors import ConfigError, RunError
 from ser_lab.experiments import launcher
-from ser_lab.learn.trainer import TrainConfig, new_run
+from ser_lab.learn.trainer import new_run
 from ser_lab.runs import RunStore
 from tests.app_fixtures import TINY
 

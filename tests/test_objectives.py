@@ -13,12 +13,11 @@ import pytest
 import torch
 
 from ser_lab.cli import main
-from ser_lab.errors import ConfigError
+from ser_lab.config import OBJECTIVES, ObjectiveConfig, TrainConfig
+from ser_lab.errors import ConfigError, Interrupted
 from ser_lab.learn.losses import CenterLoss, class_weights, weighted_cross_entropy
 from ser_lab.learn.model import CnnBiGru, CosineLinear, ModelConfig
 from ser_lab.learn.objectives import (
-    OBJECTIVES,
-    ObjectiveConfig,
     am_softmax_loss,
     batch_hard_triplet_loss,
     make_objective,
@@ -26,8 +25,6 @@ from ser_lab.learn.objectives import (
     supervised_contrastive_loss,
 )
 from ser_lab.learn.trainer import (
-    Interrupted,
-    TrainConfig,
     load_fold_state,
     new_run,
     save_fold_state,

@@ -52,7 +52,8 @@ def test_sensitivity_helpers_keep_arms_apart_and_plot_each_main_setting(tmp_path
     import pandas as pd
 
     from ser_lab.app import figures, sweeps
-    from ser_lab.learn.trainer import TrainConfig, new_run
+    from ser_lab.config import TrainConfig
+    from ser_lab.learn.trainer import new_run
 
     store = RunStore(tmp_path / "runs")
     ids = {}

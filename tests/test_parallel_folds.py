@@ -13,9 +13,10 @@ import pytest
 
 from ser_lab.analysis import maps, projection
 from ser_lab.app.run_tables import progress_text
+from ser_lab.config import TrainConfig
 from ser_lab.errors import ConfigError
 from ser_lab.learn.parallel import resolve_parallel_folds, threads_per_fold
-from ser_lab.learn.trainer import TrainConfig, new_run, train_run
+from ser_lab.learn.trainer import new_run, train_run
 from ser_lab.runs import Run, RunStore
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -252,8 +252,9 @@ def catalogue(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def folder_corpus(tmp_path_factory: pytest.TempPathFactory, reliability_cache: Path) -> dict:
     """A `folder` corpus: the tiny synthetic corpus laid out as root/<label>/<speaker>/*.wav,
     plus every catalogue file in root/angry/spk01/. Trained once (1 epoch, fold 0 of 2)."""
+    from ser_lab.config import TrainConfig
     from ser_lab.data.corpora import load_corpus
-    from ser_lab.learn.trainer import TrainConfig, new_run, train_run
+    from ser_lab.learn.trainer import new_run, train_run
 
     base = tmp_path_factory.mktemp("folder_corpus")
     cache = reliability_cache

@@ -23,10 +23,11 @@ import torch
 
 from ser_lab import fileio
 from ser_lab.cli import main as cli_main
+from ser_lab.config import TrainConfig
 from ser_lab.data.audio import load_audio
 from ser_lab.data.corpora import audio_duration, describe, load_corpus
 from ser_lab.errors import ConfigError, CorpusError, NonFiniteError, UnreadableAudioError
-from ser_lab.learn.trainer import TrainConfig, check_finite, drop_non_finite
+from ser_lab.learn.trainer import check_finite, drop_non_finite
 from ser_lab.runs import MODEL_KEYS, RunStore
 from tests.audio_fixtures import tiny_manifest, tone, wav_bytes, write_audio
 

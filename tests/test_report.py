@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+from ser_lab.config import TrainConfig
 from ser_lab.errors import RunError
 from ser_lab.experiments.report import build_report, format_table
 from ser_lab.experiments.sweep import sweeps_dir
-from ser_lab.learn.trainer import TrainConfig, new_run
+from ser_lab.learn.trainer import new_run
 from ser_lab.runs import RunStore
 
 LABELS = ["neutral", "angry", "happy", "sad"]

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ser_lab.cli import add_sweep_commands
+from ser_lab.config import TrainConfig
 from ser_lab.errors import ConfigError, RunError
 from ser_lab.experiments.sweep import (
     SweepSpec,
@@ -20,7 +21,7 @@ from ser_lab.experiments.sweep import (
     sweep_lock,
     sweep_runs,
 )
-from ser_lab.learn.trainer import TrainConfig, new_run
+from ser_lab.learn.trainer import new_run
 from ser_lab.runs import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import torch
 
+from ser_lab.config import TrainConfig
 from ser_lab.errors import ConfigError
-from ser_lab.learn.trainer import TrainConfig, make_batches, new_run, select_device, train_run
+from ser_lab.learn.trainer import make_batches, new_run, select_device, train_run
 from ser_lab.runs import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]

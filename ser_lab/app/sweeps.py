@@ -103,7 +103,8 @@ def with_objective(store: RunStore, frame: pd.DataFrame) -> pd.DataFrame:
     """`frame` (one row per run and fold, as sweep_frame) plus each run's "objective" and the
     value of that objective's main hyper-parameter ("main_value", objectives.MAIN_PARAMETER),
     read from its config (runs from before objectives existed are the paper's "center")."""
-    from ser_lab.learn.objectives import MAIN_PARAMETER, ObjectiveConfig
+    from ser_lab.config import ObjectiveConfig
+    from ser_lab.learn.objectives import MAIN_PARAMETER
 
     names, values = {}, {}
     for run_id in frame["run"].unique():

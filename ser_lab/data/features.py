@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from ser_lab import paths
+from ser_lab.choices import KINDS
 from ser_lab.data.audio import SAMPLE_RATE, audio_fingerprint, load_audio
 from ser_lab.data.corpora.base import Manifest, Problem
 from ser_lab.errors import AudioError, ConfigError
@@ -57,7 +58,6 @@ LOG_FLOOR = 1e-10
 # matters for bins that are (nearly) constant in the training data, e.g. empty bands of
 # upsampled narrow-band audio, which would otherwise blow up tiny test-time deviations.
 STD_FLOOR = 1e-2
-KINDS = ("mel", "stft")
 
 
 @dataclass(frozen=True)

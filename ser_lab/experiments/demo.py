@@ -29,8 +29,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from ser_lab import fileio
+from ser_lab.config import TrainConfig
 from ser_lab.experiments.launcher import QUICK_START, QUICK_START_ALPHA, QUICK_START_LAMBDA
-from ser_lab.learn.trainer import TrainConfig, new_run, train_run
+from ser_lab.learn.trainer import new_run, train_run
 from ser_lab.paths import PROJECT_ROOT
 from ser_lab.runs import Run, RunStore
 

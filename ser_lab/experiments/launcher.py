@@ -35,8 +35,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from ser_lab import fileio, procs
+from ser_lab.config import TrainConfig
 from ser_lab.errors import ConfigError, RunError
-from ser_lab.learn.trainer import TrainConfig, new_run
+from ser_lab.learn.trainer import new_run
 from ser_lab.paths import PROJECT_ROOT
 from ser_lab.runs import ACTIVE_STATES, Run, RunStore
 

@@ -90,7 +90,7 @@ _SWEEP_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 def field_types() -> dict[str, str]:
-    from ser_lab.learn.trainer import TrainConfig
+    from ser_lab.config import TrainConfig
 
     return {f.name: str(f.type).replace(" ", "") for f in fields(TrainConfig)}
 
@@ -298,7 +298,7 @@ def expand(spec: SweepSpec) -> list:
 
     Duplicate points (e.g. the same setting reached from two --point lists) appear once.
     """
-    from ser_lab.learn.trainer import TrainConfig
+    from ser_lab.config import TrainConfig
 
     spec.validate()
     points = spec.points or [{}]
@@ -394,7 +394,7 @@ def sweep_lock(store, sweep_id: str) -> Iterator[None]:
 
 
 def _normalised(train: dict) -> str:
-    from ser_lab.learn.trainer import TrainConfig
+    from ser_lab.config import TrainConfig
 
     return json.dumps(TrainConfig.from_dict(train).to_dict(), sort_keys=True)
 
@@ -479,7 +479,9 @@ def train_point(task: dict, store_root: str, should_stop: Callable[[], bool] | N
     as "interrupted". Returns {"index", "run_id", "state", "error"}. Runs in the launcher, a
     pool worker or a Ray worker alike.
     """
-    from ser_lab.learn.trainer import Interrupted, TrainConfig, new_run, train_run
+    from ser_lab.config import TrainConfig
+    from ser_lab.errors import Interrupted
+    from ser_lab.learn.trainer import new_run, train_run
     from ser_lab.runs import RunStore
 
     out = {"index": task["index"], "run_id": task.get("run_id"), "state": "failed", "error": None}

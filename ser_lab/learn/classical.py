@@ -253,7 +253,7 @@ def _compute_functionals(paths_: list[str], workers: int):
 
 @dataclass
 class ClassicalConfig:
-    """What an eGeMAPS + SVM run needs: the data fields of `trainer.TrainConfig` (same names,
+    """What an eGeMAPS + SVM run needs: the data fields of `config.TrainConfig` (same names,
     same meaning, so the folds are the CNN's) and the SVM's C grid."""
 
     corpus: str = "synthetic"
@@ -272,7 +272,7 @@ class ClassicalConfig:
 
     def train_config(self):
         """The TrainConfig whose `load_data` gives this run its manifest and folds."""
-        from ser_lab.learn.trainer import TrainConfig
+        from ser_lab.config import TrainConfig
 
         return TrainConfig(
             corpus=self.corpus, root=self.root, corpus_options=dict(self.corpus_options),

@@ -50,8 +50,9 @@ def expected_folds(run) -> list[int]:
 
 
 def rescore_run(run, device: str = "auto") -> dict:
+    from ser_lab.config import TrainConfig
     from ser_lab.learn import classical
-    from ser_lab.learn.trainer import TrainConfig, load_data, pool_results, predict, select_device
+    from ser_lab.learn.trainer import load_data, pool_results, predict, select_device
 
     if classical.is_classical(run):  # the eGeMAPS + SVM baseline re-scores from its arrays
         return classical.rescore_run(run)

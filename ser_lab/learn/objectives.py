@@ -31,25 +31,21 @@ so that a class's weight means the same thing in every arm. Their hyper-paramete
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ser_lab.errors import ConfigError
+from ser_lab.config import (
+    AM_MARGIN,
+    AM_SCALE,
+    CENTER_LR,
+    SUPCON_TEMPERATURE,
+    TRIPLET_MARGIN,
+    ObjectiveConfig,
+)
 from ser_lab.learn.losses import CenterLoss, weighted_cross_entropy
-
-OBJECTIVES = ("center", "center_learned", "amsoftmax", "triplet", "supcon")
-
-# One definition of each default (TrainConfig and ToyConfig take theirs from here).
-CENTER_LR = 0.5  # SGD learning rate of learned centers (pytorch-center-loss's lr_cent)
-AM_SCALE = 30.0  # s of AM-Softmax (Wang et al. 2018 use s = 30)
-AM_MARGIN = 0.35  # m of AM-Softmax (0.35 in Wang et al. 2018)
-TRIPLET_MARGIN = 0.3  # m of the batch-hard triplet loss, on Euclidean distances of z
-SUPCON_TEMPERATURE = 0.1  # tau of the supervised contrastive loss (Khosla et al. 2020)
 
 # The main hyper-parameter of each arm: what a sensitivity curve puts on its x axis.
 MAIN_PARAMETER = {
@@ -76,37 +72,6 @@ SETTINGS: dict[str, tuple[tuple[str, str, float, float], ...]] = {
     "triplet": (("triplet_margin", "triplet margin", TRIPLET_MARGIN, 0.05),),
     "supcon": (("supcon_temperature", "temperature τ", SUPCON_TEMPERATURE, 0.01),),
 }
-
-
-@dataclass(frozen=True)
-class ObjectiveConfig:
-    """Which objective, and its hyper-parameters (each arm reads only its own)."""
-
-    name: str = "center"
-    lam: float = 0.0  # weight of the extra term (center, triplet or contrastive); unused by amsoftmax
-    alpha: float = 0.5  # alpha rule rate: the paper's centers, and the tracked centers of other arms
-    center_lr: float = CENTER_LR
-    am_scale: float = AM_SCALE
-    am_margin: float = AM_MARGIN
-    triplet_margin: float = TRIPLET_MARGIN
-    supcon_temperature: float = SUPCON_TEMPERATURE
-
-    def validate(self) -> ObjectiveConfig:
-        if self.name not in OBJECTIVES:
-            raise ConfigError(f"objective must be one of {OBJECTIVES}, got {self.name!r}")
-        checks = (
-            ("center_lr", lambda v: v > 0, "a finite number > 0"),
-            ("am_scale", lambda v: v > 0, "a finite number > 0"),
-            ("am_margin", lambda v: 0 <= v < 1, "in [0, 1)"),
-            ("triplet_margin", lambda v: v >= 0, "a finite number >= 0"),
-            ("supcon_temperature", lambda v: v > 0, "a finite number > 0"),
-        )
-        for name, ok, expected in checks:
-            value = getattr(self, name)
-            number = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if not number or not np.isfinite(value) or not ok(value):
-                raise ConfigError(f"{name} must be {expected}, got {value!r}")
-        return self
 
 
 # ----------------------------------------------------------------------------- loss functions

@@ -23,22 +23,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from ser_lab.config import AM_MARGIN, AM_SCALE, CENTER_LR, SUPCON_TEMPERATURE, TRIPLET_MARGIN, ObjectiveConfig
 from ser_lab.data.corpora.base import PAPER_EMOTIONS
 from ser_lab.errors import ConfigError
 from ser_lab.learn.losses import class_weights, weighted_cross_entropy
 from ser_lab.learn.model import CosineLinear
-from ser_lab.learn.objectives import (
-    AM_MARGIN,
-    AM_SCALE,
-    CENTER_LR,
-    SUPCON_TEMPERATURE,
-    TRIPLET_MARGIN,
-    Objective,
-    ObjectiveConfig,
-    center_term,
-    make_objective,
-    model_options,
-)
+from ser_lab.learn.objectives import Objective, center_term, make_objective, model_options
 from ser_lab.learn.trainer import train_step
 
 
@@ -46,7 +36,7 @@ from ser_lab.learn.trainer import train_step
 class ToyConfig:
     lam: float = 0.0  # weight of the center loss (0 = softmax only)
     alpha: float = 0.5  # center update rate
-    objective: str = "center"  # see objectives.OBJECTIVES; lam weighs the extra term
+    objective: str = "center"  # see config.OBJECTIVES; lam weighs the extra term
     center_lr: float = CENTER_LR
     am_scale: float = AM_SCALE
     am_margin: float = AM_MARGIN

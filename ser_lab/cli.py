@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ser_lab.config import TrainConfig
 from ser_lab.errors import ConfigError, SerLabError
 
 
@@ -98,8 +99,6 @@ def cmd_data_features(args: argparse.Namespace) -> int:
 
 
 def train_config_from_args(args: argparse.Namespace):
-    from ser_lab.config import TrainConfig
-
     return TrainConfig(
         corpus=args.corpus,
         root=str(Path(args.root).resolve()) if args.root else None,
@@ -620,7 +619,6 @@ def add_objective_args(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from ser_lab.choices import DEVICES, KINDS, PROTOCOLS
-    from ser_lab.config import TrainConfig
 
     parser = argparse.ArgumentParser(prog="ser-lab", description="SER Lab command line (also: python -m ser_lab)")
     parser.add_argument("--store", default=None, help="run store folder (default: ./checkpoints or $SER_LAB_CHECKPOINTS)")

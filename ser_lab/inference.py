@@ -68,6 +68,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ser_lab.config import TrainConfig
 from ser_lab.data.audio import load_audio
 from ser_lab.data.features import FeatureConfig, NormStats, compute_features
 from ser_lab.errors import (
@@ -555,7 +556,6 @@ class Predictor:
         it again if it were missing; inference never generates a corpus, so a missing one is
         simply unavailable.
         """
-        from ser_lab.config import TrainConfig
         from ser_lab.data.corpora import load_corpus
 
         try:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ser_lab.app.run_tables import is_active, is_finished
+from ser_lab.config import ObjectiveConfig
 from ser_lab.errors import ConfigError, RunError, SerLabError
 from ser_lab.runs import Run, RunStore, RunSummary
 
@@ -103,7 +104,6 @@ def with_objective(store: RunStore, frame: pd.DataFrame) -> pd.DataFrame:
     """`frame` (one row per run and fold, as sweep_frame) plus each run's "objective" and the
     value of that objective's main hyper-parameter ("main_value", objectives.MAIN_PARAMETER),
     read from its config (runs from before objectives existed are the paper's "center")."""
-    from ser_lab.config import ObjectiveConfig
     from ser_lab.learn.objectives import MAIN_PARAMETER
 
     names, values = {}, {}

@@ -69,6 +69,7 @@ from pathlib import Path
 from typing import Any
 
 from ser_lab import fileio
+from ser_lab.config import TrainConfig
 from ser_lab.errors import ConfigError, RunError, SerLabError
 
 MANIFEST_VERSION = 1
@@ -90,8 +91,6 @@ _SWEEP_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 def field_types() -> dict[str, str]:
-    from ser_lab.config import TrainConfig
-
     return {f.name: str(f.type).replace(" ", "") for f in fields(TrainConfig)}
 
 
@@ -298,8 +297,6 @@ def expand(spec: SweepSpec) -> list:
 
     Duplicate points (e.g. the same setting reached from two --point lists) appear once.
     """
-    from ser_lab.config import TrainConfig
-
     spec.validate()
     points = spec.points or [{}]
     names = list(spec.grid)
@@ -394,8 +391,6 @@ def sweep_lock(store, sweep_id: str) -> Iterator[None]:
 
 
 def _normalised(train: dict) -> str:
-    from ser_lab.config import TrainConfig
-
     return json.dumps(TrainConfig.from_dict(train).to_dict(), sort_keys=True)
 
 
@@ -479,7 +474,6 @@ def train_point(task: dict, store_root: str, should_stop: Callable[[], bool] | N
     as "interrupted". Returns {"index", "run_id", "state", "error"}. Runs in the launcher, a
     pool worker or a Ray worker alike.
     """
-    from ser_lab.config import TrainConfig
     from ser_lab.errors import Interrupted
     from ser_lab.learn.trainer import new_run, train_run
     from ser_lab.runs import RunStore

@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from ser_lab import fileio, paths
+from ser_lab.config import TrainConfig
 from ser_lab.errors import ConfigError, CorpusError, RunError, SerLabError
 from ser_lab.learn.metrics import scores
 
@@ -272,8 +273,6 @@ class ClassicalConfig:
 
     def train_config(self):
         """The TrainConfig whose `load_data` gives this run its manifest and folds."""
-        from ser_lab.config import TrainConfig
-
         return TrainConfig(
             corpus=self.corpus, root=self.root, corpus_options=dict(self.corpus_options),
             classes=self.classes, n_folds=self.n_folds, folds=self.folds, protocol=self.protocol,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from ser_lab.config import TrainConfig
 from ser_lab.data.features import NormStats
 from ser_lab.errors import RunError
 from ser_lab.learn.metrics import scores
@@ -50,7 +51,6 @@ def expected_folds(run) -> list[int]:
 
 
 def rescore_run(run, device: str = "auto") -> dict:
-    from ser_lab.config import TrainConfig
     from ser_lab.learn import classical
     from ser_lab.learn.trainer import load_data, pool_results, predict, select_device
 

@@ -6,7 +6,7 @@ offer them as choices without importing either."""
 # independent k-fold, IEMOCAP leave-one-session-out.
 PROTOCOLS: tuple[str, ...] = ("paper", "speaker", "session")
 
-# Devices (ser_lab.learn.trainer.resolve_device): "auto" is CUDA, then Apple MPS, then CPU.
+# Devices (ser_lab.learn.trainer.select_device): "auto" is CUDA, then Apple MPS, then CPU.
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
 
 # Feature kinds (ser_lab.data.features.FeatureConfig): 128 Mel bands or 513 STFT bins.

@@ -35,7 +35,7 @@ test: $(VENV)/.installed-test browser
 	$(PY) -m pytest
 
 demo-checkpoints: venv
-	$(PY) -m ser_lab.demo
+	$(PY) -m ser_lab.experiments.demo
 
 clean-venv:
 	rm -rf $(VENV)

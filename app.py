@@ -11,8 +11,9 @@ import os
 
 import streamlit as st
 
-from ser_lab import app_support as sup
-from ser_lab import launcher
+from ser_lab.app import corpus as app_corpus
+from ser_lab.app import pages
+from ser_lab.experiments import launcher
 
 st.set_page_config(page_title="SER Lab", page_icon=":material/graphic_eq:", layout="wide")
 
@@ -22,14 +23,14 @@ _override = os.environ.get("SER_LAB_QUICK_START_OVERRIDE")
 if _override:
     launcher.QUICK_START = {**launcher.QUICK_START, **json.loads(_override)}
 
-# The pages, their titles, icons and URLs: ser_lab.app_support.PAGES (also the home page's guide).
+# The pages, their titles, icons and URLs: ser_lab.app.pages.PAGES (also the home page's guide).
 PAGES = [
     st.Page(p.path, title=p.title, icon=p.icon, url_path=p.url_path, default=p.default)
-    for p in sup.PAGES
+    for p in pages.PAGES
 ]
 
 page = st.navigation(PAGES)
-corpus = sup.current_corpus(st.session_state)
+corpus = app_corpus.current_corpus(st.session_state)
 st.sidebar.caption(f"**Corpus in use:** {corpus.label()}")
 if corpus.is_synthetic:
     st.sidebar.caption(

@@ -6,9 +6,11 @@ import json
 import streamlit as st
 
 from app_pages.url_state import UrlState, keep_choice
-from ser_lab import access, analysis, figures
-from ser_lab import app_support as sup
 from ser_lab import export as exp
+from ser_lab.analysis import compare, maps
+from ser_lab.app import access, explore, figures, run_tables, sweeps
+from ser_lab.app import comparison as app_comparison
+from ser_lab.app import corpus as app_corpus
 from ser_lab.errors import SerLabError
 from ser_lab.runs import Run, RunStore
 
@@ -20,12 +22,12 @@ def list_runs(root: str, signature: tuple) -> list:
 
 @st.cache_resource(show_spinner="Projecting z…", max_entries=32)
 def fold_map(run_dir: str, fold: int, method: str, stamp: str):
-    return analysis.project_fold(run_dir, fold, method)
+    return maps.project_fold(run_dir, fold, method)
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
 def map_pair(dir_a: str, dir_b: str, fold: int, method: str, stamp: str, normalised: bool):
-    return sup.compare_maps(
+    return app_comparison.compare_maps(
         fold_map(dir_a, fold, method, stamp),
         fold_map(dir_b, fold, method, stamp),
         normalised=normalised,
@@ -34,12 +36,12 @@ def map_pair(dir_a: str, dir_b: str, fold: int, method: str, stamp: str, normali
 
 @st.cache_data(show_spinner="Comparing…", max_entries=16)
 def comparison(dir_a: str, dir_b: str, stamp: str) -> dict:
-    return analysis.compare_runs(dir_a, dir_b)
+    return compare.compare_runs(dir_a, dir_b)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def predictions(run_dir: str, fold: int, stamp: str):
-    return sup.predictions(Run(run_dir), fold)
+    return run_tables.predictions(Run(run_dir), fold)
 
 
 @st.cache_resource(show_spinner="Animating the epochs…", max_entries=16)
@@ -57,9 +59,9 @@ def snapshot_chart(
     """The animated figure of both runs on the maps shown above (None when they share fewer
     than two frames); cached, because a figure with a frame per epoch takes a while to build."""
     pair = map_pair(dir_a, dir_b, fold, method, stamp, normalised)
-    frames_a = sup.frames_on_map(Run(dir_a), fold, pair.a, best[0], splits)
-    frames_b = sup.frames_on_map(Run(dir_b), fold, pair.b, best[1], splits)
-    if len(sup.common_frames(frames_a, frames_b)) < 2:
+    frames_a = app_comparison.frames_on_map(Run(dir_a), fold, pair.a, best[0], splits)
+    frames_b = app_comparison.frames_on_map(Run(dir_b), fold, pair.b, best[1], splits)
+    if len(app_comparison.common_frames(frames_a, frames_b)) < 2:
         return None  # nothing to animate
     return figures.snapshot_figure(frames_a, frames_b, pair.a.label_names, list(titles))
 
@@ -67,13 +69,13 @@ def snapshot_chart(
 @st.cache_resource(show_spinner="Reading the corpus…", max_entries=8)
 def run_audio(run_dir: str, fold: int, key: str, stamp: str) -> tuple[dict, bool]:
     """{utt_id: path} of a run's corpus, and whether it is still the data the run saw."""
-    manifest = sup.CorpusChoice.from_dict(json.loads(key)).load()
-    return sup.utterance_paths(manifest), sup.corpus_matches(Run(run_dir), fold, manifest)
+    manifest = app_corpus.CorpusChoice.from_dict(json.loads(key)).load()
+    return explore.utterance_paths(manifest), explore.corpus_matches(Run(run_dir), fold, manifest)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def spectrogram(path: str):
-    return sup.spectrogram(path)
+    return explore.spectrogram(path)
 
 
 # ----------------------------------------------------------------------------- shareable link
@@ -127,13 +129,13 @@ def export_section(run_ids: list[str], fold: int) -> None:
 
 
 store = RunStore()
-corpus = sup.current_corpus(st.session_state)
+corpus = app_corpus.current_corpus(st.session_state)
 st.title("Compare two runs")
 link = UrlState("compare", URL_STATE, URL_WHAT)
 url_notes, url_note_box = [], st.empty()
 
-rows = list_runs(str(store.root), sup.store_signature(store))
-finished = [r for r in rows if sup.is_finished(r)]
+rows = list_runs(str(store.root), run_tables.store_signature(store))
+finished = [r for r in rows if run_tables.is_finished(r)]
 if len(finished) < 2:
     st.info(
         "Two finished runs are needed. Press **Quick start** on the home page, or train on **Train**."
@@ -142,7 +144,7 @@ if len(finished) < 2:
 
 by_id = {r.run_id: r for r in finished}
 ids = list(by_id)
-default_a, default_b = sup.default_pair(rows)
+default_a, default_b = run_tables.default_pair(rows)
 url_notes += link.apply({"a": ids, "b": ids})
 keep_choice("compare_a", ids, default_a if default_a in ids else ids[0])
 keep_choice("compare_b", ids, default_b if default_b in ids else ids[1])
@@ -151,13 +153,13 @@ id_a = c1.selectbox(
     "run A",
     ids,
     key="compare_a",
-    format_func=lambda i: sup.run_label(by_id[i]),
+    format_func=lambda i: run_tables.run_label(by_id[i]),
 )
 id_b = c2.selectbox(
     "run B",
     ids,
     key="compare_b",
-    format_func=lambda i: sup.run_label(by_id[i]),
+    format_func=lambda i: run_tables.run_label(by_id[i]),
 )
 if id_a == id_b:
     st.warning("Pick two different runs.")
@@ -169,11 +171,11 @@ if any(by_id[i].corpus == "synthetic" for i in (id_a, id_b)):
         "not performance on real speech."
     )
 
-folds = sup.common_folds(run_a, run_b)
+folds = run_tables.common_folds(run_a, run_b)
 if not folds:
     st.error("The two runs share no trained fold, so their maps cannot be aligned or compared.")
     st.stop()
-stamp = json.dumps([sup.run_signature(run_a.dir), sup.run_signature(run_b.dir)])
+stamp = json.dumps([run_tables.run_signature(run_a.dir), run_tables.run_signature(run_b.dir)])
 dir_a, dir_b = str(run_a.dir), str(run_b.dir)
 
 try:
@@ -184,7 +186,7 @@ except SerLabError as exc:
 
 # ----------------------------------------------------------------------------- the reading
 
-reading = sup.read_comparison(comp)
+reading = app_comparison.read_comparison(comp)
 with st.container(border=True, key="compare_reading"):
     show = {"supports": st.success, "not tested": st.info}.get(reading.verdict, st.warning)
     show(f"**What this pair shows.** {reading.headline}")
@@ -194,7 +196,7 @@ with st.container(border=True, key="compare_reading"):
     left.markdown("\n".join(f"- {line}" for line in lines[:half]))
     right.markdown("\n".join(f"- {line}" for line in lines[half:]))
     st.caption(" ".join(reading.facts))
-    for note in sup.demo_typicality(store, comp):  # a demo pair says which seed it is and how typical
+    for note in sweeps.demo_typicality(store, comp):  # a demo pair says which seed it is and how typical
         st.caption(f":material/info: {note}")
 
 METHODS, SPLITS, UNITS = ["pca", "umap"], ["train", "test", "train + test"], ["scale-free", "raw"]
@@ -238,7 +240,7 @@ except SerLabError as exc:
     st.error(f"Cannot compare these runs: {exc}")
     st.stop()
 map_a, map_b = pair.a, pair.b
-best = (sup.best_epoch(comp, "A", fold), sup.best_epoch(comp, "B", fold))
+best = (app_comparison.best_epoch(comp, "A", fold), app_comparison.best_epoch(comp, "B", fold))
 
 # ----------------------------------------------------------------------------- maps
 
@@ -262,7 +264,7 @@ for col, m, rid, key, ep in (
     (cols[0], map_a, id_a, "map_a", best[0]),
     (cols[1], map_b, id_b, "map_b", best[1]),
 ):
-    points = sup.map_points(m, shown)
+    points = run_tables.map_points(m, shown)
     side = "A" if key == "map_a" else "B"
     fig = figures.map_figure(
         points,
@@ -276,7 +278,7 @@ for col, m, rid, key, ep in (
         "points (CSV)", points.to_csv(index=False), file_name=f"{rid}_fold{fold}_{method}.csv",
         mime="text/csv", key=f"{key}_csv", on_click="ignore",
     )
-    spread = sup.fold_spread(comp, side, fold)
+    spread = app_comparison.fold_spread(comp, side, fold)
     unit = pair.unit_a if side == "A" else pair.unit_b
     if spread:
         col.caption(
@@ -316,7 +318,7 @@ if others:
             "add runs (trained on the same fold)",
             others,
             max_selections=2,
-            format_func=lambda i: sup.run_label(by_id[i]),
+            format_func=lambda i: run_tables.run_label(by_id[i]),
         )
         grid = [("A", id_a, map_a), ("B", id_b, map_b)]
         for k, other in enumerate(extra):
@@ -338,7 +340,7 @@ if others:
                 for cell, (side, rid, m) in zip(cells, grid[start : start + 2]):
                     cell.plotly_chart(
                         figures.map_figure(
-                            sup.map_points(m, shown), m.centers_xy, m.label_names, f"{side}: {rid}"
+                            run_tables.map_points(m, shown), m.centers_xy, m.label_names, f"{side}: {rid}"
                         ),
                         key=f"grid_{side}",
                     )
@@ -371,7 +373,7 @@ if selected:
                 "right" if rb["pred"] == rb["label"] else "wrong",
                 delta_color="normal" if rb["pred"] == rb["label"] else "inverse",
             )
-        run_corpus = sup.CorpusChoice.from_run(run_a)
+        run_corpus = app_corpus.CorpusChoice.from_run(run_a)
         if run_corpus.available():
             try:
                 paths, same = run_audio(dir_a, fold, run_corpus.key(), stamp)
@@ -379,12 +381,12 @@ if selected:
                 paths, same = {}, True
                 st.warning(f"The run's corpus cannot be read: {exc}")
             if not same:
-                st.warning(sup.CORPUS_CHANGED, icon=":material/warning:")
+                st.warning(explore.CORPUS_CHANGED, icon=":material/warning:")
             path = paths.get(selected)
             if path:
                 feats, _ = spectrogram(path)
                 st.plotly_chart(figures.spectrogram_figure(feats), key="utt_spec")
-                st.audio(sup.read_bytes(path), format="audio/wav")
+                st.audio(explore.read_bytes(path), format="audio/wav")
             else:
                 st.caption("This utterance's audio file is not in the corpus any more.")
         elif run_corpus.is_synthetic:
@@ -401,7 +403,7 @@ if selected:
 # ----------------------------------------------------------------------------- numbers
 
 st.header("Accuracy and discriminability")
-table = sup.compare_table(comp)
+table = app_comparison.compare_table(comp)
 st.dataframe(
     table,
     hide_index=True,
@@ -500,7 +502,7 @@ export_section([id_a, id_b], fold)
 
 @st.cache_data(show_spinner="Running the other corpus through the fold model…", max_entries=8)
 def other_corpus(run_dir: str, fold: int, name: str, root: str | None, classes: str, options: str, stamp: str):
-    from ser_lab.crosscorpus import corpus_outputs
+    from ser_lab.learn.crosscorpus import corpus_outputs
 
     return corpus_outputs(Run(run_dir), fold, name, root, classes=classes, corpus_options=json.loads(options))
 
@@ -510,8 +512,8 @@ def other_corpus_block() -> None:
     land on an EmoDB-trained map? (`python -m ser_lab eval RUN --corpus ...` scores all folds.)"""
     import pandas as pd
 
-    from ser_lab.corpora import CORPORA
-    from ser_lab.corpora.synthetic import SIZES
+    from ser_lab.data.corpora import CORPORA
+    from ser_lab.data.corpora.synthetic import SIZES
 
     with st.expander("Another corpus on this map (cross-corpus)"):
         c1, c2, c3, c4 = st.columns([1, 1, 2, 1])
@@ -538,7 +540,7 @@ def other_corpus_block() -> None:
         except SerLabError as exc:
             st.error(f"Cannot place that corpus on the map: {exc}")
             return
-        own = sup.map_points(m, ["train"])
+        own = run_tables.map_points(m, ["train"])
         other = out.frame(xy).assign(split="test")[own.columns]
         fig = figures.map_figure(
             pd.concat([own, other], ignore_index=True), m.centers_xy, m.label_names,
@@ -548,8 +550,8 @@ def other_corpus_block() -> None:
         s = out.scores
         st.caption(
             f"Filled circles: {side}'s training utterances (fold {fold}); open diamonds: the {name} "
-            f"utterances, colored by their true class. Fold {fold}'s model on them: UA {sup.pct(s['UA'])}, "
-            f"WA {sup.pct(s['WA'])}."
+            f"utterances, colored by their true class. Fold {fold}'s model on them: UA {run_tables.pct(s['UA'])}, "
+            f"WA {run_tables.pct(s['WA'])}."
         )
 
 

@@ -5,28 +5,28 @@ import json
 import streamlit as st
 
 from app_pages.corpus_form import corpus_form
-from ser_lab import access, figures
-from ser_lab import app_support as sup
-from ser_lab.corpora.synthetic import SYNTHETIC_NOTICE
+from ser_lab.app import access, explore, figures, run_tables
+from ser_lab.app import corpus as app_corpus
+from ser_lab.data.corpora.synthetic import SYNTHETIC_NOTICE
 from ser_lab.errors import SerLabError
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def load_manifest(key: str):
-    return sup.CorpusChoice.from_dict(json.loads(key)).load()
+    return app_corpus.CorpusChoice.from_dict(json.loads(key)).load()
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
 def tables(key: str) -> dict:
-    return sup.corpus_tables(load_manifest(key))
+    return app_corpus.corpus_tables(load_manifest(key))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def spectrogram(path: str):
-    return sup.spectrogram(path)
+    return explore.spectrogram(path)
 
 
-corpus = sup.current_corpus(st.session_state)
+corpus = app_corpus.current_corpus(st.session_state)
 st.title("Corpus")
 st.markdown(f"**{corpus.label()}**")
 if corpus.is_synthetic:
@@ -53,7 +53,7 @@ c1.metric("utterances", len(manifest))
 c2.metric("speakers", len(manifest.counts_by_speaker()))
 c3.metric("classes", len(manifest.labels))
 c4.metric(
-    "total duration", sup.format_duration(float(utts["duration_s"].sum()) if len(utts) else 0.0)
+    "total duration", run_tables.format_duration(float(utts["duration_s"].sum()) if len(utts) else 0.0)
 )
 
 c1, c2 = st.columns(2)
@@ -98,7 +98,7 @@ if rows:
     except SerLabError as exc:
         st.error(f"This file cannot be read: {exc}")
     else:
-        st.audio(sup.read_bytes(row["path"]))
+        st.audio(explore.read_bytes(row["path"]))
         st.plotly_chart(
             figures.spectrogram_figure(feats, title=f"log Mel spectrogram ({duration:.2f} s)"),
             key="utt_spec",

@@ -3,14 +3,14 @@ app.py does not route to it). Checks the choice with the corpus adapter before u
 
 import streamlit as st
 
-from ser_lab import access
-from ser_lab import app_support as sup
-from ser_lab.corpora import CORPORA, REGISTRY, describe
-from ser_lab.corpora.synthetic import SIZES
+from ser_lab.app import access
+from ser_lab.app import corpus as app_corpus
+from ser_lab.data.corpora import CORPORA, REGISTRY, describe
+from ser_lab.data.corpora.synthetic import SIZES
 from ser_lab.errors import SerLabError
 
 
-def corpus_form(corpus: sup.CorpusChoice, *, expanded: bool = False) -> None:
+def corpus_form(corpus: app_corpus.CorpusChoice, *, expanded: bool = False) -> None:
     """An expander with the form; on a usable choice, switches every page to it and reruns.
 
     A typed root is checked against the server's allowed corpus roots first; in shared
@@ -35,7 +35,7 @@ def corpus_form(corpus: sup.CorpusChoice, *, expanded: bool = False) -> None:
             size = st.selectbox(
                 "synthetic size",
                 size_names,
-                index=size_names.index(corpus.options.get("size", sup.DEFAULT_SYNTHETIC_SIZE)),
+                index=size_names.index(corpus.options.get("size", app_corpus.DEFAULT_SYNTHETIC_SIZE)),
                 help="only for the synthetic corpus",
             )
             classes = st.radio(
@@ -47,7 +47,7 @@ def corpus_form(corpus: sup.CorpusChoice, *, expanded: bool = False) -> None:
             )
             submitted = st.form_submit_button("Check and use this corpus", type="primary")
         if submitted:
-            choice = sup.CorpusChoice(
+            choice = app_corpus.CorpusChoice(
                 name=name,
                 root=root.strip() or None,
                 classes=classes,
@@ -63,9 +63,9 @@ def corpus_form(corpus: sup.CorpusChoice, *, expanded: bool = False) -> None:
                 st.error(f"Not usable: {exc}")
             else:
                 if policy.shared:  # this visitor's choice only: not saved for the others
-                    st.session_state[sup.SESSION_KEY] = choice.to_dict()
+                    st.session_state[app_corpus.SESSION_KEY] = choice.to_dict()
                 else:
-                    sup.set_corpus(st.session_state, choice)
+                    app_corpus.set_corpus(st.session_state, choice)
                 st.session_state["corpus_report"] = (
                     f"Now using {choice.label()}: {len(manifest)} utterances, "
                     f"{len(manifest.problems)} problems found.",

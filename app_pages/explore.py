@@ -6,11 +6,12 @@ from pathlib import Path
 import streamlit as st
 
 from app_pages.url_state import UrlState, keep_choice
-from ser_lab import app_support as sup
-from ser_lab import classical, figures
 from ser_lab import export as exp
+from ser_lab.app import corpus as app_corpus
+from ser_lab.app import explore, figures, run_tables
 from ser_lab.errors import SerLabError
 from ser_lab.inference import Predictor
+from ser_lab.learn import classical
 from ser_lab.runs import Run, RunStore
 
 AUDIO_TYPES = ["wav", "flac", "ogg", "mp3", "aiff", "aif", "au", "caf"]
@@ -28,7 +29,7 @@ def predictor(run_dir: str, fold: int, stamp: str) -> Predictor:
 
 @st.cache_resource(show_spinner="Reading the corpus…", max_entries=4)
 def load_corpus(key: str):
-    return sup.CorpusChoice.from_dict(json.loads(key)).load()
+    return app_corpus.CorpusChoice.from_dict(json.loads(key)).load()
 
 
 # ----------------------------------------------------------------------------- shareable link
@@ -50,7 +51,7 @@ def show_url_notes(notes: list[str]) -> None:
 
 
 store = RunStore()
-corpus = sup.current_corpus(st.session_state)
+corpus = app_corpus.current_corpus(st.session_state)
 st.title("Explore a clip")
 link = UrlState("explore", URL_STATE, URL_WHAT)
 url_notes, url_note_box = [], st.empty()
@@ -59,8 +60,8 @@ st.markdown(
     "trained run classifies it and where its feature **z** lands among the training utterances."
 )
 
-rows = list_runs(str(store.root), sup.store_signature(store))
-finished = [r for r in rows if sup.is_finished(r)]
+rows = list_runs(str(store.root), run_tables.store_signature(store))
+finished = [r for r in rows if run_tables.is_finished(r)]
 if not finished:
     st.info(
         "No finished run yet. Press **Quick start** on the home page, or train one on **Train**."
@@ -68,7 +69,7 @@ if not finished:
     st.stop()
 by_id = {r.run_id: r for r in finished}
 ids = list(by_id)
-preferred = sup.default_explore_run(store, finished, corpus) or ids[0]
+preferred = explore.default_explore_run(store, finished, corpus) or ids[0]
 url_notes += link.apply({"run": ids})
 keep_choice("explore_run", ids, preferred)
 c1, c2, c3 = st.columns([3, 1, 1])
@@ -76,7 +77,7 @@ run_id = c1.selectbox(
     "run",
     ids,
     key="explore_run",
-    format_func=lambda i: sup.run_label(by_id[i]),
+    format_func=lambda i: run_tables.run_label(by_id[i]),
     help="default: the finished center-loss run with the best UA on the corpus in use",
 )
 run = store.get(run_id)
@@ -94,7 +95,7 @@ keep_choice("explore_map", ["pca", "umap"], "pca")
 fold = c2.selectbox("fold", folds, key="explore_fold")
 method = c3.radio("map", ["pca", "umap"], horizontal=True, format_func=str.upper, key="explore_map")
 
-run_corpus = sup.CorpusChoice.from_run(run)
+run_corpus = app_corpus.CorpusChoice.from_run(run)
 st.caption(f"This run was trained on: **{run_corpus.label()}**.")
 SOURCES = ["Upload a file", "Record", "A held-out test utterance"]
 if link.asks_for("utt"):
@@ -116,11 +117,11 @@ else:
         st.caption(f"The run's corpus ({run_corpus.label()}) is not on this machine.")
     else:
         try:
-            paths = sup.utterance_paths(load_corpus(run_corpus.key()))
+            paths = explore.utterance_paths(load_corpus(run_corpus.key()))
         except SerLabError as exc:
             st.error(f"The run's corpus cannot be read: {exc}")
             st.stop()
-        tests = sup.predictions(run, fold)
+        tests = run_tables.predictions(run, fold)
         tests = tests[(tests["split"] == "test") & tests["utt_id"].isin(list(paths))]
         url_notes += link.apply({"utt": list(tests["utt_id"])})
         if st.session_state.get("explore_utt") not in list(tests["utt_id"]):
@@ -138,7 +139,7 @@ else:
             key="explore_utt",
         )
         if pick is not None:
-            name, data = pick, sup.read_bytes(paths[pick])
+            name, data = pick, explore.read_bytes(paths[pick])
 url_notes += link.apply({"utt": []})  # a test utterance the page could not offer
 link.finish()
 held_out = name if kind == SOURCES[2] else None
@@ -149,7 +150,7 @@ if data is None:
     st.stop()
 
 try:
-    model = predictor(str(run.dir), fold, json.dumps(sup.run_signature(run.dir)))
+    model = predictor(str(run.dir), fold, json.dumps(run_tables.run_signature(run.dir)))
     with st.spinner("Listening…"):
         pred = model.predict(data, with_projection=False, k=5)
         clip_xy = model.map(method).transform(pred.z[None, :])[0]
@@ -166,7 +167,7 @@ if run_corpus.available():
         corpus_labels = {u.utt_id: u.label for u in load_corpus(run_corpus.key()).utterances}
     except SerLabError:
         corpus_labels = None
-context = sup.clip_context(
+context = explore.clip_context(
     name, {SOURCES[0]: "upload", SOURCES[1]: "record"}.get(kind, "test"), run_corpus.name,
     corpus_labels,
 )
@@ -187,7 +188,7 @@ if context.true_label is not None:
     )
 else:
     c2.metric("true label", "unknown", help="not known from the clip's name or origin")
-c3.metric("confidence", sup.pct(float(pred.probabilities.max())))
+c3.metric("confidence", run_tables.pct(float(pred.probabilities.max())))
 c4.metric("nearest center", names[int(pred.center_distances.argmin())])
 c5.metric("duration", f"{pred.duration:.2f} s")
 if context.true_label is not None and context.true_label not in names:
@@ -213,7 +214,7 @@ with c2:
     )
 
 st.header("Where the clip lands")
-points = sup.map_points(fold_map, ["train"])
+points = run_tables.map_points(fold_map, ["train"])
 st.plotly_chart(
     figures.map_figure(
         points,
@@ -243,8 +244,8 @@ st.caption(
 st.header("Nearest training utterances")
 if not model.corpus_problem and run_corpus.available():
     try:
-        if not sup.corpus_matches(run, model.reference_fold, load_corpus(run_corpus.key())):
-            st.warning(sup.CORPUS_CHANGED, icon=":material/warning:")
+        if not explore.corpus_matches(run, model.reference_fold, load_corpus(run_corpus.key())):
+            st.warning(explore.CORPUS_CHANGED, icon=":material/warning:")
     except SerLabError as exc:
         st.warning(f"The run's corpus cannot be read: {exc}")
 if model.corpus_problem:
@@ -257,7 +258,7 @@ if model.corpus_problem:
 for n in pred.neighbours:
     c1, c2 = st.columns([2, 3])
     c1.markdown(f"**{n['utt_id']}** · {n['label']} · distance {n['distance']:.3f}")
-    audio = sup.read_bytes(n.get("path"))
+    audio = explore.read_bytes(n.get("path"))
     if audio:
         c2.audio(audio, format="audio/wav")
     else:

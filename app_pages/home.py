@@ -5,10 +5,11 @@ import json
 import streamlit as st
 
 from app_pages.corpus_form import corpus_form
-from ser_lab import access, launcher
-from ser_lab import app_support as sup
-from ser_lab.corpora.synthetic import SYNTHETIC_NOTICE
+from ser_lab.app import access, pages, run_tables
+from ser_lab.app import corpus as app_corpus
+from ser_lab.data.corpora.synthetic import SYNTHETIC_NOTICE
 from ser_lab.errors import SerLabError
+from ser_lab.experiments import launcher
 from ser_lab.runs import RunStore
 
 
@@ -20,7 +21,7 @@ def list_runs(root: str, signature: tuple) -> list:
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def corpus_summary(key: str) -> dict:
-    choice = sup.CorpusChoice.from_dict(json.loads(key))
+    choice = app_corpus.CorpusChoice.from_dict(json.loads(key))
     manifest = choice.load()
     return {
         "n": len(manifest),
@@ -31,7 +32,7 @@ def corpus_summary(key: str) -> dict:
 
 
 store = RunStore()
-corpus = sup.current_corpus(st.session_state)
+corpus = app_corpus.current_corpus(st.session_state)
 policy = access.policy()
 if policy.shared:
     st.info(
@@ -51,11 +52,11 @@ st.markdown(
 # ----------------------------------------------------------------------------- quick start
 
 st.header("Quick start")
-rows = list_runs(str(store.root), sup.store_signature(store))
+rows = list_runs(str(store.root), run_tables.store_signature(store))
 quick_active = [
-    r for r in rows if r.name in ("quick baseline", "quick center loss") and sup.is_active(r)
+    r for r in rows if r.name in ("quick baseline", "quick center loss") and run_tables.is_active(r)
 ]
-st.markdown(sup.quick_start_text(launcher.QUICK_START, store, rows))
+st.markdown(run_tables.quick_start_text(launcher.QUICK_START, store, rows))
 if st.button(
     "Quick start",
     icon=":material/rocket_launch:",
@@ -77,18 +78,18 @@ quick_ids = st.session_state.get("quick_started") or []
 quick_done = [r for r in rows if r.run_id in quick_ids and r.state == "done"]
 if quick_ids and len(quick_done) == len(quick_ids):
     st.success("The quick start has finished: compare the two runs.")
-    st.page_link(sup.page("compare").path, label="Compare them", icon=sup.page("compare").icon)
+    st.page_link(pages.page("compare").path, label="Compare them", icon=pages.page("compare").icon)
 elif quick_ids:
     ids = quick_ids
     st.success(
         "Started " + " and ".join(f"`{i}`" for i in ids) + ", each in its own process: "
         "closing this tab does not stop them."
     )
-    st.page_link(sup.page("train").path, label="Watch them train", icon=sup.page("train").icon)
+    st.page_link(pages.page("train").path, label="Watch them train", icon=pages.page("train").icon)
 elif quick_active:
     st.info("A quick start is running: " + ", ".join(r.run_id for r in quick_active))
 
-GUIDE = [p for p in sup.PAGES if not p.default]
+GUIDE = [p for p in pages.PAGES if not p.default]
 for start in (0, 3):
     cols = st.columns(3)
     for col, p in zip(cols, GUIDE[start : start + 3]):
@@ -129,7 +130,7 @@ if not rows:
     st.info("No runs yet: press Quick start, or train one on the Train page.")
 else:
     done = sum(r.state == "done" for r in rows)
-    active = sum(sup.is_active(r) for r in rows)
+    active = sum(run_tables.is_active(r) for r in rows)
     broken = sum(r.state == "broken" for r in rows)
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("runs", len(rows))
@@ -137,7 +138,7 @@ else:
     c3.metric("training now", active)
     c4.metric("broken", broken)
     st.dataframe(
-        sup.runs_frame(rows),
+        run_tables.runs_frame(rows),
         hide_index=True,
         width="stretch",
         column_config={

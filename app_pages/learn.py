@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from ser_lab import figures
-from ser_lab.toy import ToyConfig, train_toy
+from ser_lab.app import figures
+from ser_lab.learn.toy import ToyConfig, train_toy
 
 
 @st.cache_data(show_spinner=False, max_entries=32)

@@ -2,12 +2,14 @@
 
 import streamlit as st
 
-from ser_lab import access, figures, launcher
-from ser_lab import app_support as sup
-from ser_lab import objectives as obj
+from ser_lab.app import access, figures, run_tables
+from ser_lab.app import corpus as app_corpus
+from ser_lab.app import sweeps as app_sweeps
+from ser_lab.config import TrainConfig
 from ser_lab.errors import SerLabError
+from ser_lab.experiments import launcher
+from ser_lab.learn import objectives as obj
 from ser_lab.runs import RunStore
-from ser_lab.trainer import TrainConfig
 
 ALL_RUNS = "(all finished runs)"
 
@@ -20,11 +22,11 @@ def list_runs(root: str, signature: tuple) -> list:
 @st.cache_data(show_spinner=False, max_entries=16)
 def sweep_table(root: str, signature: tuple, sweep_id: str | None):
     store = RunStore(root)
-    return sup.sweep_frame(store, list_runs(root, signature), sweep_id)
+    return app_sweeps.sweep_frame(store, list_runs(root, signature), sweep_id)
 
 
 store = RunStore()
-corpus = sup.current_corpus(st.session_state)
+corpus = app_corpus.current_corpus(st.session_state)
 policy = access.policy()
 st.title("Sensitivity to λ and α")
 if policy.shared:
@@ -109,9 +111,9 @@ with st.expander("Launch a grid", expanded=False):
     if submitted:
         try:
             policy.check("launching a sweep")
-            lams = sup.parse_values(lams_text, "λ values")
-            alphas = sup.parse_values(alphas_text, "α values")
-            seeds = [int(s) for s in sup.parse_values(seeds_text, "seeds", integer=True)]
+            lams = app_sweeps.parse_values(lams_text, "λ values")
+            alphas = app_sweeps.parse_values(alphas_text, "α values")
+            seeds = [int(s) for s in app_sweeps.parse_values(seeds_text, "seeds", integer=True)]
             base = TrainConfig(
                 **corpus.train_fields(),
                 features=features,
@@ -141,8 +143,8 @@ if launched:
         "it. It is selected below and followed until its last run ends."
     )
 
-rows = list_runs(str(store.root), sup.store_signature(store))
-sweeps = sup.sweep_options(store, rows)
+rows = list_runs(str(store.root), run_tables.store_signature(store))
+sweeps = app_sweeps.sweep_options(store, rows)
 mine = st.session_state.get("sweep")
 if mine and mine not in sweeps:
     sweeps = [mine, *sweeps]  # just launched: no manifest or run folder yet
@@ -162,11 +164,11 @@ sweep_id = None if choice == ALL_RUNS else choice
 def sweep_status() -> bool:
     """Where the selected sweep stands, with Stop / Resume; returns whether it runs."""
     store_now = RunStore(str(store.root))
-    rows_now = list_runs(str(store.root), sup.store_signature(store_now))
+    rows_now = list_runs(str(store.root), run_tables.store_signature(store_now))
     if sweep_id is None:
-        return any(sup.is_active(r) for r in rows_now)
+        return any(run_tables.is_active(r) for r in rows_now)
     process = launcher.sweep_process(store_now, sweep_id)
-    progress = sup.sweep_progress(store_now, rows_now, sweep_id, process is not None)
+    progress = app_sweeps.sweep_progress(store_now, rows_now, sweep_id, process is not None)
     buttons = st.container(horizontal=True)
     if progress.state == "running":
         buttons.info(progress.text(), icon=":material/hourglass_top:")
@@ -184,7 +186,7 @@ def sweep_status() -> bool:
         buttons.success(progress.text(), icon=":material/check_circle:")
     else:
         buttons.warning(progress.text(), icon=":material/pause_circle:")
-        unfinished = [p for p in sup.sweep_points(store_now, sweep_id) if p.get("state") != "done"]
+        unfinished = [p for p in app_sweeps.sweep_points(store_now, sweep_id) if p.get("state") != "done"]
         if unfinished and buttons.button(
             f"Resume the sweep ({len(unfinished)} points not done)",
             icon=":material/play_arrow:",
@@ -202,14 +204,14 @@ def sweep_status() -> bool:
 
 def results_view() -> None:
     store_now = RunStore(str(store.root))
-    signature = sup.store_signature(store_now)
+    signature = run_tables.store_signature(store_now)
     frame = sweep_table(str(store.root), signature, sweep_id)
     if frame.empty:
         st.info("No runs to show yet (a sweep creates each run folder when its training starts).")
         return
     runs = frame.drop_duplicates("run")
     states = runs["state"].value_counts().to_dict()
-    planned = len(sup.sweep_points(store_now, sweep_id)) if sweep_id else 0
+    planned = len(app_sweeps.sweep_points(store_now, sweep_id)) if sweep_id else 0
     cols = st.columns(4)
     cols[0].metric(
         "runs",
@@ -219,7 +221,7 @@ def results_view() -> None:
     cols[1].metric("finished", states.get("done", 0))
     cols[2].metric("training", states.get("running", 0) + states.get("queued", 0))
     cols[3].metric("failed / interrupted", states.get("failed", 0) + states.get("interrupted", 0))
-    differ = sup.pooled_differences(frame)
+    differ = app_sweeps.pooled_differences(frame)
     if differ:
         st.warning(
             "**These curves pool runs whose settings differ:** "
@@ -227,7 +229,7 @@ def results_view() -> None:
             + ". Each point mixes unlike runs; pick one sweep above to compare like with like.",
             icon=":material/warning:",
         )
-    done = sup.with_objective(store_now, frame.dropna(subset=["UA"]))
+    done = app_sweeps.with_objective(store_now, frame.dropna(subset=["UA"]))
     others = sorted(set(done["objective"]) - {"center"})
     done_all, done = done, done[done["objective"] == "center"]  # λ / α curves: the paper's arm only
     if done.empty:
@@ -245,7 +247,7 @@ def results_view() -> None:
                 if alphas
                 else None
             )
-            curve = sup.sensitivity(done, "lam", fixed_alpha)
+            curve = app_sweeps.sensitivity(done, "lam", fixed_alpha)
             st.plotly_chart(
                 figures.sensitivity_figure(curve, "lam", "UA / WA against λ"), key="lam_curve"
             )
@@ -256,16 +258,16 @@ def results_view() -> None:
                 else None
             )
             curve = (
-                sup.sensitivity(done, "alpha", fixed_lam)
+                app_sweeps.sensitivity(done, "alpha", fixed_lam)
                 if fixed_lam is not None
-                else sup.sensitivity(done.iloc[:0], "alpha")
+                else app_sweeps.sensitivity(done.iloc[:0], "alpha")
             )
             st.plotly_chart(
                 figures.sensitivity_figure(curve, "alpha", "UA / WA against α"), key="alpha_curve"
             )
-    if others:  # other objectives (ser_lab/objectives.py): UA / WA against each one's main setting
+    if others:  # other objectives (ser_lab/learn/objectives.py): UA / WA against each one's main setting
         arm = st.selectbox("another objective's curve", others, format_func=obj.LABELS.get)
-        param, curve = sup.objective_sensitivity(done_all, arm)
+        param, curve = app_sweeps.objective_sensitivity(done_all, arm)
         st.plotly_chart(figures.sensitivity_figure(curve, param, f"UA / WA against {param} ({arm})"),
                         key="objective_curve")
     table = runs[["run", "state", "lam", "alpha", "seed", "features", "epochs", "lr"]].copy()
@@ -295,7 +297,7 @@ def live_view() -> None:
 
 
 rows_active = (sweep_id is not None and launcher.sweep_process(store, sweep_id) is not None) or any(
-    sup.is_active(r) for r in rows if sweep_id is None or r.sweep_id == sweep_id
+    run_tables.is_active(r) for r in rows if sweep_id is None or r.sweep_id == sweep_id
 )
 if rows_active:
     st.session_state["sweep_following"] = sweep_id
@@ -304,7 +306,7 @@ st.fragment(run_every=5 if rows_active else None)(live_view)()
 
 @st.cache_data(show_spinner=False, max_entries=8, ttl=30)
 def classical_reference(root: str, signature: tuple, sweep_id: str):
-    from ser_lab.report import classical_reference, collect
+    from ser_lab.experiments.report import classical_reference, collect
 
     sweep_store = RunStore(root)
     settings = collect(sweep_store, sweep_id)["settings"]
@@ -316,7 +318,7 @@ def reference_block() -> None:
     if not sweep_id:
         return
     try:
-        ref = classical_reference(str(store.root), sup.store_signature(store), sweep_id)
+        ref = classical_reference(str(store.root), run_tables.store_signature(store), sweep_id)
     except SerLabError:
         return  # no finished run of the sweep yet
     if ref is None:

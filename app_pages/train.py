@@ -5,12 +5,14 @@ import json
 import streamlit as st
 import torch
 
-from ser_lab import access, figures, launcher
-from ser_lab import app_support as sup
-from ser_lab import objectives as obj
+from ser_lab.app import access, figures, run_tables
+from ser_lab.app import corpus as app_corpus
+from ser_lab.choices import PROTOCOLS
+from ser_lab.config import OBJECTIVES, TrainConfig
 from ser_lab.errors import SerLabError
+from ser_lab.experiments import launcher
+from ser_lab.learn import objectives as obj
 from ser_lab.runs import RunStore
-from ser_lab.trainer import PROTOCOLS, TrainConfig
 
 
 @st.cache_data(show_spinner=False, max_entries=16, ttl=5)
@@ -20,11 +22,11 @@ def list_runs(root: str, signature: tuple) -> list:
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def corpus_size(key: str) -> int:
-    return len(sup.CorpusChoice.from_dict(json.loads(key)).load())
+    return len(app_corpus.CorpusChoice.from_dict(json.loads(key)).load())
 
 
 store = RunStore()
-corpus = sup.current_corpus(st.session_state)
+corpus = app_corpus.current_corpus(st.session_state)
 policy = access.policy()
 st.title("Train")
 if policy.shared:
@@ -33,9 +35,9 @@ if policy.shared:
         "the runs below can be watched.",
         icon=":material/lock:",
     )
-rows = [r for r in list_runs(str(store.root), sup.store_signature(store)) if r.state != "broken"]
+rows = [r for r in list_runs(str(store.root), run_tables.store_signature(store)) if r.state != "broken"]
 by_id = {r.run_id: r for r in rows}
-active_ids = [r.run_id for r in rows if sup.is_active(r)]
+active_ids = [r.run_id for r in rows if run_tables.is_active(r)]
 
 # ----------------------------------------------------------------------------- new run
 
@@ -87,9 +89,9 @@ with st.expander("New run", expanded=not (st.session_state.get("watch") or activ
     p = PRESETS[preset]
     objective = st.selectbox(
         "objective",
-        obj.OBJECTIVES,
+        OBJECTIVES,
         format_func=obj.LABELS.get,
-        help="λ weighs the extra term of every arm but AM-Softmax (ser_lab/objectives.py)",
+        help="λ weighs the extra term of every arm but AM-Softmax (ser_lab/learn/objectives.py)",
     )
     arm_settings = {}  # the chosen arm's own settings only
     if obj.SETTINGS[objective]:
@@ -178,7 +180,7 @@ with st.expander("New run", expanded=not (st.session_state.get("watch") or activ
         key=f"snap-{preset}",
     )
     folds_trained = 1 if which == "first fold only" else int(n_folds)
-    rate, n_rate = sup.seconds_per_utterance(store, rows, features)
+    rate, n_rate = run_tables.seconds_per_utterance(store, rows, features)
     n_utts = None
     if corpus.available():
         try:
@@ -186,7 +188,7 @@ with st.expander("New run", expanded=not (st.session_state.get("watch") or activ
         except SerLabError:
             n_utts = None
     estimate = (
-        sup.train_estimate(n_utts, int(n_folds), folds_trained, int(epochs), rate)
+        run_tables.train_estimate(n_utts, int(n_folds), folds_trained, int(epochs), rate)
         if n_utts
         else None
     )
@@ -197,7 +199,7 @@ with st.expander("New run", expanded=not (st.session_state.get("watch") or activ
             else ""
         )
         st.caption(
-            f":material/schedule: Estimated time: about **{sup.format_duration(estimate)}** "
+            f":material/schedule: Estimated time: about **{run_tables.format_duration(estimate)}** "
             f"({folds_trained} fold(s) × {int(epochs)} epochs on {n_utts} utterances, at the "
             f"speed of the last {n_rate} finished {features} run(s) on this machine; plus a "
             "few seconds to start, and more if other runs train at the same time)." + stopping
@@ -252,13 +254,13 @@ watch = [r for r in st.session_state.get("watch", []) if r in by_id]
 default = watch + [r for r in active_ids if r not in watch]
 if not default and rows:
     # nothing training: the newest baseline / center-loss pair, overlaid (the ablation)
-    default = [i for i in sup.default_pair(rows) if i is not None] or [rows[0].run_id]
+    default = [i for i in run_tables.default_pair(rows) if i is not None] or [rows[0].run_id]
 
 st.header("Runs")
 selected = st.multiselect(
-    "runs to show", list(by_id), default=default[:4], format_func=lambda i: sup.run_label(by_id[i])
+    "runs to show", list(by_id), default=default[:4], format_func=lambda i: run_tables.run_label(by_id[i])
 )
-any_active = any(sup.is_active(by_id[i]) for i in selected)
+any_active = any(run_tables.is_active(by_id[i]) for i in selected)
 
 
 def show_run(run_id: str) -> bool:
@@ -286,7 +288,7 @@ def show_run(run_id: str) -> bool:
         f"protocol {cfg.get('protocol')} · device {status.get('device') or cfg.get('device')}"
     )
     progress = float(status.get("progress") or 0.0)
-    st.progress(min(max(progress, 0.0), 1.0), text=sup.progress_text(status) or state)
+    st.progress(min(max(progress, 0.0), 1.0), text=run_tables.progress_text(status) or state)
     buttons = st.container(horizontal=True)
     stop = active and buttons.button(
         "Stop", icon=":material/stop:", key=f"stop-{run_id}", disabled=policy.shared
@@ -321,8 +323,8 @@ def show_run(run_id: str) -> bool:
     if results:
         m = results["mean"]
         c1, c2, c3 = st.columns(3)
-        c1.metric("test UA", sup.pct(m["UA"]), help="mean over folds of the unweighted accuracy")
-        c2.metric("test WA", sup.pct(m["WA"]), help="mean over folds of the weighted accuracy")
+        c1.metric("test UA", run_tables.pct(m["UA"]), help="mean over folds of the unweighted accuracy")
+        c2.metric("test WA", run_tables.pct(m["WA"]), help="mean over folds of the weighted accuracy")
         c3.metric("folds", len(results.get("folds", [])))
     return active
 
@@ -348,7 +350,7 @@ def curves(ids: list[str]) -> None:
             records[i] = store.get(i).read_metrics()
         except SerLabError:
             continue
-    frame = sup.curves_frame(records)
+    frame = run_tables.curves_frame(records)
     if frame.empty:
         st.caption("No epoch finished yet.")
         return
@@ -364,11 +366,11 @@ def curves(ids: list[str]) -> None:
     for col, group in ((c1, "losses"), (c2, "accuracy"), (c1, "ratio"), (c2, "distances")):
         col.plotly_chart(
             figures.overlay_figure(
-                frame, group, sup.CURVE_GROUPS[group], sup.CURVE_TITLES[group], names
+                frame, group, run_tables.CURVE_GROUPS[group], run_tables.CURVE_TITLES[group], names
             ),
             key=f"curves-{group}",
         )
-    st.info(sup.LC_NOTE, icon=":material/lightbulb:")
+    st.info(run_tables.LC_NOTE, icon=":material/lightbulb:")
 
 
 def live_view() -> None:

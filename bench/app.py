@@ -65,7 +65,7 @@ def prepare(tmp: Path) -> dict:
         (cache / "synthetic").symlink_to(user_synth, target_is_directory=True)
     os.environ["SER_LAB_CHECKPOINTS"] = str(store)
     os.environ["SER_LAB_CACHE"] = str(cache)
-    from ser_lab.app_support import CorpusChoice, save_corpus_choice
+    from ser_lab.app.corpus import CorpusChoice, save_corpus_choice
 
     save_corpus_choice(CorpusChoice())  # the built-in corpus at the demo runs' size
     manifest = CorpusChoice().load()  # generated here (untimed) if it was not in the cache
@@ -127,9 +127,9 @@ def write_large_run(store_root: Path, name: str, n: int, seed: int) -> Path:
     """A finished one-fold run of `n` utterances written directly (no training): clustered
     64-d z around 4 class centers, a 70/15/15 train/val/test split, predictions from the
     nearest center, results.json from those predictions."""
-    from ser_lab.metrics import scores
+    from ser_lab.learn.metrics import scores
+    from ser_lab.learn.trainer import pool_results
     from ser_lab.runs import RunStore
-    from ser_lab.trainer import pool_results
 
     rng = np.random.default_rng(seed)
     labels_names = ["neutral", "angry", "happy", "sad"]
@@ -178,10 +178,10 @@ def compare_open_once(store: str, cache: str, a: str, b: str, method: str) -> fl
 def bench_large_compare(tmp: Path, n: int) -> dict:
     """Cold Compare opens of two `n`-utterance runs, each in a fresh process (imports, the
     page's caches and the maps all cold), with and without the maps precomputed as the
-    trainer now does at the end of each fold (`ser_lab.analysis.precompute_maps`)."""
+    trainer now does at the end of each fold (`ser_lab.analysis.maps.precompute_maps`)."""
     import subprocess
 
-    from ser_lab.analysis import precompute_maps
+    from ser_lab.analysis.maps import precompute_maps
 
     out: dict = {"n_utterances": n}
     for cached in (False, True):

@@ -30,10 +30,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from common import EMODB_ROOT, code_state, find_run, machine  # noqa: E402
 
-from ser_lab import classical  # noqa: E402
+from ser_lab.analysis.stats import bootstrap_interval, mean_std, t_interval  # noqa: E402
 from ser_lab.fileio import atomic_write_json  # noqa: E402
+from ser_lab.learn import classical  # noqa: E402
 from ser_lab.runs import RunStore  # noqa: E402
-from ser_lab.stats import bootstrap_interval, mean_std, t_interval  # noqa: E402
 
 
 def fold_test_ids(run) -> list[list[str]]:

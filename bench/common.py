@@ -23,10 +23,11 @@ EMODB_ROOT = ROOT.parent / "shared" / "datasets" / "emodb"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from ser_lab.discriminability import discriminability, knn_accuracy  # noqa: E402
+from ser_lab.analysis.discriminability import discriminability, knn_accuracy  # noqa: E402
+from ser_lab.analysis.stats import mean_std  # noqa: E402
+from ser_lab.config import TrainConfig  # noqa: E402
+from ser_lab.learn.trainer import new_run, train_run  # noqa: E402
 from ser_lab.runs import Run, RunStore  # noqa: E402
-from ser_lab.stats import mean_std  # noqa: E402
-from ser_lab.trainer import TrainConfig, new_run, train_run  # noqa: E402
 
 DEFAULTS = TrainConfig()
 FEATURE_KEYS = ("intra_inter_ratio", "fisher", "silhouette")

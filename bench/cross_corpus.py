@@ -13,7 +13,7 @@ shipped folders are not written to. Add CNN runs of your own with `--pair RUN CO
 
 Per pair: the run's own test-fold UA / WA (results.json), and on the other corpus the mean ± std
 over the run's fold models (each scores every usable utterance), pooled recall, utterances and
-speakers (`ser_lab.crosscorpus.cross_evaluate`). Prints the JSON as its last line.
+speakers (`ser_lab.learn.crosscorpus.cross_evaluate`). Prints the JSON as its last line.
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from common import EMODB_ROOT, code_state, find_run, machine  # noqa: E402
 
-from ser_lab import classical  # noqa: E402
-from ser_lab.crosscorpus import cross_evaluate  # noqa: E402
 from ser_lab.fileio import atomic_write_json  # noqa: E402
+from ser_lab.learn import classical  # noqa: E402
+from ser_lab.learn.crosscorpus import cross_evaluate  # noqa: E402
 from ser_lab.runs import RunStore  # noqa: E402
 
 EMODB = str(EMODB_ROOT.resolve())

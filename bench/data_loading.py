@@ -10,7 +10,7 @@ How: a real `train_run` (the trainer itself, EmoDB, 4 classes, speaker-independe
 split, Mel) into a temporary run store, with its features already in a (temporary) feature
 cache. The cache is filled first by one cold `load_data` pass, timed and reported but not part
 of the fraction. The trainer's own functions are wrapped with timers in this process only
-(`ser_lab.trainer.load_data`, `pad_batch`, `spec_augment`, `prepare_fold`, `train_fold`,
+(`ser_lab.learn.trainer.load_data`, `pad_batch`, `spec_augment`, `prepare_fold`, `train_fold`,
 `finish_fold`, and inside load_data: `load_corpus`, `extract_corpus`, `make_folds`):
 
 - data loading = load_data (manifest + cached features + folds, paid once per run)
@@ -44,13 +44,14 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import ser_lab.corpora  # noqa: E402
-import ser_lab.features  # noqa: E402
-import ser_lab.splits  # noqa: E402
-from ser_lab import trainer  # noqa: E402
+import ser_lab.data.corpora  # noqa: E402
+import ser_lab.data.features  # noqa: E402
+import ser_lab.data.splits  # noqa: E402
+from ser_lab.config import TrainConfig  # noqa: E402
 from ser_lab.fileio import atomic_write_json  # noqa: E402
+from ser_lab.learn import trainer  # noqa: E402
+from ser_lab.learn.trainer import new_run, train_run  # noqa: E402
 from ser_lab.runs import RunStore  # noqa: E402
-from ser_lab.trainer import TrainConfig, new_run, train_run  # noqa: E402
 
 DEFAULT_ROOT = ROOT.parent / "shared" / "datasets" / "emodb"
 
@@ -88,10 +89,10 @@ def instrumented(timers: Timers) -> Iterator[None]:
         (trainer, "pad_batch", timers.wrap("pad_batch", trainer.pad_batch, by_phase=True)),
         (trainer, "spec_augment", timers.wrap("spec_augment", trainer.spec_augment)),
         (trainer, "prepare_fold", timers.wrap("prepare_fold", trainer.prepare_fold)),
-        (ser_lab.corpora, "load_corpus", timers.wrap("load_corpus", ser_lab.corpora.load_corpus)),
-        (ser_lab.features, "extract_corpus",
-         timers.wrap("extract_corpus", ser_lab.features.extract_corpus)),
-        (ser_lab.splits, "make_folds", timers.wrap("make_folds", ser_lab.splits.make_folds)),
+        (ser_lab.data.corpora, "load_corpus", timers.wrap("load_corpus", ser_lab.data.corpora.load_corpus)),
+        (ser_lab.data.features, "extract_corpus",
+         timers.wrap("extract_corpus", ser_lab.data.features.extract_corpus)),
+        (ser_lab.data.splits, "make_folds", timers.wrap("make_folds", ser_lab.data.splits.make_folds)),
     ]
     original_train_fold, original_finish = trainer.train_fold, trainer.finish_fold
 

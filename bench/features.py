@@ -31,9 +31,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ser_lab.audio import load_audio  # noqa: E402
-from ser_lab.corpora.base import Manifest, Utterance  # noqa: E402
-from ser_lab.features import FeatureCache, FeatureConfig, compute_features, extract_corpus  # noqa: E402
+from ser_lab.data.audio import load_audio  # noqa: E402
+from ser_lab.data.corpora.base import Manifest, Utterance  # noqa: E402
+from ser_lab.data.features import FeatureCache, FeatureConfig, compute_features, extract_corpus  # noqa: E402
 from ser_lab.fileio import atomic_write_json  # noqa: E402
 
 EMODB_LETTERS = {"W": "angry", "L": "bored", "E": "disgust", "A": "fear", "F": "happy",
@@ -43,9 +43,9 @@ EMODB_LETTERS = {"W": "angry", "L": "bored", "E": "disgust", "A": "fear", "F": "
 def emodb_manifest(root: Path) -> tuple[Manifest, str]:
     """Every EmoDB file (all 7 emotions: more files to time), via the adapter when it exists."""
     try:
-        from ser_lab.corpora import load_corpus
+        from ser_lab.data.corpora import load_corpus
 
-        return load_corpus("emodb", root, classes="all"), "ser_lab.corpora.load_corpus('emodb')"
+        return load_corpus("emodb", root, classes="all"), "ser_lab.data.corpora.load_corpus('emodb')"
     except (ImportError, AttributeError) as exc:
         note = f"emodb adapter unavailable ({exc}); manifest built from the wav files"
     utts = [
@@ -144,7 +144,7 @@ def main() -> None:
     else:
         result["notes"].append(f"emodb skipped: no wav folder under {args.emodb}")
     try:
-        from ser_lab.corpora import load_corpus
+        from ser_lab.data.corpora import load_corpus
 
         t0 = time.perf_counter()
         synthetic = load_corpus("synthetic", size=args.synthetic_size)

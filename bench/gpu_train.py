@@ -10,7 +10,7 @@ Two ways of feeding the same model, measured in the same process, alternating:
   arithmetic; SpecAugment-style masks (same widths as trainer.spec_augment) are drawn on the
   GPU; losses and predictions stay on the GPU until the epoch ends (no per-batch host syncs
   besides the ones the model and the center update make themselves);
-- trainer: exactly ser_lab/trainer.py's per-batch path: pad_batch on the CPU, spec_augment
+- trainer: exactly ser_lab/learn/trainer.py's per-batch path: pad_batch on the CPU, spec_augment
   on the CPU, .to(device, non_blocking=True) from pageable memory, three float(loss) syncs and
   two .cpu() copies per batch.
 Both use bf16 autocast (the GRU in float32, as the model does), bucketed batches
@@ -52,11 +52,12 @@ from train_speed import (  # noqa: E402
     seconds_to_frames,
 )
 
+from ser_lab.config import ObjectiveConfig  # noqa: E402
 from ser_lab.fileio import atomic_write_json  # noqa: E402
-from ser_lab.losses import class_weights  # noqa: E402
-from ser_lab.model import CnnBiGru, ModelConfig, min_frames  # noqa: E402
-from ser_lab.objectives import ObjectiveConfig, make_objective  # noqa: E402
-from ser_lab.trainer import autocast, make_batches, pad_batch, spec_augment, train_step  # noqa: E402
+from ser_lab.learn.losses import class_weights  # noqa: E402
+from ser_lab.learn.model import CnnBiGru, ModelConfig, min_frames  # noqa: E402
+from ser_lab.learn.objectives import make_objective  # noqa: E402
+from ser_lab.learn.trainer import autocast, make_batches, pad_batch, spec_augment, train_step  # noqa: E402
 
 # bench/reproduce.py on IEMOCAP: leave-one-session-out, val_fraction 0.15 of the training part.
 TRAIN_SHARE, VAL_SHARE = 0.8 * 0.85, 0.8 * 0.15
@@ -169,7 +170,7 @@ def epoch_resident(s: Setup, data: ResidentData, batches: list[np.ndarray], seed
 
 def epoch_trainer(s: Setup, features: list[np.ndarray], batches: list[np.ndarray],
                   seed: int) -> float:
-    """One epoch exactly as ser_lab/trainer.py feeds the device; returns wall seconds."""
+    """One epoch exactly as ser_lab/learn/trainer.py feeds the device; returns wall seconds."""
     s.model.train()
     n = sum(len(b) for b in batches)
     train_pred = np.zeros(n, dtype=np.int64)

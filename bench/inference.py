@@ -115,8 +115,9 @@ def run_cold(args: argparse.Namespace, run_id: str, clip: Path, no_projection: b
 
 def get_run(args: argparse.Namespace):
     """The bench run (trained here the first time), with its maps cached on disk."""
+    from ser_lab.config import TrainConfig
+    from ser_lab.learn.trainer import new_run, train_run
     from ser_lab.runs import RunStore
-    from ser_lab.trainer import TrainConfig, new_run, train_run
 
     store = RunStore()
     if not args.fresh:
@@ -136,7 +137,7 @@ def make_clip(run, path: Path) -> dict:
     import numpy as np
     import soundfile as sf
 
-    from ser_lab.audio import load_audio
+    from ser_lab.data.audio import load_audio
     from ser_lab.inference import Predictor
 
     emb = run.load_embeddings(0)

@@ -1,5 +1,5 @@
 """Every training objective side by side: the paper's center loss and the other arms of
-ser_lab/objectives.py, against the softmax-only baseline, on the same network, data, folds and
+ser_lab/learn/objectives.py, against the softmax-only baseline, on the same network, data, folds and
 seeds.
 
 Default: EmoDB (../shared/datasets/emodb), 4 classes, Mel, speaker-independent 5-fold, 3 seeds
@@ -13,10 +13,10 @@ stopped and started again at any point (the same pattern as bench/reproduce.py).
 
 Per arm: UA and WA (mean and sample std over seeds of each seed's fold mean); the paired
 difference to the baseline over the (seed, fold) units with its 95 % t-interval and bootstrap
-interval (ser_lab/stats.py); and feature-space measures of the test folds' z
-(ser_lab/discriminability.py, against the empirical class means so that every arm is measured
+interval (ser_lab/analysis/stats.py); and feature-space measures of the test folds' z
+(ser_lab/analysis/discriminability.py, against the empirical class means so that every arm is measured
 the same way: intra/inter ratio, Fisher criterion, silhouette, and 5-NN UA fitted on train z),
-averaged over seeds and folds. Arm settings are the defaults of ser_lab/objectives.py with
+averaged over seeds and folds. Arm settings are the defaults of ser_lab/learn/objectives.py with
 lambda = 0.3 for every arm that has an extra term: one shared, untuned weight, not each arm's
 best. Writes the JSON summary and prints a Markdown table (its last lines).
 """
@@ -51,10 +51,10 @@ from common import (  # noqa: E402
     summarise,
 )
 
+from ser_lab.analysis.stats import paired_difference  # noqa: E402
 from ser_lab.fileio import atomic_write_json  # noqa: E402
-from ser_lab.objectives import LABELS  # noqa: E402
+from ser_lab.learn.objectives import LABELS  # noqa: E402
 from ser_lab.runs import RunStore  # noqa: E402
-from ser_lab.stats import paired_difference  # noqa: E402
 
 BASELINE = "baseline"
 ARMS: dict[str, dict] = {

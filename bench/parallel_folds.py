@@ -3,15 +3,15 @@
     .venv/bin/python bench/parallel_folds.py                      # EmoDB, 5 folds, Mel, 5 epochs
     .venv/bin/python bench/parallel_folds.py --corpus synthetic --size tiny --epochs 1 --folds 2 --out /tmp/p.json
 
-Both arms are the trainer a user runs (`ser_lab.trainer.train_run`, patience 0 so both train
+Both arms are the trainer a user runs (`ser_lab.learn.trainer.train_run`, patience 0 so both train
 every epoch, no map precomputation): "sequential" trains the folds one after another with all
-of this process's torch threads; "parallel" trains them in `ser_lab.parallel` worker processes,
+of this process's torch threads; "parallel" trains them in `ser_lab.learn.parallel` worker processes,
 one per thread (TrainConfig.parallel_folds="auto", threads divided between them). The feature
 cache is filled before any timing. The load average is recorded before and after each arm
 (a loaded machine makes the figure meaningless; run it on a quiet one). What bounds the
 speed-up: the slowest fold sets the parallel wall time (folds differ in size), each worker
 pays its start (torch import, reading the corpus from the feature cache), and the two
-processes share the memory bandwidth. Target: >= 1.3x; `ser_lab.parallel.PARALLEL_BY_DEFAULT`
+processes share the memory bandwidth. Target: >= 1.3x; `ser_lab.learn.parallel.PARALLEL_BY_DEFAULT`
 is switched on only if this measurement reaches it. Writes bench/results/parallel_folds.json.
 """
 
@@ -34,8 +34,8 @@ TARGET_SPEEDUP = 1.3
 
 def timed_arm(cfg, store_root: Path) -> dict:
     """Train `cfg` in a fresh run store; wall time, load average and the pooled scores."""
+    from ser_lab.learn.trainer import new_run, train_run
     from ser_lab.runs import RunStore
-    from ser_lab.trainer import new_run, train_run
 
     run = new_run(cfg, RunStore(store_root))
     load_before = os.getloadavg()
@@ -68,10 +68,11 @@ def main() -> int:
 
     import torch
 
+    from ser_lab.config import TrainConfig
+    from ser_lab.experiments.sweep import available_cores
     from ser_lab.fileio import atomic_write_json
-    from ser_lab.parallel import resolve_parallel_folds, threads_per_fold
-    from ser_lab.sweep import available_cores
-    from ser_lab.trainer import TrainConfig, load_data
+    from ser_lab.learn.parallel import resolve_parallel_folds, threads_per_fold
+    from ser_lab.learn.trainer import load_data
 
     base = TrainConfig(
         corpus=args.corpus,

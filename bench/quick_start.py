@@ -1,7 +1,7 @@
 """The quick-start pair over seeds: does the Home button's default show the paper's point?
 
 For each seed, runs exactly what the Home button and `python -m ser_lab quickstart --seed N`
-run (`ser_lab.quickstart.run_quick_start`: both runs side by side, one process per run with
+run (`ser_lab.experiments.quickstart.run_quick_start`: both runs side by side, one process per run with
 half the cores each) and records the pair's wall time, UA/WA and the test split's intra/inter
 ratio, Fisher criterion and 5-NN UA of both runs. The summary counts the seeds where center
 loss gives the lower intra/inter ratio and the higher Fisher criterion.
@@ -31,9 +31,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from common import code_state  # noqa: E402
 
+from ser_lab.experiments.launcher import QUICK_START, QUICK_START_ALPHA, QUICK_START_LAMBDA  # noqa: E402
+from ser_lab.experiments.quickstart import run_quick_start  # noqa: E402
 from ser_lab.fileio import atomic_write_json  # noqa: E402
-from ser_lab.launcher import QUICK_START, QUICK_START_ALPHA, QUICK_START_LAMBDA  # noqa: E402
-from ser_lab.quickstart import run_quick_start  # noqa: E402
 from ser_lab.runs import RunStore  # noqa: E402
 
 

@@ -38,9 +38,9 @@ from common import (  # noqa: E402
     summarise,
 )
 
+from ser_lab.analysis.stats import paired_difference  # noqa: E402
 from ser_lab.fileio import atomic_write_json  # noqa: E402
 from ser_lab.runs import RunStore  # noqa: E402
-from ser_lab.stats import paired_difference  # noqa: E402
 
 # The two arms, named as bench/objectives.py names them so that each bench reuses the other's runs.
 SETTINGS = {"baseline": {"lam": 0.0, "alpha": 0.5}, "center_loss": {"lam": 0.3, "alpha": 0.5}}

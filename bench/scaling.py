@@ -14,13 +14,13 @@ Parts (all in one process unless said; the machine's load average is recorded):
 - feature extraction: compute_features (Mel) on noise clips of 1-14 s (ms per clip), and over
   N clips of IEMOCAP-like lengths, cold (no cache; the first call's scipy import is timed
   separately). Sizes above --extract-max are extrapolated linearly and labelled so;
-- UMAP (ser_lab.projection.fit_projection) on N clustered 64-d points, plus transforming N/4
+- UMAP (ser_lab.analysis.projection.fit_projection) on N clustered 64-d points, plus transforming N/4
   more; numba's one-off compilation is timed separately on a small warm-up fit;
 - umap_5000: fit on 4,000 training z, transform 1,000 (project_fold on a run folder, as the
   app does): in a fresh process (imports + compilation + fit), in this process, and the
   cached reopen (project_fold reading fold_0/projections/), also in a fresh process;
 - umap_probe: umap-learn's exact small-data neighbour search (below 4,096 points) vs the same
-  fit on precomputed distances, side by side (a proposal for ser_lab.projection, not applied).
+  fit on precomputed distances, side by side (a proposal for ser_lab.analysis.projection, not applied).
   `--parts umap_probe --merge` adds it to an existing scaling.json.
 Peak memory: VmHWM from /proc/self/status after resetting it (clear_refs 5); RSS deltas are
 approximate (the allocator may keep freed memory). Prints JSON (last stdout line) and writes
@@ -61,12 +61,13 @@ from train_speed import (  # noqa: E402
     seconds_to_frames,
 )
 
-from ser_lab.features import FeatureConfig, compute_features  # noqa: E402
+from ser_lab.config import ObjectiveConfig  # noqa: E402
+from ser_lab.data.features import FeatureConfig, compute_features  # noqa: E402
 from ser_lab.fileio import atomic_write_json  # noqa: E402
-from ser_lab.losses import class_weights  # noqa: E402
-from ser_lab.model import CnnBiGru, ModelConfig, min_frames  # noqa: E402
-from ser_lab.objectives import ObjectiveConfig, make_objective  # noqa: E402
-from ser_lab.trainer import make_batches, pad_batch, prepare_fold, spec_augment, train_step  # noqa: E402
+from ser_lab.learn.losses import class_weights  # noqa: E402
+from ser_lab.learn.model import CnnBiGru, ModelConfig, min_frames  # noqa: E402
+from ser_lab.learn.objectives import make_objective  # noqa: E402
+from ser_lab.learn.trainer import make_batches, pad_batch, prepare_fold, spec_augment, train_step  # noqa: E402
 
 MB = 1024 * 1024
 CPU = torch.device("cpu")
@@ -331,7 +332,7 @@ def clustered_z(n: int, seed: int, dim: int = 64) -> tuple[np.ndarray, np.ndarra
 
 
 def umap_scaling(sizes: list[int], seed: int) -> dict:
-    from ser_lab.projection import fit_projection
+    from ser_lab.analysis.projection import fit_projection
 
     t0 = time.perf_counter()
     z, _ = clustered_z(300, seed)
@@ -378,7 +379,7 @@ _CHILD = """
 import sys, time, json
 t0 = time.perf_counter()
 sys.path.insert(0, {root!r})
-from ser_lab.analysis import project_fold
+from ser_lab.analysis.maps import project_fold
 from ser_lab.runs import Run
 t1 = time.perf_counter()
 m = project_fold(Run({run_dir!r}), 0, "umap")
@@ -398,8 +399,8 @@ def _child(run_dir: Path) -> dict:
 
 def umap_5000(seed: int) -> dict:
     """Cold and cached UMAP map of 5,000 points (fit 4,000, transform 1,000) via project_fold."""
-    from ser_lab.analysis import project_fold
-    from ser_lab.projection import fit_projection
+    from ser_lab.analysis.maps import project_fold
+    from ser_lab.analysis.projection import fit_projection
 
     out: dict = {"fit_points": 4000, "transformed_points": 1000}
     with tempfile.TemporaryDirectory() as tmp:
@@ -428,7 +429,7 @@ def umap_precomputed_probe(sizes: list[int], seed: int) -> dict:
     of a 2,000-4,000-point fit. Handing UMAP a BLAS-computed distance matrix
     (metric="precomputed") finds the same exact neighbours. Measured here side by side (order
     alternating), with how far the fuzzy neighbour graphs and the resulting maps differ.
-    Not applied to ser_lab.projection (a proposal for its owner).
+    Not applied to ser_lab.analysis.projection (a proposal for its owner).
     """
     import warnings
 

@@ -38,10 +38,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from ser_lab.experiments.report import build_report, json_safe  # noqa: E402
+from ser_lab.experiments.sweep import SweepSpec, expand, point_key, run_name, run_sweep  # noqa: E402
 from ser_lab.fileio import atomic_write_json  # noqa: E402
-from ser_lab.report import build_report, json_safe  # noqa: E402
 from ser_lab.runs import RunStore  # noqa: E402
-from ser_lab.sweep import SweepSpec, expand, point_key, run_name, run_sweep  # noqa: E402
 
 LAMBDAS = [0.0, 0.01, 0.03, 0.1, 0.3, 1.0]
 ALPHAS = [0.1, 0.3, 0.5, 0.7, 0.9]

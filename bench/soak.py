@@ -2,7 +2,7 @@
 
     nice -n 10 .venv/bin/python bench/soak.py [--epochs 200] [--size tiny] [--lam 0.3] [--out PATH]
 
-What it runs: the trainer (`ser_lab.trainer.train_run`, the same code the CLI and the app use)
+What it runs: the trainer (`ser_lab.learn.trainer.train_run`, the same code the CLI and the app use)
 for `--epochs` epochs with center loss (lambda 0.3) on the built-in SYNTHETIC corpus, size "tiny" (32 utterances), fold 0 of
 a 2-fold speaker split only (`folds=[0]`), on the CPU, into a temporary run store and feature
 cache (nothing is written to the repository except the results file). 200 epochs on the
@@ -86,8 +86,9 @@ def slope(curve: list[dict], key: str, start: int) -> float:
 
 
 def run_soak(epochs: int, size: str, seed: int, lam: float) -> dict:
+    from ser_lab.config import TrainConfig
+    from ser_lab.learn.trainer import new_run, train_run
     from ser_lab.runs import RunStore
-    from ser_lab.trainer import TrainConfig, new_run, train_run
 
     curve: list[dict] = []
     t0 = time.time()

@@ -4,7 +4,7 @@ hardware, and where the time goes.
     nice -n 5 .venv/bin/python bench/train_speed.py [--corpus both] [--n 256] [--epochs 2]
         [--repeats 3] [--threads N] [--root EMODB] [--no-probes]
 
-What it runs: `ser_lab.trainer.train_fold`, the function `train_run` calls for every fold,
+What it runs: `ser_lab.learn.trainer.train_fold`, the function `train_run` calls for every fold,
 exactly as `train_run` calls it: a run folder in a temporary RunStore (`new_run`), the real
 `FoldData` of one fold (`prepare_fold`: normalised with the training part's statistics), device
 CPU, every `train_step` of the fold through the trainer's own batch loop (pad, SpecAugment,
@@ -92,13 +92,14 @@ sys.path[:0] = [str(ROOT), str(BENCH)]
 
 from common import EMODB_ROOT, code_state, machine  # noqa: E402
 
-from ser_lab import trainer  # noqa: E402
+from ser_lab.config import TrainConfig  # noqa: E402
+from ser_lab.data.splits import Fold  # noqa: E402
 from ser_lab.fileio import atomic_write_json  # noqa: E402
-from ser_lab.losses import class_weights, weighted_cross_entropy  # noqa: E402
-from ser_lab.model import CnnBiGru, ModelConfig, min_frames  # noqa: E402
+from ser_lab.learn import trainer  # noqa: E402
+from ser_lab.learn.losses import class_weights, weighted_cross_entropy  # noqa: E402
+from ser_lab.learn.model import CnnBiGru, ModelConfig, min_frames  # noqa: E402
+from ser_lab.learn.trainer import FoldData, new_run, pad_batch, prepare_fold  # noqa: E402
 from ser_lab.runs import RunStore  # noqa: E402
-from ser_lab.splits import Fold  # noqa: E402
-from ser_lab.trainer import FoldData, TrainConfig, new_run, pad_batch, prepare_fold  # noqa: E402
 
 FRAMES_PER_S = 100  # 10 ms hop
 N_BINS = 128  # Mel
@@ -662,7 +663,7 @@ def run(corpora: tuple[str, ...] = CORPORA, n: int = 256, epochs: int = 2, repea
                            threads_from="--threads" if threads is not None else "torch default"),
         "settings": {"corpora": list(corpora), "n": n, "epochs": epochs, "repeats": repeats,
                      "seed": seed, "batch_size": BATCH, "modes": list(MODES),
-                     "trainer": f"ser_lab.trainer.train_fold, fold 0, default recipe with "
+                     "trainer": f"ser_lab.learn.trainer.train_fold, fold 0, default recipe with "
                                 f"center loss lambda {LAM}, alpha {ALPHA}; patience 0, no "
                                 "snapshots, no map precomputation, device cpu"},
     }

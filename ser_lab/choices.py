@@ -1,10 +1,13 @@
 """The names some run settings may take, spelled once. Kept apart from the modules that use
 them (the torch-importing trainer, the scikit-learn-importing splits) so the command line can
-offer them as choices without importing either. (Feature kinds: `ser_lab.features.KINDS`.)"""
+offer them as choices without importing either."""
 
-# Split protocols (ser_lab.splits.make_folds): the paper's stratified 5-fold, speaker-
+# Split protocols (ser_lab.data.splits.make_folds): the paper's stratified 5-fold, speaker-
 # independent k-fold, IEMOCAP leave-one-session-out.
 PROTOCOLS: tuple[str, ...] = ("paper", "speaker", "session")
 
-# Devices (ser_lab.trainer.resolve_device): "auto" is CUDA, then Apple MPS, then CPU.
+# Devices (ser_lab.learn.trainer.select_device): "auto" is CUDA, then Apple MPS, then CPU.
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
+
+# Feature kinds (ser_lab.data.features.FeatureConfig): 128 Mel bands or 513 STFT bins.
+KINDS: tuple[str, ...] = ("mel", "stft")

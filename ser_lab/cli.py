@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ser_lab.config import TrainConfig
 from ser_lab.errors import ConfigError, SerLabError
 
 
@@ -63,7 +64,7 @@ def corpus_options(args: argparse.Namespace) -> dict:
 
 
 def cmd_data_describe(args: argparse.Namespace) -> int:
-    from ser_lab.corpora import describe, load_corpus
+    from ser_lab.data.corpora import describe, load_corpus
 
     manifest = load_corpus(args.corpus, args.root, classes=args.classes, **corpus_options(args))
     print(describe(manifest))
@@ -71,8 +72,8 @@ def cmd_data_describe(args: argparse.Namespace) -> int:
 
 
 def cmd_data_features(args: argparse.Namespace) -> int:
-    from ser_lab.corpora import load_corpus
-    from ser_lab.features import FeatureCache, FeatureConfig, extract_corpus
+    from ser_lab.data.corpora import load_corpus
+    from ser_lab.data.features import FeatureCache, FeatureConfig, extract_corpus
 
     manifest = load_corpus(args.corpus, args.root, classes=args.classes, **corpus_options(args))
     bar = ProgressBar(f"features ({args.features})")
@@ -98,8 +99,6 @@ def cmd_data_features(args: argparse.Namespace) -> int:
 
 
 def train_config_from_args(args: argparse.Namespace):
-    from ser_lab.trainer import TrainConfig
-
     return TrainConfig(
         corpus=args.corpus,
         root=str(Path(args.root).resolve()) if args.root else None,
@@ -140,8 +139,8 @@ def _parallel_folds(text: str) -> int | str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from ser_lab.errors import RunError
-    from ser_lab.trainer import Interrupted, failure_message, new_run, train_run
+    from ser_lab.errors import Interrupted, RunError
+    from ser_lab.learn.trainer import failure_message, new_run, train_run
 
     if args.resume is not None:  # an empty id is an error, not "start a new run"
         run = _store(args).get(args.resume)
@@ -214,7 +213,7 @@ def tensorboard_hook(args: argparse.Namespace, run):
 def cmd_train_classical(args: argparse.Namespace, run) -> int:
     """`train --model egemaps-svm`: the eGeMAPS + SVM baseline on the same folds (λ, α, epochs,
     features and device do not apply to it)."""
-    from ser_lab import classical
+    from ser_lab.learn import classical
     from ser_lab.runs import RunStore
 
     if run is None:
@@ -300,7 +299,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from ser_lab.evaluate import rescore_run
+    from ser_lab.learn.evaluate import rescore_run
 
     run = _store(args).get(args.run)
     if args.corpus is None:
@@ -308,7 +307,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             raise SerLabError("--fold applies to cross-corpus scoring: give --corpus too")
         print(format_results(rescore_run(run, device=args.device)))
         return 0
-    from ser_lab.crosscorpus import cross_evaluate
+    from ser_lab.learn.crosscorpus import cross_evaluate
 
     result = cross_evaluate(
         run, args.corpus, args.root, classes=args.classes, corpus_options=corpus_options(args),
@@ -352,12 +351,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from ser_lab.analysis import compare_runs, format_compare_table
+    from ser_lab.analysis.compare import compare_runs, format_compare_table
 
     store = _store(args)
     comparison = compare_runs(store.get(args.run_a), store.get(args.run_b))
     if getattr(args, "json", False):
-        from ser_lab.app_support import comparison_json
+        from ser_lab.app.comparison import comparison_json
 
         print(json.dumps(comparison_json(comparison), indent=2, ensure_ascii=False))
         return 0
@@ -366,7 +365,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_quickstart(args: argparse.Namespace) -> int:
-    from ser_lab.quickstart import format_pair, run_quick_start
+    from ser_lab.experiments.quickstart import format_pair, run_quick_start
     from ser_lab.runs import RunStore
 
     store = RunStore(Path(args.store) if args.store else None)
@@ -415,7 +414,7 @@ def _pairs(items: list[str], option: str) -> list[tuple[str, str]]:
 
 def spec_from_args(args: argparse.Namespace):
     """The SweepSpec of `python -m ser_lab sweep ...` (corpus options first, --set on top)."""
-    from ser_lab.sweep import SweepSpec, field_types
+    from ser_lab.experiments.sweep import SweepSpec, field_types
 
     base: dict[str, Any] = {"corpus": args.corpus, "classes": args.classes}
     if args.root:
@@ -437,8 +436,16 @@ def spec_from_args(args: argparse.Namespace):
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from ser_lab.experiments.sweep import (
+        SweepSpec,
+        expand,
+        list_sweeps,
+        point_key,
+        read_manifest,
+        run_name,
+        run_sweep,
+    )
     from ser_lab.runs import RunStore
-    from ser_lab.sweep import SweepSpec, expand, list_sweeps, point_key, read_manifest, run_name, run_sweep
 
     store = RunStore(_store_arg(args))
     if args.resume:
@@ -497,7 +504,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from ser_lab.report import build_report, format_table
+    from ser_lab.experiments.report import build_report, format_table
     from ser_lab.runs import RunStore
 
     store = RunStore(_store_arg(args))
@@ -514,7 +521,7 @@ def _store_arg(args: argparse.Namespace) -> Path | None:
 
 def add_sweep_commands(subparsers) -> None:
     """Register `sweep` and `report` on the CLI's sub-command parsers (called by build_parser)."""
-    from ser_lab.sweep import BACKENDS
+    from ser_lab.experiments.sweep import BACKENDS
 
     p = subparsers.add_parser(
         "sweep",
@@ -583,8 +590,8 @@ def add_sweep_commands(subparsers) -> None:
 
 
 def add_corpus_args(p: argparse.ArgumentParser) -> None:
-    from ser_lab.corpora import CORPORA, REGISTRY
-    from ser_lab.corpora.labels import CLASS_SETS
+    from ser_lab.data.corpora import CORPORA, REGISTRY
+    from ser_lab.data.corpora.labels import CLASS_SETS
 
     roots = "; ".join(f"{name}: {entry.help}" for name, entry in REGISTRY.items())
     p.add_argument("--corpus", default="synthetic", choices=CORPORA, help="corpus adapter (default: built-in synthetic)")
@@ -595,10 +602,10 @@ def add_corpus_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_objective_args(p: argparse.ArgumentParser) -> None:
-    """--objective and each arm's settings (defaults from ser_lab/objectives.py)."""
-    from ser_lab import objectives as o
+    """--objective and each arm's settings (names and defaults from ser_lab/config.py)."""
+    from ser_lab import config as o
 
-    g = p.add_argument_group("objective (ser_lab/objectives.py; λ weighs the extra term of every arm but amsoftmax)")
+    g = p.add_argument_group("objective (ser_lab/learn/objectives.py; λ weighs the extra term of every arm but amsoftmax)")
     g.add_argument("--objective", default="center", choices=o.OBJECTIVES,
                    help="center: the paper's α-rule centers (default); center_learned: centers learned "
                    "by SGD (Wen et al. 2016); amsoftmax: additive-margin softmax; triplet: batch-hard "
@@ -611,9 +618,7 @@ def add_objective_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ser_lab.choices import DEVICES, PROTOCOLS
-    from ser_lab.features import KINDS
-    from ser_lab.trainer import TrainConfig
+    from ser_lab.choices import DEVICES, KINDS, PROTOCOLS
 
     parser = argparse.ArgumentParser(prog="ser-lab", description="SER Lab command line (also: python -m ser_lab)")
     parser.add_argument("--store", default=None, help="run store folder (default: ./checkpoints or $SER_LAB_CHECKPOINTS)")
@@ -666,7 +671,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="re-score a finished run from its saved models, or score it on another corpus")
     p.add_argument("run")
-    from ser_lab.corpora import CORPORA
+    from ser_lab.data.corpora import CORPORA
 
     p.add_argument("--corpus", default=None, choices=CORPORA,
                    help="cross-corpus: score every fold model on this corpus (same classes), write RUN/cross/")

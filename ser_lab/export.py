@@ -80,7 +80,7 @@ SCALARS = {
     "val_intra_dist": "distance/val_intra",
 }
 # How to compute the input of model.onnx with librosa (the same numbers as
-# ser_lab.features.compute_features; a test checks it).
+# ser_lab.data.features.compute_features; a test checks it).
 MEL_RECIPE = (
     "S = librosa.feature.melspectrogram(y=samples, sr=16000, n_fft=1024, win_length=640, "
     "hop_length=160, window='hann', center=True, pad_mode='constant', power=2.0, n_mels=128, "
@@ -186,7 +186,7 @@ def _moved(paths: list[Path], staging: Path, out_dir: str | os.PathLike) -> list
 
 def export_csv(run: Any, fold: int, out_dir: str | os.PathLike) -> ExportResult:
     """points.csv (one row per utterance of the fold) and centers.csv (one row per class)."""
-    from ser_lab.analysis import load_fold
+    from ser_lab.analysis.maps import load_fold
 
     run = _as_run(run)
     emb = load_fold(run, fold)
@@ -221,7 +221,8 @@ def corpus_lookup(run: Any, fold: int) -> tuple[dict[str, tuple[str, str]], str 
     """{utt_id: (audio path relative to the corpus root, speaker)} of the run's corpus, and a
     note when it is unavailable or differs from the data the run was trained on. The corpus
     is never generated here: a synthetic corpus no longer in the cache is just unavailable."""
-    from ser_lab.app_support import CorpusChoice, corpus_matches
+    from ser_lab.app.corpus import CorpusChoice
+    from ser_lab.app.explore import corpus_matches
 
     try:
         choice = CorpusChoice.from_run(run)
@@ -277,7 +278,7 @@ def _write_projector(run: Any, fold: int, folder: Path) -> list[Path]:
     """tensors.tsv (no header: the fold's z, then the class centers), metadata.tsv (header
     utt_id, split, label, pred; split "center" and pred "-" on the center rows) and
     projector_config.pbtxt naming both. Tabs and newlines inside values become spaces."""
-    from ser_lab.analysis import load_fold
+    from ser_lab.analysis.maps import load_fold
 
     emb = load_fold(run, fold)
     names = [str(n) for n in emb["label_names"]]
@@ -433,9 +434,9 @@ def export_onnx(run: Any, fold: int, out_dir: str | os.PathLike) -> ExportResult
     """model.onnx and model.json (see the module docstring)."""
     import torch
 
-    from ser_lab.evaluate import load_fold_model
-    from ser_lab.features import FeatureConfig, NormStats
-    from ser_lab.model import min_frames
+    from ser_lab.data.features import FeatureConfig, NormStats
+    from ser_lab.learn.evaluate import load_fold_model
+    from ser_lab.learn.model import min_frames
 
     run = _as_run(run)
     model, payload = load_fold_model(run, fold, "cpu")

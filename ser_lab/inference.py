@@ -16,7 +16,7 @@ Because it is the same pipeline, a training utterance's own file gets back the p
 and z stored in the fold's embeddings.npz (up to float rounding).
 
 Loading is split so the first answer is quick: the model is loaded by `from_run`; the fold's
-embeddings and the maps (through `ser_lab.analysis.project_fold`, which caches them on disk)
+embeddings and the maps (through `ser_lab.analysis.maps.project_fold`, which caches them on disk)
 are loaded on the first call that needs them, and the corpus manifest (for the neighbours'
 audio paths) on the first neighbour search. Each is loaded once and kept. `warm_up()` loads
 everything in advance (e.g. in a background thread while the user picks a file).
@@ -42,12 +42,12 @@ Speed (bench/inference.py; `timings` in every result says where the time went): 
 under `torch.inference_mode`; conv weights stored channels-last on the CPU (~1.5x faster
 convolutions and pools); torch limited to `DEFAULT_THREADS` = 1 intra-op thread per forward and
 numba to 1 thread per UMAP transform (with 2 threads on 2 shared cores both were 4-20x slower);
-window and Mel filterbank cached by `ser_lab.features`; the training z kept as one contiguous
+window and Mel filterbank cached by `ser_lab.data.features`; the training z kept as one contiguous
 float32 array (an exact brute-force search is well under a millisecond for a corpus of this
 size). Warm, a 5 s clip costs about 25 ms of CPU end to end.
 
 Cold start: the PCA and UMAP maps are read from the run's disk cache; a UMAP map places a new
-clip from the training z and their cached map positions (`ser_lab.projection.umap_place`), so
+clip from the training z and their cached map positions (`ser_lab.analysis.projection.umap_place`), so
 no umap model, numba compilation or refit is needed. Only a map never computed before is
 fitted on first use (then cached). `warm_up(background=True)` right after `from_run` loads all
 of it while the user picks a file.
@@ -68,7 +68,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ser_lab.audio import load_audio
+from ser_lab.config import TrainConfig
+from ser_lab.data.audio import load_audio
+from ser_lab.data.features import FeatureConfig, NormStats, compute_features
 from ser_lab.errors import (
     ConfigError,
     InvalidSamplesError,
@@ -77,8 +79,7 @@ from ser_lab.errors import (
     SerLabError,
     TooShortAudioError,
 )
-from ser_lab.features import FeatureConfig, NormStats, compute_features
-from ser_lab.model import CnnBiGru, min_frames
+from ser_lab.learn.model import CnnBiGru, min_frames
 
 DEFAULT_MAX_UPLOAD_MB = 20  # = server.maxUploadSize in .streamlit/config.toml (MiB)
 DEFAULT_MAX_INPUT_SECONDS = 600.0  # declared duration of an input, before the cut at 14 s
@@ -239,8 +240,8 @@ class Predictor:
         `threads`: torch intra-op threads used for a CPU forward (set around each forward and
         restored after it; None leaves torch's setting alone).
         """
-        from ser_lab.evaluate import load_fold_model
-        from ser_lab.trainer import select_device
+        from ser_lab.learn.evaluate import load_fold_model
+        from ser_lab.learn.trainer import select_device
 
         t0 = time.perf_counter()
         dev = select_device(device)
@@ -287,7 +288,7 @@ class Predictor:
         return self._training
 
     def map(self, method: str) -> Any:
-        """The run's `ser_lab.analysis.FoldMap` for "pca" or "umap", ready to `transform`
+        """The run's `ser_lab.analysis.maps.FoldMap` for "pca" or "umap", ready to `transform`
         (loaded once). A map that cannot be made (too few training points, umap not
         installed) raises the same error every time without trying again."""
         if method not in MAP_METHODS:
@@ -536,12 +537,12 @@ class Predictor:
         return _TrainingSet(z=z, utt_ids=utt_ids, labels=labels)
 
     def _load_map(self, method: str) -> Any:
-        """The fold's map through `ser_lab.analysis.project_fold` (its disk cache).
+        """The fold's map through `ser_lab.analysis.maps.project_fold` (its disk cache).
 
         Loaded once, under this map's lock, so two threads never compute the same map and
         `predict` only ever pays a transform.
         """
-        from ser_lab.analysis import project_fold
+        from ser_lab.analysis.maps import project_fold
 
         with _single_numba_thread(method == "umap"):
             fold_map = project_fold(self.run, self.reference_fold, method)
@@ -555,8 +556,7 @@ class Predictor:
         it again if it were missing; inference never generates a corpus, so a missing one is
         simply unavailable.
         """
-        from ser_lab.corpora import load_corpus
-        from ser_lab.trainer import TrainConfig
+        from ser_lab.data.corpora import load_corpus
 
         try:
             cfg = TrainConfig.from_dict(self.run.config["train"])
@@ -658,7 +658,7 @@ def _check_same_setup(run: Any, folds: list[_Fold]) -> None:
 
 def _synthetic_root(options: dict) -> str | None:
     """The cached synthetic corpus of these options, if it is there."""
-    from ser_lab.corpora.synthetic import default_root
+    from ser_lab.data.corpora.synthetic import default_root
 
     root = default_root(options.get("size", "default"), options.get("seed", 0))
     return str(root) if (root / "metadata.csv").is_file() else None

@@ -16,7 +16,7 @@ the run folder, so a page reload or a second tab never loses or duplicates a run
         fold_{k}/svm.npz   instead of model.pt in an eGeMAPS + SVM run (plain arrays, no pickle)
         fold_{k}/embeddings.npz
         fold_{k}/snapshots/epoch_{e:03d}.npz
-        fold_{k}/projections/  the maps' cache (ser_lab.analysis), filled when the fold ends
+        fold_{k}/projections/  the maps' cache (ser_lab.analysis.maps), filled when the fold ends
         results.json       per-fold, pooled and mean UA / WA (fractions in [0, 1])
         .lock              held (fcntl.flock) by the process that trains the run
     <root>/.creating-*, .deleting-*   transient hidden folders of create() / delete()
@@ -75,7 +75,7 @@ EMBEDDING_KEYS = ("z", "labels", "preds", "probs", "utt_ids", "split", "centers"
 # What the trainer writes into every fold's model.pt, and every reader of a model needs.
 MODEL_KEYS = ("state_dict", "centers", "norm", "label_names", "feature_config", "model_config")
 SNAPSHOT_KEYS = ("z", "labels", "utt_ids", "split", "centers")
-# A fold's model: the CNN's weights, or the eGeMAPS + SVM baseline's arrays (ser_lab.classical).
+# A fold's model: the CNN's weights, or the eGeMAPS + SVM baseline's arrays (ser_lab.learn.classical).
 MODEL_FILES = ("model.pt", "svm.npz")
 
 _RUN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -184,7 +184,7 @@ def read_config(run_dir: str | Path) -> dict:
 
 def config_columns(config: dict) -> dict[str, Any]:
     """The listing's columns of a run config, read from its "train" dict: the TrainConfig
-    that `ser_lab.trainer.new_run` records, the one copy of a run's settings."""
+    that `ser_lab.learn.trainer.new_run` records, the one copy of a run's settings."""
     train = config.get("train")
     train = train if isinstance(train, dict) else {}
     corpus, features, sweep_id = train.get("corpus"), train.get("features"), train.get("sweep_id")
@@ -370,7 +370,7 @@ class Run:
     def append_metrics(self, record: dict) -> None:
         """Append one epoch's record. A line torn by an earlier kill is closed off first,
         so the new record does not get glued to it and lost. Under the folder's lock, so
-        folds training in parallel processes (ser_lab.parallel) never interleave or lose a
+        folds training in parallel processes (ser_lab.learn.parallel) never interleave or lose a
         line, nor race `rewrite_metrics`."""
         if not isinstance(record, dict):
             raise RunError(f"a metrics record must be a dict, got {type(record).__name__}")
@@ -625,7 +625,7 @@ def exclusive_lock(
 ) -> Iterator[None]:
     """Hold an exclusive flock on the file `path` (created if needed), with this process's
     pid written in it; RunError "<busy> by process N" if another holder has it. The one lock
-    of SER Lab: a run's (`Run.lock`) and a sweep launcher's (`ser_lab.sweep.sweep_lock`).
+    of SER Lab: a run's (`Run.lock`) and a sweep launcher's (`ser_lab.experiments.sweep.sweep_lock`).
 
     The lock dies with the process, so a killed holder never leaves it held. The file itself
     is never replaced or deleted (that would let two processes lock two different files);

@@ -10,9 +10,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ser_lab.app_support import PAGES as APP_PAGES
+from ser_lab.app.pages import PAGES as APP_PAGES
+from ser_lab.config import TrainConfig
 from ser_lab.runs import Run, RunStore
-from ser_lab.trainer import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")

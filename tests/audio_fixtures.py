@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ser_lab.corpora.base import Manifest, Utterance
+from ser_lab.data.corpora.base import Manifest, Utterance
 
 MP3_WRITABLE = "MP3" in sf.available_formats()
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from ser_lab.learn.trainer import new_run, train_run
 from ser_lab.runs import RunStore
-from ser_lab.trainer import new_run, train_run
 from tests.app_fixtures import TINY, AppStore, environment, settings_json
 
 

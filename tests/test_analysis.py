@@ -12,20 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ser_lab import RUN_FORMAT_VERSION, analysis
-from ser_lab import projection as proj
-from ser_lab.analysis import (
-    align_map,
-    compare_runs,
-    discriminability,
-    format_compare_table,
-    knn_accuracy,
-    load_fold,
-    project_fold,
-    run_discriminability,
-    run_folds,
-    snapshot_frames,
-)
+from ser_lab import RUN_FORMAT_VERSION, fileio
+from ser_lab.analysis import maps, projection
+from ser_lab.analysis import projection as proj
+from ser_lab.analysis.compare import compare_runs, format_compare_table, run_discriminability
+from ser_lab.analysis.discriminability import discriminability, knn_accuracy
+from ser_lab.analysis.maps import align_map, load_fold, project_fold, run_folds, snapshot_frames
 from ser_lab.errors import ConfigError, RunError
 from ser_lab.runs import Run
 
@@ -219,7 +211,7 @@ def test_map_cache_hit_avoids_recomputation(run_a, monkeypatch):
     def no_fit(*args, **kwargs):
         raise AssertionError("the map was refitted despite a cache hit")
 
-    monkeypatch.setattr(analysis, "fit_projection", no_fit)
+    monkeypatch.setattr(maps, "fit_projection", no_fit)
     second = project_fold(run_a, 0, "pca")
     assert second.from_cache
     np.testing.assert_array_equal(second.xy, first.xy)
@@ -232,9 +224,9 @@ def test_map_cache_hit_avoids_recomputation(run_a, monkeypatch):
 def test_map_cache_is_invalidated_by_new_embeddings_or_params(run_a, monkeypatch):
     project_fold(run_a, 0, "pca")
     calls = []
-    real_fit = analysis.fit_projection
+    real_fit = projection.fit_projection
     monkeypatch.setattr(
-        analysis, "fit_projection", lambda *a, **k: calls.append(1) or real_fit(*a, **k)
+        maps, "fit_projection", lambda *a, **k: calls.append(1) or real_fit(*a, **k)
     )
     path = run_a / "fold_0" / "embeddings.npz"
     with np.load(path) as data:
@@ -259,7 +251,7 @@ def test_unwritable_run_folder_still_gives_a_map(run_a, monkeypatch):
     def fail(*args, **kwargs):
         raise PermissionError("read-only")
 
-    monkeypatch.setattr(analysis.fileio, "atomic_save_npz", fail)
+    monkeypatch.setattr(fileio, "atomic_save_npz", fail)
     assert project_fold(run_a, 0, "pca").xy.shape == (N_UTT, 2)
     assert not (run_a / "fold_0" / "projections").exists() or not list(
         (run_a / "fold_0" / "projections").glob("*.npz")
@@ -483,7 +475,7 @@ def test_snapshot_alignment_modes(tmp_path):
 def test_snapshot_frames_are_cached(tmp_path, monkeypatch):
     run = make_run(tmp_path, "s", snapshots=3)
     first = snapshot_frames(run, 0, "pca")
-    monkeypatch.setattr(analysis, "fit_projection", lambda *a, **k: pytest.fail("refitted"))
+    monkeypatch.setattr(maps, "fit_projection", lambda *a, **k: pytest.fail("refitted"))
     second = snapshot_frames(run, 0, "pca")
     for f1, f2 in zip(first, second, strict=True):
         np.testing.assert_array_equal(f1["xy"], f2["xy"])

@@ -46,7 +46,7 @@ def test_compare_overlay_reports_a_bad_corpus_folder(scratch_store, tmp_path):
 
 @needs_opensmile
 def test_compare_and_explore_with_a_baseline_svm_run(scratch_store):
-    from ser_lab import classical
+    from ser_lab.learn import classical
 
     store = RunStore(scratch_store.store)
     cfg = classical.ClassicalConfig(corpus=TINY.corpus, corpus_options=TINY.corpus_options,

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ser_lab import launcher
-from ser_lab.corpora.synthetic import SYNTHETIC_NOTICE
+from ser_lab.config import TrainConfig
+from ser_lab.data.corpora.synthetic import SYNTHETIC_NOTICE
+from ser_lab.experiments import launcher
+from ser_lab.learn.trainer import new_run
 from ser_lab.runs import RunStore
-from ser_lab.trainer import TrainConfig, new_run
 from tests import app_fixtures as fx
 from tests.app_fixtures import TINY, app_test, charts, texts
 
@@ -287,22 +288,22 @@ def test_compare_defaults_to_baseline_vs_center_loss(app_env):
 
 
 def test_compare_panel_reads_the_pair_in_plain_words(app_env):
-    from ser_lab import analysis
-    from ser_lab import app_support as sup
+    from ser_lab.analysis import compare
+    from ser_lab.app import comparison
 
     at = app_test("compare")
     no_exception(at)
-    comp = analysis.compare_runs(
+    comp = compare.compare_runs(
         app_env.run(app_env.baseline).dir, app_env.run(app_env.center).dir
     )
-    reading = sup.read_comparison(comp)
+    reading = comparison.read_comparison(comp)
     alerts = [a.value for kind in ("success", "warning", "info") for a in getattr(at, kind)]
     headline = [a for a in alerts if a.startswith("**What this pair shows.**")]
     assert len(headline) == 1 and reading.headline in headline[0]
     assert reading.center_side == "B"  # A is the baseline (λ = 0), B the center-loss run
     panel = ["\n".join(m.value for m in at.markdown if m.value.startswith("- "))]
     lines = panel[0].splitlines()
-    assert len(lines) == len(sup.READ_KEYS)
+    assert len(lines) == len(comparison.READ_KEYS)
     for name in ("UA", "WA", "test intra/inter ratio", "test Fisher criterion", "5-NN UA of z"):
         line = [x for x in lines if x.startswith(f"- {name} ")]
         assert len(line) == 1, (name, lines)
@@ -568,7 +569,7 @@ def test_sensitivity_lists_a_sweep(scratch_store):
 def test_sensitivity_offers_to_resume_an_unfinished_sweep(scratch_store):
     from dataclasses import replace
 
-    from ser_lab.sweep import MANIFEST_VERSION, sweeps_dir
+    from ser_lab.experiments.sweep import MANIFEST_VERSION, sweeps_dir
 
     store = RunStore(scratch_store.store)
     run = new_run(replace(TINY, lam=0.3, sweep_id="sweep-half"), store, name="sweep-half point")

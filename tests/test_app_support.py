@@ -10,45 +10,46 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ser_lab import app_support as sup
-from ser_lab import figures
-from ser_lab.colors import EMOTION_COLORS, FALLBACK_PALETTE, color_map, emotion_color, hex_to_rgba
+from ser_lab.analysis import maps
+from ser_lab.app import comparison, explore, figures, run_tables, sweeps
+from ser_lab.app import corpus as app_corpus
+from ser_lab.app.colors import EMOTION_COLORS, FALLBACK_PALETTE, color_map, emotion_color, hex_to_rgba
 from ser_lab.errors import ConfigError, CorpusError
+from ser_lab.learn.toy import ToyConfig, train_toy
 from ser_lab.runs import RunSummary
-from ser_lab.toy import ToyConfig, train_toy
 
 # ----------------------------------------------------------------------------- settings
 
 
 def test_corpus_choice_round_trip_and_checks(tmp_path, monkeypatch):
     monkeypatch.setenv("SER_LAB_CACHE", str(tmp_path))
-    assert sup.load_corpus_choice() == sup.CorpusChoice()  # nothing saved: the built-in corpus
-    choice = sup.CorpusChoice("emodb", str(tmp_path), "all", {})
-    sup.save_corpus_choice(choice)
-    assert sup.load_corpus_choice() == choice
-    assert json.loads(sup.settings_path().read_text())["corpus"]["name"] == "emodb"
+    assert app_corpus.load_corpus_choice() == app_corpus.CorpusChoice()  # nothing saved: the built-in corpus
+    choice = app_corpus.CorpusChoice("emodb", str(tmp_path), "all", {})
+    app_corpus.save_corpus_choice(choice)
+    assert app_corpus.load_corpus_choice() == choice
+    assert json.loads(app_corpus.settings_path().read_text())["corpus"]["name"] == "emodb"
     with pytest.raises(CorpusError, match="needs a root"):
-        sup.CorpusChoice("emodb", None).validate()
+        app_corpus.CorpusChoice("emodb", None).validate()
     with pytest.raises(ConfigError, match="unknown corpus"):
-        sup.CorpusChoice("nope").validate()
-    sup.settings_path().write_text("{broken")
-    assert sup.load_corpus_choice() == sup.CorpusChoice()  # unreadable settings: the default
+        app_corpus.CorpusChoice("nope").validate()
+    app_corpus.settings_path().write_text("{broken")
+    assert app_corpus.load_corpus_choice() == app_corpus.CorpusChoice()  # unreadable settings: the default
 
 
 def test_session_corpus_comes_from_the_file_once(tmp_path, monkeypatch):
     monkeypatch.setenv("SER_LAB_CACHE", str(tmp_path))
-    sup.save_corpus_choice(sup.CorpusChoice(options={"size": "tiny"}))
+    app_corpus.save_corpus_choice(app_corpus.CorpusChoice(options={"size": "tiny"}))
     state: dict = {}
-    assert sup.current_corpus(state).options == {"size": "tiny"}
-    assert state[sup.SESSION_KEY]["options"] == {"size": "tiny"}
-    sup.set_corpus(state, sup.CorpusChoice(options={"size": "small"}))
-    assert sup.current_corpus(state).options == {"size": "small"}
-    assert sup.load_corpus_choice().options == {"size": "small"}  # new tabs get it too
+    assert app_corpus.current_corpus(state).options == {"size": "tiny"}
+    assert state[app_corpus.SESSION_KEY]["options"] == {"size": "tiny"}
+    app_corpus.set_corpus(state, app_corpus.CorpusChoice(options={"size": "small"}))
+    assert app_corpus.current_corpus(state).options == {"size": "small"}
+    assert app_corpus.load_corpus_choice().options == {"size": "small"}  # new tabs get it too
 
 
 def test_corpus_choice_labels_synthetic_clearly():
-    assert "SYNTHETIC" in sup.CorpusChoice().label()
-    fields = sup.CorpusChoice(options={"size": "tiny"}).train_fields()
+    assert "SYNTHETIC" in app_corpus.CorpusChoice().label()
+    fields = app_corpus.CorpusChoice(options={"size": "tiny"}).train_fields()
     assert fields == {
         "corpus": "synthetic",
         "root": None,
@@ -85,15 +86,15 @@ def test_default_pair_is_newest_finished_baseline_and_center_on_one_corpus():
         row("c-old", 0.3),
         row("b-old", 0.0),
     ]
-    assert sup.default_pair(rows) == ("b-new", "c-old")  # c-emodb has no emodb baseline
+    assert run_tables.default_pair(rows) == ("b-new", "c-old")  # c-emodb has no emodb baseline
     rows.append(row("b-emodb", 0.0, corpus="emodb"))
-    assert sup.default_pair(rows) == ("b-emodb", "c-emodb")
+    assert run_tables.default_pair(rows) == ("b-emodb", "c-emodb")
     # a run of another objective is not the center-loss side of the pair, however new
     arm = [row("t-new", 0.3, corpus="emodb", objective="triplet"), *rows]
-    assert sup.default_pair(arm) == ("b-emodb", "c-emodb")
-    assert sup.default_pair([row("x", 0.3), row("y", 0.5)]) == ("y", "x")
-    assert sup.default_pair([row("x", 0.3)]) == ("x", None)
-    assert sup.default_pair([]) == (None, None)
+    assert run_tables.default_pair(arm) == ("b-emodb", "c-emodb")
+    assert run_tables.default_pair([row("x", 0.3), row("y", 0.5)]) == ("y", "x")
+    assert run_tables.default_pair([row("x", 0.3)]) == ("x", None)
+    assert run_tables.default_pair([]) == (None, None)
 
 
 def test_runs_frame_and_labels():
@@ -101,15 +102,15 @@ def test_runs_frame_and_labels():
         row("a", 0.0, ua=0.6123, is_demo=True),
         row("b", None, state="broken", problem="config.json missing"),
     ]
-    frame = sup.runs_frame(rows)
+    frame = run_tables.runs_frame(rows)
     assert list(frame["run"]) == ["a", "b"]
     assert frame.loc[0, "UA %"] == "61.23" and frame.loc[0, "demo"]
     assert frame.loc[1, "problem"] == "config.json missing" and frame.loc[1, "UA %"] == ""
     # no cell of the table is None or NaN (the app would show a grey "None")
     assert not frame.isna().any().any()
     assert frame.loc[0, "problem"] == "" and frame.loc[0, "λ"] == "0"
-    assert sup.run_label(rows[0]).startswith("[demo] a · baseline")
-    assert "λ=0.3, α=0.5" in sup.run_label(row("c", 0.3))
+    assert run_tables.run_label(rows[0]).startswith("[demo] a · baseline")
+    assert "λ=0.3, α=0.5" in run_tables.run_label(row("c", 0.3))
 
 
 def test_progress_text_and_durations():
@@ -122,11 +123,11 @@ def test_progress_text_and_durations():
         "progress": 0.375,
         "eta_s": 80,
     }
-    assert sup.progress_text(status) == "fold 0 (1 to train) · epoch 3/8 · 38 % · ETA 1 min 20 s"
-    assert "estimating" in sup.progress_text({**status, "eta_s": None})
-    assert "ETA" not in sup.progress_text({**status, "state": "done"})
-    assert sup.format_duration(59.6) == "1 min 00 s" and sup.format_duration(7300) == "2 h 01 min"
-    assert sup.format_duration(None) == "–"
+    assert run_tables.progress_text(status) == "fold 0 (1 to train) · epoch 3/8 · 38 % · ETA 1 min 20 s"
+    assert "estimating" in run_tables.progress_text({**status, "eta_s": None})
+    assert "ETA" not in run_tables.progress_text({**status, "state": "done"})
+    assert run_tables.format_duration(59.6) == "1 min 00 s" and run_tables.format_duration(7300) == "2 h 01 min"
+    assert run_tables.format_duration(None) == "–"
 
 
 def test_metrics_frame_is_long_and_skips_missing_values():
@@ -145,7 +146,7 @@ def test_metrics_frame_is_long_and_skips_missing_values():
             "val_intra_dist": float("nan"),
         },
     ]
-    frame = sup.metrics_frame(records)
+    frame = run_tables.metrics_frame(records)
     assert len(frame) == 8  # 9 metrics, one NaN left out
     assert set(frame["group"]) == {"losses", "accuracy", "distances"}
     assert frame[frame["metric"] == "total_loss"]["value"].item() == 1.36
@@ -185,38 +186,38 @@ def sweep_rows() -> pd.DataFrame:
 
 
 def test_lambda_curve_keeps_the_baseline_whatever_its_alpha():
-    curve = sup.sensitivity(sweep_rows(), "lam", fixed=0.5)
+    curve = sweeps.sensitivity(sweep_rows(), "lam", fixed=0.5)
     assert list(curve["lam"]) == [0.0, 0.3, 1.0]
     assert curve["UA_mean"].tolist() == pytest.approx([55.0, 75.0, 30.0])
-    # the sample std (ddof 1) of ser_lab.stats; a single unit has none
+    # the sample std (ddof 1) of ser_lab.analysis.stats; a single unit has none
     assert curve["UA_std"].tolist()[:2] == pytest.approx([math.sqrt(50), math.sqrt(50)])
     assert math.isnan(curve["UA_std"].tolist()[2])
     assert curve["n"].tolist() == [2, 2, 1]
-    curve = sup.sensitivity(sweep_rows(), "lam", fixed=0.9)
+    curve = sweeps.sensitivity(sweep_rows(), "lam", fixed=0.9)
     assert list(curve["lam"]) == [0.0, 0.3]
 
 
 def test_alpha_curve_at_one_lambda():
-    curve = sup.sensitivity(sweep_rows(), "alpha", fixed=0.3)
+    curve = sweeps.sensitivity(sweep_rows(), "alpha", fixed=0.3)
     assert list(curve["alpha"]) == [0.5, 0.9]
     assert curve["WA_mean"].tolist() == pytest.approx([85.0, 40.0])
-    assert sup.sensitivity(sweep_rows().iloc[:0], "alpha").empty
+    assert sweeps.sensitivity(sweep_rows().iloc[:0], "alpha").empty
     with pytest.raises(ConfigError):
-        sup.sensitivity(sweep_rows(), "seed")
+        sweeps.sensitivity(sweep_rows(), "seed")
 
 
 def test_parse_values():
-    assert sup.parse_values("0, 0.1; 0.3,", "λ") == [0.0, 0.1, 0.3]
-    assert sup.parse_values("1,2", "seeds", integer=True) == [1, 2]
+    assert sweeps.parse_values("0, 0.1; 0.3,", "λ") == [0.0, 0.1, 0.3]
+    assert sweeps.parse_values("1,2", "seeds", integer=True) == [1, 2]
     with pytest.raises(ConfigError, match="seeds: expected whole numbers"):
-        sup.parse_values("1.5", "seeds", integer=True)
+        sweeps.parse_values("1.5", "seeds", integer=True)
     with pytest.raises(ConfigError, match="at least one"):
-        sup.parse_values(" , ", "α")
+        sweeps.parse_values(" , ", "α")
 
 
 def test_sweep_options_newest_first_from_runs_and_manifests(tmp_path):
+    from ser_lab.experiments.sweep import MANIFEST_VERSION, sweeps_dir
     from ser_lab.runs import RunStore
-    from ser_lab.sweep import MANIFEST_VERSION, sweeps_dir
 
     store = RunStore(tmp_path)
     rows = [
@@ -225,7 +226,7 @@ def test_sweep_options_newest_first_from_runs_and_manifests(tmp_path):
         row("c", 0.3, sweep_id="s1", created="2025-01-01T11:00:00"),
         row("d", 0.0),
     ]
-    assert sup.sweep_options(store, rows) == ["s2", "s1"]
+    assert sweeps.sweep_options(store, rows) == ["s2", "s1"]
     sweeps_dir(store).mkdir()
     manifest = {
         "format_version": MANIFEST_VERSION,
@@ -234,9 +235,9 @@ def test_sweep_options_newest_first_from_runs_and_manifests(tmp_path):
         "points": [{"key": "k", "state": "pending"}, {"key": "l", "state": "done"}],
     }
     (sweeps_dir(store) / "s3.json").write_text(json.dumps(manifest))
-    assert sup.sweep_options(store, rows) == ["s3", "s2", "s1"]  # no run folder yet, still listed
-    assert [p["key"] for p in sup.sweep_points(store, "s3")] == ["k", "l"]
-    assert sup.sweep_points(store, "s1") == []
+    assert sweeps.sweep_options(store, rows) == ["s3", "s2", "s1"]  # no run folder yet, still listed
+    assert [p["key"] for p in sweeps.sweep_points(store, "s3")] == ["k", "l"]
+    assert sweeps.sweep_points(store, "s1") == []
 
 
 # ----------------------------------------------------------------------------- comparison helpers
@@ -277,12 +278,12 @@ def test_compare_table_in_percent_with_differences():
         "a": side(0.5, {"angry": 0.4, "sad": 0.6}, 1.0),
         "b": side(0.6, {"angry": 0.7, "sad": 0.5}, 0.5),
     }
-    table = sup.compare_table(comp).set_index("metric")
+    table = comparison.compare_table(comp).set_index("metric")
     assert table.loc["UA (mean over folds)", "B − A"] == pytest.approx(10.0)
     assert table.loc["test: intra-class distance (units of z)", "B − A"] == pytest.approx(-0.5)
     assert table.loc["5-NN UA of z, train → test ↑", "A"] == pytest.approx(50.0)
     # the same rows, in the same order, as `python -m ser_lab compare` prints
-    from ser_lab.analysis import compare_rows
+    from ser_lab.analysis.compare import compare_rows
 
     assert list(table.index) == [r.metric for r in compare_rows(comp)]
     assert table.loc["recall angry", "B"] == pytest.approx(70.0)
@@ -299,7 +300,7 @@ def pair(intra_b: float, fisher_b: float, *, lam_a: float = 0.0, lam_b: float = 
 
 
 def test_reading_names_each_metric_and_its_direction():
-    reading = sup.read_comparison(pair(0.5, 3.0))
+    reading = comparison.read_comparison(pair(0.5, 3.0))
     assert reading.verdict == "supports" and reading.center_side == "B"
     assert "supports the paper's claim" in reading.headline
     text = "\n".join(reading.lines())
@@ -308,7 +309,7 @@ def test_reading_names_each_metric_and_its_direction():
     assert "test Fisher criterion rose from 2.000 to 3.000" in text
     assert "5-NN UA of z fell from 50.0 % to 40.0 % (-10.0 points): worse" in text
     assert "test silhouette unchanged at 0.100" in text
-    assert [m.key for m in reading.moves] == list(sup.READ_KEYS)
+    assert [m.key for m in reading.moves] == list(comparison.READ_KEYS)
     facts = " ".join(reading.facts)
     assert "40 test utterances over 1 fold per side" in facts
     assert "B gets 6 right that A got wrong and 2 wrong" in facts
@@ -326,20 +327,20 @@ def test_reading_names_each_metric_and_its_direction():
 def test_reading_says_plainly_when_the_pair_does_not_support_the_claim(
     intra_b, fisher_b, verdict, says
 ):
-    reading = sup.read_comparison(pair(intra_b, fisher_b))
+    reading = comparison.read_comparison(pair(intra_b, fisher_b))
     assert reading.verdict == verdict and says in reading.headline
 
 
 def test_reading_of_a_reversed_or_unrelated_pair():
     # A is the center-loss run: the claim is read center - baseline, so B tighter = against it
-    reversed_ = sup.read_comparison(pair(0.5, 3.0, lam_a=0.3, lam_b=0.0))
+    reversed_ = comparison.read_comparison(pair(0.5, 3.0, lam_a=0.3, lam_b=0.0))
     assert reversed_.center_side == "A" and reversed_.verdict == "contradicts"
-    both = sup.read_comparison(pair(0.5, 3.0, lam_a=0.3, lam_b=0.3))
+    both = comparison.read_comparison(pair(0.5, 3.0, lam_a=0.3, lam_b=0.3))
     assert both.verdict == "not tested" and "not a baseline" in both.headline
     # a run of another objective (its λ weighs another term) does not test the paper's claim
     arm = pair(0.5, 3.0)
     arm["b"]["configs"][0]["objective"] = "triplet"
-    other = sup.read_comparison(arm)
+    other = comparison.read_comparison(arm)
     assert other.verdict == "not tested" and other.center_side is None
     assert any("objective" in f for f in other.facts)  # named among the differing settings
 
@@ -347,7 +348,7 @@ def test_reading_of_a_reversed_or_unrelated_pair():
 def test_comparison_json_is_plain_json_without_nan():
     comp = pair(0.5, 3.0)
     comp["b"]["discriminability"]["test"]["silhouette"] = float("nan")
-    out = sup.comparison_json(comp)
+    out = comparison.comparison_json(comp)
     text = json.dumps(out, allow_nan=False)  # would raise on a NaN
     back = json.loads(text)
     rows = {r["key"]: r for r in back["rows"]}
@@ -365,7 +366,7 @@ def test_curves_frame_averages_folds_and_adds_the_ratio():
             {"fold": 0, "epoch": 2, "intra_dist": 1.0, "inter_dist": 4.0, "val_UA": float("nan")},
         ]
     }
-    frame = sup.curves_frame(records)
+    frame = run_tables.curves_frame(records)
     ratio = frame[frame["metric"] == "intra_inter"].set_index("epoch")
     assert ratio.loc[1, "value"] == pytest.approx((0.5 + 0.75) / 2) and ratio.loc[1, "n_folds"] == 2
     assert ratio.loc[2, "value"] == pytest.approx(0.25) and ratio.loc[2, "group"] == "ratio"
@@ -374,10 +375,10 @@ def test_curves_frame_averages_folds_and_adds_the_ratio():
 
 
 def test_train_estimate_scales_with_epochs_and_folds():
-    one = sup.train_estimate(200, 4, 1, 8, 0.01)
+    one = run_tables.train_estimate(200, 4, 1, 8, 0.01)
     assert one == pytest.approx(0.01 * 200 * 0.75 * 0.85 * 8)
-    assert sup.train_estimate(200, 4, 4, 8, 0.01) == pytest.approx(4 * one)
-    assert sup.train_estimate(200, 4, 1, 8, None) is None
+    assert run_tables.train_estimate(200, 4, 4, 8, 0.01) == pytest.approx(4 * one)
+    assert run_tables.train_estimate(200, 4, 1, 8, None) is None
 
 
 # ----------------------------------------------------------------------------- colors and figures
@@ -432,38 +433,39 @@ def test_map_figure_colors_classes_and_draws_the_clip():
 
 
 def test_file_names_of_known_corpora_give_the_true_label():
-    assert sup.label_from_file_name("03a01Wa.wav") == ("emodb", "angry")
-    assert sup.label_from_file_name("/x/16b10Tb.wav") == ("emodb", "sad")
-    assert sup.label_from_file_name("03-01-03-01-01-01-12.wav") == ("ravdess", "happy")
-    assert sup.label_from_file_name("1001_DFA_NEU_XX.wav") == ("cremad", "neutral")
-    assert sup.label_from_file_name("my clip.wav") is None
-    assert sup.label_from_file_name("03a01Za.wav") is None  # no such EmoDB letter
+    assert explore.label_from_file_name("03a01Wa.wav") == ("emodb", "angry")
+    assert explore.label_from_file_name("/x/16b10Tb.wav") == ("emodb", "sad")
+    assert explore.label_from_file_name("03-01-03-01-01-01-12.wav") == ("ravdess", "happy")
+    assert explore.label_from_file_name("1001_DFA_NEU_XX.wav") == ("cremad", "neutral")
+    assert explore.label_from_file_name("my clip.wav") is None
+    assert explore.label_from_file_name("03a01Za.wav") is None  # no such EmoDB letter
 
 
 def test_clip_context_warns_about_clips_from_elsewhere():
-    on_synth = sup.clip_context("03a01Wa.wav", "upload", "synthetic")
+    on_synth = explore.clip_context("03a01Wa.wav", "upload", "synthetic")
     assert on_synth.true_label == "angry" and on_synth.origin == "emodb"
     assert "SYNTHETIC" in on_synth.warning and "real speech" in on_synth.warning
-    same = sup.clip_context("03a01Wa.wav", "upload", "emodb")
+    same = explore.clip_context("03a01Wa.wav", "upload", "emodb")
     assert same.true_label == "angry" and same.warning is None
-    other = sup.clip_context("1001_DFA_SAD_XX.wav", "upload", "emodb")
+    other = explore.clip_context("1001_DFA_SAD_XX.wav", "upload", "emodb")
     assert other.true_label == "sad" and "not from the run's training corpus (emodb)" in other.warning
-    rec = sup.clip_context("your recording", "record", "synthetic")
+    rec = explore.clip_context("your recording", "record", "synthetic")
     assert rec.true_label is None and "SYNTHETIC" in rec.warning
-    assert "not from the run's training corpus" in sup.clip_context(None, "record", "emodb").warning
+    assert "not from the run's training corpus" in explore.clip_context(None, "record", "emodb").warning
     labels = {"spk01_angry_001": "angry"}
-    test = sup.clip_context("spk01_angry_001", "test", "synthetic", labels)
+    test = explore.clip_context("spk01_angry_001", "test", "synthetic", labels)
     assert test.true_label == "angry" and test.warning is None and "held-out" in test.how
-    up = sup.clip_context("spk01_angry_001.wav", "upload", "synthetic", labels)
+    up = explore.clip_context("spk01_angry_001.wav", "upload", "synthetic", labels)
     assert up.true_label == "angry" and up.warning is None
-    unknown = sup.clip_context("clip.wav", "upload", "synthetic", labels)
+    unknown = explore.clip_context("clip.wav", "upload", "synthetic", labels)
     assert unknown.true_label is None and "SYNTHETIC" in unknown.warning
-    assert sup.clip_context("clip.wav", "upload", "emodb").warning is None
+    assert explore.clip_context("clip.wav", "upload", "emodb").warning is None
 
 
 def test_explore_defaults_to_the_best_center_loss_run_on_the_corpus_in_use(tmp_path):
+    from ser_lab.config import TrainConfig
+    from ser_lab.learn.trainer import new_run
     from ser_lab.runs import RunStore
-    from ser_lab.trainer import TrainConfig, new_run
 
     store = RunStore(tmp_path)
     ids = {}
@@ -477,7 +479,7 @@ def test_explore_defaults_to_the_best_center_loss_run_on_the_corpus_in_use(tmp_p
             ids[name], name, "done", lam=lam, UA=ua, is_demo=demo, objective=objective
         )
 
-    tiny = sup.CorpusChoice(options={"size": "tiny"})
+    tiny = app_corpus.CorpusChoice(options={"size": "tiny"})
     rows = [
         run("new-weak", 0.3, 0.27, "tiny"),
         run("old-good", 0.3, 0.60, "tiny"),
@@ -486,11 +488,11 @@ def test_explore_defaults_to_the_best_center_loss_run_on_the_corpus_in_use(tmp_p
         run("other", 0.3, 0.95, "small"),
         run("triplet", 0.3, 0.99, "tiny", objective="triplet"),  # not a center-loss run
     ]
-    assert sup.default_explore_run(store, rows, tiny) == ids["old-good"]  # the best, not newest
-    default = sup.CorpusChoice(options={"size": "default"})
-    assert sup.default_explore_run(store, rows, default) == ids["demo"]  # none on it: the demo
-    assert sup.default_explore_run(store, rows[2:3], default) == ids["baseline"]
-    assert sup.default_explore_run(store, [], default) is None
+    assert explore.default_explore_run(store, rows, tiny) == ids["old-good"]  # the best, not newest
+    default = app_corpus.CorpusChoice(options={"size": "default"})
+    assert explore.default_explore_run(store, rows, default) == ids["demo"]  # none on it: the demo
+    assert explore.default_explore_run(store, rows[2:3], default) == ids["baseline"]
+    assert explore.default_explore_run(store, [], default) is None
 
 
 def test_speaker_axis_is_categorical():
@@ -508,9 +510,9 @@ def test_toy_replay_button_is_clear_of_the_legend():
 
 
 def test_quick_start_text_follows_the_preset():
-    from ser_lab import launcher
+    from ser_lab.experiments import launcher
 
-    text = sup.quick_start_text({**launcher.QUICK_START, "epochs": 7, "lr": 0.002})
+    text = run_tables.quick_start_text({**launcher.QUICK_START, "epochs": 7, "lr": 0.002})
     assert "7 epochs" in text and "learning rate 0.002" in text
     assert f"λ = {launcher.QUICK_START_LAMBDA:g}" in text and "Compare" in text
 
@@ -559,26 +561,25 @@ def test_toy_checks_its_settings():
 def test_corpus_fingerprint_check_spots_a_regenerated_corpus(app_store, monkeypatch):
     monkeypatch.setenv("SER_LAB_CACHE", str(app_store.cache))
     run = app_store.run(app_store.center)
-    manifest = sup.CorpusChoice.from_run(run).load()
-    assert sup.corpus_matches(run, 0, manifest)
+    manifest = app_corpus.CorpusChoice.from_run(run).load()
+    assert explore.corpus_matches(run, 0, manifest)
     changed = list(manifest.utterances)
     changed[3] = replace(changed[3], duration=changed[3].duration + 0.5)
-    assert not sup.corpus_matches(run, 0, replace(manifest, utterances=changed))
-    assert not sup.corpus_matches(run, 0, manifest.subset(range(1, len(manifest))))  # one missing
+    assert not explore.corpus_matches(run, 0, replace(manifest, utterances=changed))
+    assert not explore.corpus_matches(run, 0, manifest.subset(range(1, len(manifest))))  # one missing
 
 
 def test_scale_free_maps_hide_no_rescaling(app_store):
-    from ser_lab import analysis
 
     a, b = app_store.run(app_store.baseline), app_store.run(app_store.center)
-    map_a, map_b = analysis.project_fold(a, 0, "pca"), analysis.project_fold(b, 0, "pca")
-    pair = sup.compare_maps(map_a, map_b, normalised=True)
+    map_a, map_b = maps.project_fold(a, 0, "pca"), maps.project_fold(b, 0, "pca")
+    pair = comparison.compare_maps(map_a, map_b, normalised=True)
     assert pair.rotation.scale == 1.0  # rigid: no scale inside the alignment
     # each panel in units of its own mean inter-center distance
-    assert sup.map_unit(pair.a) == pytest.approx(1.0) and sup.map_unit(pair.b) == pytest.approx(1.0)
-    assert pair.unit_a == pytest.approx(sup.map_unit(map_a))
-    assert pair.unit_b == pytest.approx(sup.map_unit(map_b))
-    raw = sup.compare_maps(map_a, map_b, normalised=False)
+    assert comparison.map_unit(pair.a) == pytest.approx(1.0) and comparison.map_unit(pair.b) == pytest.approx(1.0)
+    assert pair.unit_a == pytest.approx(comparison.map_unit(map_a))
+    assert pair.unit_b == pytest.approx(comparison.map_unit(map_b))
+    raw = comparison.compare_maps(map_a, map_b, normalised=False)
     np.testing.assert_allclose(raw.a.xy, map_a.xy)
     # raw: B keeps its own spread (distances between its points are those of its own map)
     d_raw = np.linalg.norm(raw.b.xy[0] - raw.b.xy[1])
@@ -590,11 +591,10 @@ def test_scale_free_maps_hide_no_rescaling(app_store):
 
 
 def test_the_animation_ends_on_the_main_map(app_store):
-    from ser_lab import analysis
 
     a, b = app_store.run(app_store.baseline), app_store.run(app_store.center)
-    pair = sup.compare_maps(analysis.project_fold(a, 0, "pca"), analysis.project_fold(b, 0, "pca"))
-    frames = sup.frames_on_map(b, 0, pair.b, 2, ["train", "test"])
+    pair = comparison.compare_maps(maps.project_fold(a, 0, "pca"), maps.project_fold(b, 0, "pca"))
+    frames = comparison.frames_on_map(b, 0, pair.b, 2, ["train", "test"])
     assert [f["key"] for f in frames] == [str(e) for e in b.list_snapshots(0)] + ["kept"]
     kept = frames[-1]
     assert kept["label"] == "kept" and kept["epoch"] == 2
@@ -609,7 +609,7 @@ def test_the_animation_ends_on_the_main_map(app_store):
     first = np.asarray(fig.data[0].x, dtype=float)
     cls0 = kept["labels"] == 0
     np.testing.assert_allclose(np.sort(first), np.sort(kept["xy"][cls0, 0]))
-    only_test = sup.frames_on_map(b, 0, pair.b, 2, ["test"])
+    only_test = comparison.frames_on_map(b, 0, pair.b, 2, ["test"])
     assert set(only_test[0]["split"]) == {"test"}
 
 
@@ -635,10 +635,10 @@ def test_reading_flags_runs_at_chance_level():
     comp["a"]["UA"]["mean"] = 0.26  # 2 classes: chance is 50 %, so 26 % is below chance...
     comp["labels"] = ["angry", "sad", "happy", "neutral"]  # ...and with 4 classes it is chance
     comp["a"]["pooled"]["recall"] = comp["b"]["pooled"]["recall"] = {}
-    reading = sup.read_comparison(comp)
+    reading = comparison.read_comparison(comp)
     assert reading.facts[0].startswith("A is at chance level (UA within 5 points of 25 %")
     assert "read it with care" in reading.headline
     learnt = pair(0.5, 3.0)  # 2 classes: chance is 50 %
     learnt["a"]["UA"]["mean"], learnt["b"]["UA"]["mean"] = 0.7, 0.8
-    assert not any("chance level" in f for f in sup.read_comparison(learnt).facts)
-    assert any("A is at chance level" in f for f in sup.read_comparison(pair(0.5, 3.0)).facts)
+    assert not any("chance level" in f for f in comparison.read_comparison(learnt).facts)
+    assert any("A is at chance level" in f for f in comparison.read_comparison(pair(0.5, 3.0)).facts)

@@ -11,13 +11,7 @@ import soundfile as sf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ser_lab.audio import (
-    SAMPLE_RATE,
-    SILENCE_PEAK,
-    Clip,
-    audio_fingerprint,
-    load_audio,
-)
+from ser_lab.data.audio import SAMPLE_RATE, SILENCE_PEAK, Clip, audio_fingerprint, load_audio
 from ser_lab.errors import (
     AudioError,
     ConfigError,
@@ -268,9 +262,9 @@ def test_too_long_is_checked_from_the_header(tmp_path, monkeypatch):
 
 def test_too_long_without_a_length_in_the_header_is_caught_while_decoding(tmp_path, monkeypatch):
     path = write_audio(tmp_path / "a.wav", tone(3.0))
-    import ser_lab.audio
+    import ser_lab.data.audio
 
-    monkeypatch.setattr(ser_lab.audio, "_declared_frames", lambda f: 0)
+    monkeypatch.setattr(ser_lab.data.audio, "_declared_frames", lambda f: 0)
     with pytest.raises(TooLongAudioError, match="limit of 2.0 s"):
         load_audio(path, max_input_seconds=2.0)
 

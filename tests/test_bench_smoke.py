@@ -44,7 +44,7 @@ def test_iemocap_like_lengths_stay_in_range_and_have_a_long_tail(bench_modules):
 
 def test_bucketing_wastes_less_compute_on_padding_than_plain_batches(bench_modules):
     ts = bench_modules["train_speed"]
-    from ser_lab.trainer import make_batches
+    from ser_lab.learn.trainer import make_batches
 
     lengths = ts.seconds_to_frames(ts.iemocap_like_seconds(2000, np.random.default_rng(1)))
     bucketed = ts.padding_stats(lengths, make_batches(lengths, 32, np.random.default_rng(0)))
@@ -55,7 +55,7 @@ def test_bucketing_wastes_less_compute_on_padding_than_plain_batches(bench_modul
 
 def test_channels_last_probe_gives_the_same_z(bench_modules):
     ts = bench_modules["train_speed"]
-    from ser_lab.model import CnnBiGru, ModelConfig
+    from ser_lab.learn.model import CnnBiGru, ModelConfig
 
     torch.manual_seed(0)
     out = ts.probe_variants(CnnBiGru(ModelConfig(n_bins=ts.N_BINS)), repeats=1, frames=60)
@@ -79,7 +79,7 @@ def test_data_loading_extrapolation_pays_loading_once(bench_modules):
 
 def test_data_loading_instruments_a_real_run(bench_modules, tmp_path, monkeypatch):
     dl = bench_modules["data_loading"]
-    from ser_lab import trainer
+    from ser_lab.learn import trainer
     from tests.fake_corpora import write_wav
 
     speakers = ["03", "08", "09", "10", "11", "12", "13", "14", "15", "16"]
@@ -115,7 +115,7 @@ def test_gpu_bench_runs_on_cpu_and_says_it_is_not_a_gpu_result(bench_modules):
 
 def test_gpu_resident_batches_match_pad_batch(bench_modules):
     gt = bench_modules["gpu_train"]
-    from ser_lab.trainer import pad_batch
+    from ser_lab.learn.trainer import pad_batch
 
     lengths = np.array([30, 55, 41, 70])
     data = gt.ResidentData(lengths, torch.device("cpu"), seed=0)

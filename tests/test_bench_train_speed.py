@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from ser_lab import trainer
+from ser_lab.learn import trainer
 from tests.fake_corpora import write_wav
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"

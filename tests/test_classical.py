@@ -8,8 +8,9 @@ import sys
 import numpy as np
 import pytest
 
-from ser_lab import classical, cli
+from ser_lab import cli
 from ser_lab.errors import ConfigError, RunError
+from ser_lab.learn import classical
 from ser_lab.runs import RunStore
 from tests.app_fixtures import environment
 
@@ -67,7 +68,8 @@ def test_run_folder_has_the_shape_of_a_cnn_run(svm_env):
 
 @needs_opensmile
 def test_folds_are_exactly_the_cnn_folds(svm_env):
-    from ser_lab.trainer import TrainConfig, load_data
+    from ser_lab.config import TrainConfig
+    from ser_lab.learn.trainer import load_data
 
     with environment(SER_LAB_CACHE=str(svm_env["base"] / "cache")):
         manifest, _, folds = load_data(TrainConfig(**TINY))
@@ -83,8 +85,9 @@ def test_results_equal_sklearn_predictions_recomputed(svm_env):
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import LinearSVC
 
-    from ser_lab.metrics import scores
-    from ser_lab.trainer import TrainConfig, load_data
+    from ser_lab.config import TrainConfig
+    from ser_lab.learn.metrics import scores
+    from ser_lab.learn.trainer import load_data
 
     run, results = svm_env["run"], svm_env["results"]
     with environment(SER_LAB_CACHE=str(svm_env["base"] / "cache")):
@@ -150,7 +153,8 @@ def test_fit_fold_binary_case_gives_two_columns():
 
 @needs_opensmile
 def test_svm_run_degrades_gracefully_where_a_network_is_needed(svm_env):
-    from ser_lab.analysis import compare_runs, project_fold
+    from ser_lab.analysis.compare import compare_runs
+    from ser_lab.analysis.maps import project_fold
     from ser_lab.inference import Predictor
 
     run = svm_env["run"]
@@ -226,7 +230,8 @@ def test_bench_script_summarises_seeds_and_folds(svm_env, tmp_path, monkeypatch)
 
 @needs_opensmile
 def test_functionals_from_a_process_pool_equal_one_process(svm_env):
-    from ser_lab.trainer import TrainConfig, load_data
+    from ser_lab.config import TrainConfig
+    from ser_lab.learn.trainer import load_data
 
     with environment(SER_LAB_CACHE=str(svm_env["base"] / "cache")):
         manifest, _, _ = load_data(TrainConfig(**TINY))
@@ -238,7 +243,7 @@ def test_functionals_from_a_process_pool_equal_one_process(svm_env):
 
 
 def test_unreadable_file_is_a_corpus_error_naming_it(tmp_path):
-    from ser_lab.corpora.base import Manifest, Utterance
+    from ser_lab.data.corpora.base import Manifest, Utterance
     from ser_lab.errors import CorpusError
 
     if not HAVE_OPENSMILE:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from ser_lab.corpora import CORPORA, describe, load_corpus
-from ser_lab.corpora.base import PAPER_EMOTIONS, Manifest
-from ser_lab.corpora.labels import ordered_labels
+from ser_lab.data.corpora import CORPORA, describe, load_corpus
+from ser_lab.data.corpora.base import PAPER_EMOTIONS, Manifest
+from ser_lab.data.corpora.labels import ordered_labels
 from ser_lab.errors import ConfigError, CorpusError
 from tests import fake_corpora as fake
 

@@ -7,10 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from ser_lab import cli, crosscorpus
+from ser_lab import cli
+from ser_lab.config import TrainConfig
 from ser_lab.errors import CorpusError, RunError
+from ser_lab.learn import crosscorpus
+from ser_lab.learn.trainer import new_run, train_run
 from ser_lab.runs import RunStore
-from ser_lab.trainer import TrainConfig, new_run, train_run
 from tests import fake_corpora as fake
 from tests.app_fixtures import environment
 
@@ -29,7 +31,7 @@ def cross_env(tmp_path_factory):
             train_run(cnn)
         svm = None
         if HAVE_OPENSMILE:
-            from ser_lab import classical
+            from ser_lab.learn import classical
 
             svm = classical.new_classical_run(classical.ClassicalConfig(**TINY), store, name="svm")
             with svm.lock():
@@ -97,7 +99,7 @@ def test_fold_option_and_unfinished_folds(cross_env):
 
 
 def test_corpus_map_places_the_other_corpus_on_the_fold_map(cross_env):
-    from ser_lab.analysis import project_fold
+    from ser_lab.analysis.maps import project_fold
 
     with environment(**cross_env["env"]):
         for run in runs(cross_env):

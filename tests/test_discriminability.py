@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from ser_lab.discriminability import (
+from ser_lab.analysis.discriminability import (
     class_means,
     discriminability,
     fisher_criterion,

@@ -3,9 +3,10 @@ and keeps the best-validation weights."""
 
 import pytest
 
+from ser_lab.config import TrainConfig
 from ser_lab.errors import ConfigError
+from ser_lab.learn.trainer import FoldState, new_run, should_stop, stop_reason, train_run
 from ser_lab.runs import RunStore
-from ser_lab.trainer import FoldState, TrainConfig, new_run, should_stop, stop_reason, train_run
 
 
 def test_should_stop_counts_epochs_since_the_best():

@@ -18,13 +18,13 @@ import torch
 
 from ser_lab import export as exp
 from ser_lab import fileio
-from ser_lab.analysis import load_fold
-from ser_lab.app_support import CorpusChoice
+from ser_lab.analysis.maps import load_fold
+from ser_lab.app.corpus import CorpusChoice
 from ser_lab.cli import main
+from ser_lab.data.features import FeatureConfig, NormStats, compute_features
 from ser_lab.errors import ConfigError, RunError
-from ser_lab.evaluate import load_fold_model
-from ser_lab.features import FeatureConfig, NormStats, compute_features
-from ser_lab.model import min_frames
+from ser_lab.learn.evaluate import load_fold_model
+from ser_lab.learn.model import min_frames
 from tests import app_fixtures as fx
 from tests.app_fixtures import texts
 

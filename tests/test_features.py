@@ -7,10 +7,9 @@ import os
 import numpy as np
 import pytest
 
-import ser_lab.features as features_mod
-from ser_lab.audio import load_audio
-from ser_lab.errors import ConfigError
-from ser_lab.features import (
+import ser_lab.data.features as features_mod
+from ser_lab.data.audio import load_audio
+from ser_lab.data.features import (
     LOG_FLOOR,
     STD_FLOOR,
     FeatureCache,
@@ -19,6 +18,7 @@ from ser_lab.features import (
     compute_features,
     extract_corpus,
 )
+from ser_lab.errors import ConfigError
 from tests.audio_fixtures import tiny_manifest, tone, write_audio
 
 MEL = FeatureConfig(kind="mel")
@@ -315,7 +315,7 @@ def test_invalid_workers(corpus):
 def test_extract_corpus_keeps_the_manifest_type_and_extra_fields(corpus):
     from dataclasses import dataclass, field
 
-    from ser_lab.corpora.base import Manifest
+    from ser_lab.data.corpora.base import Manifest
 
     @dataclass
     class Extended(Manifest):

@@ -1,4 +1,18 @@
-"""The import graph of ser_lab: no cycle, and no Streamlit anywhere in the package.
+"""The import graph of ser_lab: no cycle, one-way layers, and no Streamlit anywhere in the package.
+
+The layers, lowest first (a module may import its own layer and the ones below, never above):
+
+    0 base         ser_lab.errors, paths, fileio, procs, choices, config, runs (and the package)
+    1 data         ser_lab.data.*         audio, features, corpora, splits
+    2 analysis     ser_lab.analysis.*     maps, discriminability, statistics, comparison
+    3 learn        ser_lab.learn.*        model, losses, objectives, trainer, evaluation
+    4 experiments  ser_lab.experiments.*  sweeps, report, launcher, demo, quick start
+    5 app          ser_lab.app.*          what the pages need that is not drawing
+    6 entry        ser_lab.cli, inference, export, serve, __main__
+
+analysis sits below learn because the trainer caches each fold's maps when the fold ends
+(`learn.trainer.cache_fold_maps` -> `analysis.maps.precompute_maps`), while analysis reads run
+folders with numpy alone and never needs the model.
 
 Read from the source with `ast` (nothing is imported), so the test is fast and sees imports
 inside functions too: a cycle hidden in a function-level import is still a cycle (the two
@@ -92,8 +106,8 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_the_graph_sees_the_package():
     graph = _graph(top_level_only=False)
-    assert {"ser_lab.cli", "ser_lab.runs", "ser_lab.corpora.synthetic"} <= set(graph)
-    assert "ser_lab.runs" in graph["ser_lab.analysis"]
+    assert {"ser_lab.cli", "ser_lab.runs", "ser_lab.data.corpora.synthetic"} <= set(graph)
+    assert "ser_lab.runs" in graph["ser_lab.analysis.maps"]
     assert "ser_lab.fileio" in graph["ser_lab.runs"]  # `from ser_lab import fileio`
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
@@ -101,6 +115,53 @@ def test_the_graph_sees_the_package():
 @pytest.mark.parametrize("top_level_only", [True, False], ids=["module-level", "all imports"])
 def test_no_import_cycle(top_level_only):
     assert _cycles(_graph(top_level_only=top_level_only)) == []
+
+
+LAYERS = ("base", "data", "analysis", "learn", "experiments", "app", "entry")
+BASE = {"ser_lab", "ser_lab.errors", "ser_lab.paths", "ser_lab.fileio", "ser_lab.procs",
+        "ser_lab.choices", "ser_lab.config", "ser_lab.runs"}
+ENTRY = {"ser_lab.cli", "ser_lab.inference", "ser_lab.export", "ser_lab.serve", "ser_lab.__main__"}
+
+
+def _layer(module: str) -> int:
+    """The rank of a module's layer (see the docstring); KeyError for a module in none."""
+    if module in BASE:
+        return 0
+    if module in ENTRY:
+        return LAYERS.index("entry")
+    parts = module.split(".")
+    if len(parts) >= 2 and parts[1] in LAYERS[1:-1]:
+        return LAYERS.index(parts[1])
+    raise KeyError(f"{module} is in no layer: add it to one in tests/test_imports.py")
+
+
+def _layer_violations(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(
+        f"{m} ({LAYERS[_layer(m)]}) imports {d} ({LAYERS[_layer(d)]})"
+        for m, deps in graph.items()
+        for d in deps
+        if _layer(d) > _layer(m)
+    )
+
+
+def test_every_module_has_a_layer():
+    for name in MODULES:
+        _layer(name)  # raises for a module outside every layer
+
+
+def test_the_layer_rule_catches_an_upward_import():
+    graph = {"ser_lab.data.features": {"ser_lab.learn.trainer", "ser_lab.errors"},
+             "ser_lab.learn.trainer": {"ser_lab.data.features", "ser_lab.analysis.maps"},
+             "ser_lab.cli": {"ser_lab.app.corpus"}, "ser_lab.errors": set(),
+             "ser_lab.analysis.maps": set(), "ser_lab.app.corpus": set()}
+    assert _layer_violations(graph) == [
+        "ser_lab.data.features (data) imports ser_lab.learn.trainer (learn)"
+    ]
+
+
+@pytest.mark.parametrize("top_level_only", [True, False], ids=["module-level", "all imports"])
+def test_layers_depend_one_way(top_level_only):
+    assert _layer_violations(_graph(top_level_only=top_level_only)) == []
 
 
 def test_ser_lab_never_imports_streamlit():

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from ser_lab.analysis import project_fold
+from ser_lab.analysis.maps import project_fold
 from ser_lab.cli import main as cli_main
+from ser_lab.config import TrainConfig
 from ser_lab.errors import (
     ConfigError,
     RunError,
@@ -19,7 +20,6 @@ from ser_lab.errors import (
     TooShortAudioError,
     UnreadableAudioError,
 )
-from ser_lab.evaluate import load_fold_model
 from ser_lab.inference import (
     DEFAULT_MAX_INPUT_SECONDS,
     DEFAULT_MAX_UPLOAD_MB,
@@ -27,8 +27,9 @@ from ser_lab.inference import (
     Predictor,
     upload_limits,
 )
+from ser_lab.learn.evaluate import load_fold_model
+from ser_lab.learn.trainer import new_run, train_run
 from ser_lab.runs import RunStore
-from ser_lab.trainer import TrainConfig, new_run, train_run
 from tests.audio_fixtures import tone, wav_bytes, write_audio
 
 
@@ -148,16 +149,16 @@ def test_map_positions_are_the_maps_transform_of_z(trained, train_clip):
 
 
 def test_a_map_that_cannot_be_made_gives_none(trained, train_clip, monkeypatch):
-    import ser_lab.analysis
+    from ser_lab.analysis import maps
 
-    real = ser_lab.analysis.project_fold
+    real = maps.project_fold
 
     def no_umap(run, fold, method="pca", *args, **kwargs):
         if method == "umap":
             raise RunError("a umap map needs at least 5 training points")
         return real(run, fold, method, *args, **kwargs)
 
-    monkeypatch.setattr(ser_lab.analysis, "project_fold", no_umap)
+    monkeypatch.setattr(maps, "project_fold", no_umap)
     predictor = Predictor.from_run(trained["run"], fold=0)
     out = predictor.predict(train_clip["path"], with_neighbours=False)
     assert out.umap_xy is None and out.pca_xy.shape == (2,)

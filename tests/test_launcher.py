@@ -8,10 +8,11 @@ from dataclasses import replace
 
 import pytest
 
-from ser_lab import launcher
+from ser_lab.config import TrainConfig
 from ser_lab.errors import ConfigError, RunError
+from ser_lab.experiments import launcher
+from ser_lab.learn.trainer import new_run
 from ser_lab.runs import RunStore
-from ser_lab.trainer import TrainConfig, new_run
 from tests.app_fixtures import TINY
 
 
@@ -82,7 +83,7 @@ def test_stop_ignores_an_unrelated_pid(store):
 
 
 def test_grid_trains_the_baseline_once_per_seed():
-    from ser_lab.sweep import expand, point_key, run_name
+    from ser_lab.experiments.sweep import expand, point_key, run_name
 
     base = TrainConfig(epochs=2)
     spec = launcher.sweep_spec(base, [0, 0.3, 1.0], [0.1, 0.5], [0, 1], "sweep-x")
@@ -116,7 +117,7 @@ def test_sweep_command_reads_back_as_the_same_spec(store):
 
 
 def test_sweep_runs_every_point_in_one_process(store):
-    from ser_lab.sweep import read_manifest
+    from ser_lab.experiments.sweep import read_manifest
 
     sweep_id, pid = launcher.launch_sweep(
         replace(TINY, epochs=1, snapshot_every=0), [0, 0.3], [0.5], [0], store

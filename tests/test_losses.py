@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
-from ser_lab.losses import CenterLoss, class_weights, weighted_cross_entropy
-from ser_lab.model import CnnBiGru, ModelConfig
+from ser_lab.learn.losses import CenterLoss, class_weights, weighted_cross_entropy
+from ser_lab.learn.model import CnnBiGru, ModelConfig
 
 
 def test_class_weights_are_inverse_frequency():

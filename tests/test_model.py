@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from ser_lab.model import (
+from ser_lab.learn.model import (
     CnnBiGru,
     ConvBlock,
     ModelConfig,

@@ -1,4 +1,4 @@
-"""The objectives (ser_lab/objectives.py) and the one training step (trainer.train_step).
+"""The objectives (ser_lab/learn/objectives.py) and the one training step (trainer.train_step).
 
 Each arm's loss is checked against a hand computation (plain Python loops over a tiny batch);
 the paper's arm is checked to train exactly as the code before the objective interface did;
@@ -13,28 +13,25 @@ import pytest
 import torch
 
 from ser_lab.cli import main
-from ser_lab.errors import ConfigError
-from ser_lab.losses import CenterLoss, class_weights, weighted_cross_entropy
-from ser_lab.model import CnnBiGru, CosineLinear, ModelConfig
-from ser_lab.objectives import (
-    OBJECTIVES,
-    ObjectiveConfig,
+from ser_lab.config import OBJECTIVES, ObjectiveConfig, TrainConfig
+from ser_lab.errors import ConfigError, Interrupted
+from ser_lab.learn.losses import CenterLoss, class_weights, weighted_cross_entropy
+from ser_lab.learn.model import CnnBiGru, CosineLinear, ModelConfig
+from ser_lab.learn.objectives import (
     am_softmax_loss,
     batch_hard_triplet_loss,
     make_objective,
     model_options,
     supervised_contrastive_loss,
 )
-from ser_lab.runs import RunStore
-from ser_lab.trainer import (
-    Interrupted,
-    TrainConfig,
+from ser_lab.learn.trainer import (
     load_fold_state,
     new_run,
     save_fold_state,
     train_run,
     train_step,
 )
+from ser_lab.runs import RunStore
 
 CPU = torch.device("cpu")
 # A tiny batch: 6 samples, 3 classes; class 2 has a single sample (no positive for it).
@@ -188,7 +185,7 @@ def test_objective_settings_are_validated(kw, match):
 
 
 def test_objective_is_a_sweep_axis():
-    from ser_lab.sweep import SweepSpec, expand
+    from ser_lab.experiments.sweep import SweepSpec, expand
 
     spec = SweepSpec(base={"epochs": 1, "lam": 0.3}, grid={"objective": ["center", "supcon"], "supcon_temperature": ["0.1", "0.5"]}, seeds=[0])
     configs = expand(spec)
@@ -280,7 +277,7 @@ def test_a_short_training_matches_the_values_recorded_before_the_change(env):
     """Same features, folds, batches and step as before objectives.py: the same numbers (to
     float32 rounding, so that the test also holds on another CPU; on the recording machine
     they are equal)."""
-    from ser_lab.toy import ToyConfig, train_toy
+    from ser_lab.learn.toy import ToyConfig, train_toy
 
     run = new_run(tiny(lam=0.3, alpha=0.5, snapshot_every=1), RunStore(env / "runs"))
     with run.lock():
@@ -302,7 +299,7 @@ def test_every_arm_continues_exactly_from_its_resume_state(name, tmp_path):
     """k steps, save_fold_state, fresh model/objective/optimiser, load_fold_state, k more steps:
     the same weights and centers as 2k uninterrupted steps (the objective's own state, e.g. the
     learned centers and their optimiser, or the α rule's initialised flags, travels in last.pt)."""
-    from ser_lab.trainer import FoldState
+    from ser_lab.learn.trainer import FoldState
 
     cfg = ObjectiveConfig(name, lam=0.3, alpha=0.5)
     weights = torch.ones(3)
@@ -332,7 +329,7 @@ def test_every_arm_continues_exactly_from_its_resume_state(name, tmp_path):
 
 def test_old_resume_state_with_center_loss_key_still_loads(tmp_path):
     from ser_lab.fileio import atomic_torch_save
-    from ser_lab.trainer import FoldState
+    from ser_lab.learn.trainer import FoldState
 
     model = small_model()
     old = CenterLoss(3, 6, 0.5)
@@ -385,7 +382,7 @@ def test_every_arm_trains_from_the_cli(name, env, capsys):
     payload = run.load_model(0)
     assert payload["centers"].shape == (4, 64) and torch.isfinite(payload["centers"]).all()
     assert payload["model_config"]["head"] == ("cosine" if name == "amsoftmax" else "linear")
-    from ser_lab.evaluate import rescore_run
+    from ser_lab.learn.evaluate import rescore_run
 
     # the saved model (cosine head included) reloads and predicts what the run recorded
     assert rescore_run(run, device="cpu")["pooled"] == run.read_results()["pooled"]

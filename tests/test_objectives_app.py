@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ser_lab import launcher
+from ser_lab.experiments import launcher
 from ser_lab.runs import RunStore
 from tests.app_fixtures import app_test, charts
 
@@ -51,9 +51,9 @@ def test_sensitivity_helpers_keep_arms_apart_and_plot_each_main_setting(tmp_path
     import numpy as np
     import pandas as pd
 
-    from ser_lab import app_support as sup
-    from ser_lab import figures
-    from ser_lab.trainer import TrainConfig, new_run
+    from ser_lab.app import figures, sweeps
+    from ser_lab.config import TrainConfig
+    from ser_lab.learn.trainer import new_run
 
     store = RunStore(tmp_path / "runs")
     ids = {}
@@ -65,10 +65,10 @@ def test_sensitivity_helpers_keep_arms_apart_and_plot_each_main_setting(tmp_path
     ua = {"base": 0.5, "c03": 0.6, "m01": 0.7, "m02": 0.8, "m02b": 0.9}
     frame = pd.DataFrame([{"run": ids[k], "lam": 0.0, "alpha": 0.5, "fold": 0, "UA": v, "WA": v}
                           for k, v in ua.items()])
-    frame = sup.with_objective(store, frame)
+    frame = sweeps.with_objective(store, frame)
     assert frame.set_index("run")["objective"].to_dict()[ids["m01"]] == "amsoftmax"
     assert frame.set_index("run")["main_value"].to_dict()[ids["c03"]] == 0.3  # from its config
-    param, curve = sup.objective_sensitivity(frame, "amsoftmax")
+    param, curve = sweeps.objective_sensitivity(frame, "amsoftmax")
     assert param == "am_margin"
     assert curve["am_margin"].tolist() == [0.1, 0.2] and curve["n"].tolist() == [1, 2]
     assert np.allclose(curve["UA_mean"], [70.0, 85.0])

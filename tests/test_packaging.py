@@ -77,7 +77,9 @@ def test_the_wheel_ships_the_app_and_no_runs(wheel):
     pages = {p.name for p in (ROOT / "app_pages").glob("*.py")}
     assert "ser_lab_app/app.py" in names and "ser_lab_app/.streamlit/config.toml" in names
     assert {n.rsplit("/", 1)[-1] for n in names if n.startswith("ser_lab_app/app_pages/")} == pages
-    assert "ser_lab/cli.py" in names and "ser_lab/corpora/synthetic.py" in names
+    assert "ser_lab/cli.py" in names and "ser_lab/data/corpora/synthetic.py" in names
+    modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "ser_lab").rglob("*.py")}
+    assert modules - names == set()  # every subpackage is listed in pyproject's packages
     assert not any(n.startswith(("checkpoints/", "tests/", "bench/")) for n in names)
 
 

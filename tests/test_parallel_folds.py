@@ -1,4 +1,4 @@
-"""Folds trained in parallel processes (ser_lab.parallel) and maps cached when a fold ends."""
+"""Folds trained in parallel processes (ser_lab.learn.parallel) and maps cached when a fold ends."""
 
 import multiprocessing as mp
 import os
@@ -11,12 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ser_lab import analysis
-from ser_lab.app_support import progress_text
+from ser_lab.analysis import maps, projection
+from ser_lab.app.run_tables import progress_text
+from ser_lab.config import TrainConfig
 from ser_lab.errors import ConfigError
-from ser_lab.parallel import resolve_parallel_folds, threads_per_fold
+from ser_lab.learn.parallel import resolve_parallel_folds, threads_per_fold
+from ser_lab.learn.trainer import new_run, train_run
 from ser_lab.runs import Run, RunStore
-from ser_lab.trainer import TrainConfig, new_run, train_run
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMING = {"time", "train_time_s", "utt_per_s"}  # wall-clock fields of a metrics line
@@ -124,10 +125,10 @@ def test_metrics_appends_from_several_processes_lose_nothing(tmp_path):
 def test_maps_are_cached_when_a_fold_ends_and_equal_the_pages(env):
     run = _train(env, tiny(epochs=1, folds=[0], precompute_maps=True))
     assert run.read_status().get("problem") is None
-    for method in analysis.METHODS:
-        cached = analysis.project_fold(str(run.dir), 0, method)  # the Compare page's call
+    for method in projection.METHODS:
+        cached = maps.project_fold(str(run.dir), 0, method)  # the Compare page's call
         assert cached.from_cache, method
-        fresh = analysis.project_fold(str(run.dir), 0, method, use_cache=False)
+        fresh = maps.project_fold(str(run.dir), 0, method, use_cache=False)
         np.testing.assert_array_equal(cached.xy, fresh.xy)
         np.testing.assert_array_equal(cached.centers_xy, fresh.centers_xy)
         for s in ("train", "val", "test"):
@@ -138,7 +139,7 @@ def test_a_failing_map_does_not_fail_the_run(env, monkeypatch):
     def broken(run, fold):
         raise MemoryError("no room for a map")
 
-    monkeypatch.setattr(analysis, "precompute_maps", broken)
+    monkeypatch.setattr(maps, "precompute_maps", broken)
     run = _train(env, tiny(epochs=1, precompute_maps=True))
     status = run.read_status()
     assert status["state"] == "done" and run.read_results() is not None

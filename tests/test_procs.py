@@ -7,7 +7,8 @@ import subprocess
 import sys
 import time
 
-from ser_lab import launcher, procs
+from ser_lab import procs
+from ser_lab.experiments import launcher
 from ser_lab.runs import RunStore
 
 

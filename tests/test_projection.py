@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ser_lab import projection as proj
-from ser_lab.errors import ConfigError, RunError
-from ser_lab.projection import (
+from ser_lab.analysis import projection as proj
+from ser_lab.analysis.projection import (
     PCA_DEFAULTS,
     UMAP_DEFAULTS,
     Similarity2D,
@@ -16,6 +15,7 @@ from ser_lab.projection import (
     params_key,
     resolve_params,
 )
+from ser_lab.errors import ConfigError, RunError
 
 
 def clusters(n_per_class: int = 50, d: int = 64, seed: int = 0):

@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-from ser_lab import cli, launcher
-from ser_lab.quickstart import format_pair, run_quick_start
+from ser_lab import cli
+from ser_lab.experiments import launcher
+from ser_lab.experiments.quickstart import format_pair, run_quick_start
 from ser_lab.runs import RunStore
 
 TINY = dict(launcher.QUICK_START, corpus_options={"size": "tiny"}, epochs=1, n_folds=2,
@@ -45,7 +46,7 @@ def test_quickstart_command_prints_one_json_object(tiny_preset, capsys):
 
 
 def test_demo_typicality_reads_the_bench_for_the_current_preset(tmp_path):
-    from ser_lab import demo
+    from ser_lab.experiments import demo
 
     preset = {**launcher.QUICK_START, "lam": launcher.QUICK_START_LAMBDA, "alpha": launcher.QUICK_START_ALPHA}
 
@@ -65,12 +66,12 @@ def test_demo_typicality_reads_the_bench_for_the_current_preset(tmp_path):
 
 
 def test_the_shipped_demo_pair_says_how_typical_it_is():
-    from ser_lab import app_support as sup
-    from ser_lab.demo import DEMO_IDS, DEMO_SEED
+    from ser_lab.app import sweeps
+    from ser_lab.experiments.demo import DEMO_IDS, DEMO_SEED
     from ser_lab.paths import PROJECT_ROOT
 
     store = RunStore(PROJECT_ROOT / "checkpoints")
     for run_id in DEMO_IDS:
         assert store.get(run_id).config["train"]["seed"] == DEMO_SEED
-    notes = sup.demo_typicality(store, {"a": {"run_ids": [DEMO_IDS[0]]}, "b": {"run_ids": [DEMO_IDS[1]]}})
+    notes = sweeps.demo_typicality(store, {"a": {"run_ids": [DEMO_IDS[0]]}, "b": {"run_ids": [DEMO_IDS[1]]}})
     assert len(notes) == 1 and f"seed {DEMO_SEED}" in notes[0] and "of 10" in notes[0]

@@ -4,8 +4,8 @@ import os
 
 import pytest
 
+from ser_lab.experiments.sweep import SweepSpec, ray_runtime_env, read_manifest, run_sweep, sweep_runs
 from ser_lab.runs import RunStore
-from ser_lab.sweep import SweepSpec, ray_runtime_env, read_manifest, run_sweep, sweep_runs
 
 ray = pytest.importorskip("ray", reason="Ray is optional: pip install -r requirements-cluster.txt")
 

@@ -6,9 +6,9 @@ import importlib
 import re
 from pathlib import Path
 
-from ser_lab import app_support as sup
+from ser_lab.app import pages
 from ser_lab.cli import build_parser
-from ser_lab.corpora import CORPORA, REGISTRY
+from ser_lab.data.corpora import CORPORA, REGISTRY
 from ser_lab.paths import app_dir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,10 +49,10 @@ def test_every_page_is_registered_once():
     folder = app_dir()
     scripts = sorted(p.relative_to(folder).as_posix() for p in (folder / "app_pages").glob("*.py")
                      if p.name not in NOT_PAGES)
-    assert sorted(p.path for p in sup.PAGES) == scripts
-    assert len({p.url_path for p in sup.PAGES}) == len(sup.PAGES)
-    assert [p.url_path for p in sup.PAGES if p.default] == ["home"]
-    assert sup.page("compare").path == "app_pages/compare.py"
+    assert sorted(p.path for p in pages.PAGES) == scripts
+    assert len({p.url_path for p in pages.PAGES}) == len(pages.PAGES)
+    assert [p.url_path for p in pages.PAGES if p.default] == ["home"]
+    assert pages.page("compare").path == "app_pages/compare.py"
     # app.py builds its navigation from the registry and names no page itself
     app = (folder / "app.py").read_text()
-    assert "sup.PAGES" in app and "app_pages/" not in app.split("PAGES = [", 1)[1]
+    assert "pages.PAGES" in app and "app_pages/" not in app.split("PAGES = [", 1)[1]

@@ -3,7 +3,7 @@ section 8).
 
 - `streamlit run app.py` with the shipped `.streamlit/config.toml` listens on 127.0.0.1 only
   (checked on the real server's listening sockets), and `make app` does not override it;
-- `ser_lab.access.AccessPolicy`: SER_LAB_SHARED and the SER_LAB_CORPUS_ROOTS allow-list;
+- `ser_lab.app.access.AccessPolicy`: SER_LAB_SHARED and the SER_LAB_CORPUS_ROOTS allow-list;
 - in shared mode every forbidden control of every page is refused, even when its (disabled)
   button is clicked anyway: starting, stopping and resuming a training, the quick start,
   launching, stopping and resuming a sweep, and a corpus root outside the allow-list. The
@@ -25,11 +25,11 @@ from pathlib import Path
 
 import pytest
 
-from ser_lab import launcher
-from ser_lab.access import ENV_CORPUS_ROOTS, ENV_SHARED, AccessPolicy
+from ser_lab.app.access import ENV_CORPUS_ROOTS, ENV_SHARED, AccessPolicy
 from ser_lab.errors import AccessDeniedError
+from ser_lab.experiments import launcher
+from ser_lab.learn.trainer import new_run
 from ser_lab.runs import RunStore
-from ser_lab.trainer import new_run
 from tests.app_fixtures import ROOT, TINY, app_test, settings_json, texts
 from tests.audio_fixtures import tone, write_audio
 
@@ -243,7 +243,7 @@ def test_a_saved_unlisted_corpus_is_refused_in_shared_mode(app_env, monkeypatch,
 def test_sensitivity_launch_stop_resume_in_shared_mode(scratch_store, monkeypatch, calls):
     from dataclasses import replace
 
-    from ser_lab.sweep import MANIFEST_VERSION, sweeps_dir
+    from ser_lab.experiments.sweep import MANIFEST_VERSION, sweeps_dir
 
     store = RunStore(scratch_store.store)
     run = new_run(replace(TINY, lam=0.3, sweep_id="sweep-half"), store, name="sweep-half point")

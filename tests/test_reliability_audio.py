@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ser_lab.audio import load_audio
 from ser_lab.cli import main as cli_main
+from ser_lab.data.audio import load_audio
 from ser_lab.errors import (
     AudioError,
     EmptyAudioError,
@@ -252,8 +252,9 @@ def catalogue(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def folder_corpus(tmp_path_factory: pytest.TempPathFactory, reliability_cache: Path) -> dict:
     """A `folder` corpus: the tiny synthetic corpus laid out as root/<label>/<speaker>/*.wav,
     plus every catalogue file in root/angry/spk01/. Trained once (1 epoch, fold 0 of 2)."""
-    from ser_lab.corpora import load_corpus
-    from ser_lab.trainer import TrainConfig, new_run, train_run
+    from ser_lab.config import TrainConfig
+    from ser_lab.data.corpora import load_corpus
+    from ser_lab.learn.trainer import new_run, train_run
 
     base = tmp_path_factory.mktemp("folder_corpus")
     cache = reliability_cache
@@ -409,12 +410,12 @@ def test_cli_predict_refuses_an_oversized_upload_before_decoding(
     capsys: pytest.CaptureFixture,
 ) -> None:
     """21 MiB of garbage: refused by size (20 MiB default), so the decoder never sees it."""
-    import ser_lab.audio
+    import ser_lab.data.audio
 
     def no_decoding(*args: object, **kwargs: object) -> None:
         raise AssertionError("the decoder was called")
 
-    monkeypatch.setattr(ser_lab.audio, "_decode", no_decoding)
+    monkeypatch.setattr(ser_lab.data.audio, "_decode", no_decoding)
     monkeypatch.delenv("SER_LAB_MAX_UPLOAD_MB", raising=False)
     big = tmp_path / "big.wav"
     big.write_bytes(b"\0" * (21 * 1024 * 1024))
@@ -429,7 +430,7 @@ def test_cli_predict_refuses_an_oversized_upload_before_decoding(
 
 
 def test_corpus_scan_skips_and_lists_every_bad_file(folder_corpus: dict) -> None:
-    from ser_lab.features import FeatureCache, FeatureConfig, extract_corpus
+    from ser_lab.data.features import FeatureCache, FeatureConfig, extract_corpus
 
     paths = folder_corpus["paths"]
     scanned = folder_corpus["scanned"]
@@ -466,7 +467,7 @@ def test_training_on_a_corpus_with_bad_files_uses_the_good_ones(folder_corpus: d
     assert np.isfinite(emb["probs"]).all() and np.isfinite(emb["z"]).all()
     np.testing.assert_array_equal(emb["preds"], emb["probs"].argmax(1))
     # ... and the reported UA is the UA of its own test predictions, not just any fraction.
-    from ser_lab.metrics import scores
+    from ser_lab.learn.metrics import scores
 
     test = emb["split"] == "test"
     names = tuple(str(n) for n in emb["label_names"])

@@ -52,7 +52,8 @@ class _Evil:
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory, reliability_cache: Path):
     """A store with one good, finished run (tiny synthetic corpus, 1 epoch, fold 0 of 2)."""
-    from ser_lab.trainer import TrainConfig, new_run, train_run
+    from ser_lab.config import TrainConfig
+    from ser_lab.learn.trainer import new_run, train_run
 
     base = tmp_path_factory.mktemp("files")
     cache = reliability_cache
@@ -74,7 +75,7 @@ def env(tmp_path_factory: pytest.TempPathFactory, reliability_cache: Path):
 
 
 def _utterance_path(cache: Path, utt_id: str) -> Path:
-    from ser_lab.corpora import load_corpus
+    from ser_lab.data.corpora import load_corpus
 
     manifest = load_corpus("synthetic", size="tiny")
     return Path(next(u.path for u in manifest.utterances if u.utt_id == utt_id))

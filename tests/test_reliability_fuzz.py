@@ -21,10 +21,11 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ser_lab.audio import MAX_SAMPLE_MAGNITUDE, Clip, load_audio
+from ser_lab.choices import DEVICES, PROTOCOLS
+from ser_lab.config import TrainConfig
+from ser_lab.data.audio import MAX_SAMPLE_MAGNITUDE, Clip, load_audio
 from ser_lab.errors import AudioError, ConfigError
 from ser_lab.fileio import strict_json
-from ser_lab.trainer import DEVICES, PROTOCOLS, TrainConfig
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

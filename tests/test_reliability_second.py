@@ -22,12 +22,13 @@ import pytest
 import torch
 
 from ser_lab import fileio
-from ser_lab.audio import load_audio
 from ser_lab.cli import main as cli_main
-from ser_lab.corpora import audio_duration, describe, load_corpus
+from ser_lab.config import TrainConfig
+from ser_lab.data.audio import load_audio
+from ser_lab.data.corpora import audio_duration, describe, load_corpus
 from ser_lab.errors import ConfigError, CorpusError, NonFiniteError, UnreadableAudioError
+from ser_lab.learn.trainer import check_finite, drop_non_finite
 from ser_lab.runs import MODEL_KEYS, RunStore
-from ser_lab.trainer import TrainConfig, check_finite, drop_non_finite
 from tests.audio_fixtures import tiny_manifest, tone, wav_bytes, write_audio
 
 TINY = ["train", "--corpus", "synthetic", "--size", "tiny", "--folds", "2", "--fold", "0",
@@ -80,7 +81,7 @@ def test_a_diverging_training_fails_naming_epoch_batch_and_cause(env, capsys) ->
 
 def test_divergence_later_keeps_the_last_good_epoch_and_resumes(env, monkeypatch, capsys) -> None:
     """A NaN loss in epoch 2 stops the run `failed`; epoch 1's state and metrics stay intact."""
-    import ser_lab.objectives as objectives
+    import ser_lab.learn.objectives as objectives
 
     real = objectives.weighted_cross_entropy
     calls = {"n": 0}
@@ -268,7 +269,7 @@ def _done_run(store: RunStore, config: dict, folds: dict[int, dict]):
 
 def test_wrong_typed_run_files_are_one_broken_row_each(tmp_path: Path, capsys) -> None:
     """Was: `runs` died with `Unknown format code 'f'` and hid every row after the bad one."""
-    from ser_lab import app_support as sup
+    from ser_lab.app import run_tables
 
     store = RunStore(tmp_path / "runs")
     full = {key: torch.zeros(1) for key in MODEL_KEYS}
@@ -296,9 +297,9 @@ def test_wrong_typed_run_files_are_one_broken_row_each(tmp_path: Path, capsys) -
     for run in (*bad.values(), ua):
         assert rows[run.run_id].state == "broken"
     # Every table and label of the app takes these rows.
-    assert len(sup.runs_frame(rows.values())) == 5
-    assert all(isinstance(sup.run_label(r), str) for r in rows.values())
-    assert sup.default_pair(list(rows.values()))[0] in (None, good.run_id)
+    assert len(run_tables.runs_frame(rows.values())) == 5
+    assert all(isinstance(run_tables.run_label(r), str) for r in rows.values())
+    assert run_tables.default_pair(list(rows.values()))[0] in (None, good.run_id)
     assert cli_main(["--store", str(store.root), "runs"]) == 0
     out = capsys.readouterr().out
     assert all(run_id in out for run_id in rows)

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+from ser_lab.config import TrainConfig
 from ser_lab.errors import RunError
-from ser_lab.report import build_report, format_table
+from ser_lab.experiments.report import build_report, format_table
+from ser_lab.experiments.sweep import sweeps_dir
+from ser_lab.learn.trainer import new_run
 from ser_lab.runs import RunStore
-from ser_lab.sweep import sweeps_dir
-from ser_lab.trainer import TrainConfig, new_run
 
 LABELS = ["neutral", "angry", "happy", "sad"]
 SWEEP = "fab"

@@ -4,8 +4,8 @@ row of its own with paired differences; runs on other folds or seeds are left ou
 import numpy as np
 import pytest
 
-from ser_lab import classical
-from ser_lab.report import build_report
+from ser_lab.experiments.report import build_report
+from ser_lab.learn import classical
 from ser_lab.runs import RunStore
 from tests.test_report import BASE_UA, LABELS, SETTINGS, SWEEP, fake_run, fold_confusion
 

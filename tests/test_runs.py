@@ -24,7 +24,7 @@ from ser_lab.errors import RunError, SerLabError
 from ser_lab.paths import PROJECT_ROOT
 from ser_lab.runs import Run, RunStore, read_config, safe_run_id, validate_run_id
 
-CONFIG = {  # the layout ser_lab.trainer.new_run writes: the settings once, under "train"
+CONFIG = {  # the layout ser_lab.learn.trainer.new_run writes: the settings once, under "train"
     "train": {
         "corpus": "emodb",
         "features": "mel",

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ser_lab.corpora import load_corpus
-from ser_lab.corpora.base import PAPER_EMOTIONS, Manifest, Utterance
+from ser_lab.data.corpora import load_corpus
+from ser_lab.data.corpora.base import PAPER_EMOTIONS, Manifest, Utterance
+from ser_lab.data.splits import Fold, fold_summary, make_folds
 from ser_lab.errors import ConfigError
-from ser_lab.splits import Fold, fold_summary, make_folds
 
 EMODB = Path(__file__).resolve().parents[1].parent / "shared/datasets/emodb"
 

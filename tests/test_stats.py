@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from ser_lab.errors import ConfigError
-from ser_lab.stats import (
+from ser_lab.analysis.stats import (
     bootstrap_interval,
     mean_std,
     paired_difference,
@@ -17,6 +16,7 @@ from ser_lab.stats import (
     t_interval,
     t_quantile,
 )
+from ser_lab.errors import ConfigError
 
 
 def test_mean_std_is_the_sample_std():

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from ser_lab.cli import add_sweep_commands
+from ser_lab.config import TrainConfig
 from ser_lab.errors import ConfigError, RunError
-from ser_lab.runs import RunStore
-from ser_lab.sweep import (
+from ser_lab.experiments.sweep import (
     SweepSpec,
     expand,
     manifest_path,
@@ -21,7 +21,8 @@ from ser_lab.sweep import (
     sweep_lock,
     sweep_runs,
 )
-from ser_lab.trainer import TrainConfig, new_run
+from ser_lab.learn.trainer import new_run
+from ser_lab.runs import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {
@@ -331,7 +332,7 @@ def test_an_interrupted_sweep_finishes_without_redoing_finished_runs(
 
 
 def test_relaunch_with_other_base_settings_is_refused(tmp_path, monkeypatch):
-    import ser_lab.sweep as sweep
+    import ser_lab.experiments.sweep as sweep
 
     monkeypatch.setattr(sweep, "_run_local", lambda *args: None)  # launch without training
     store = RunStore(tmp_path)

@@ -15,14 +15,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ser_lab.corpora import synthetic
-from ser_lab.corpora.base import PAPER_EMOTIONS
-from ser_lab.corpora.synthetic import (
-    SIZES,
-    default_root,
-    generate_synthetic,
-    load_synthetic,
-)
+from ser_lab.data.corpora import synthetic
+from ser_lab.data.corpora import voice as voice_mod
+from ser_lab.data.corpora.base import PAPER_EMOTIONS
+from ser_lab.data.corpora.synthetic import SIZES, default_root, generate_synthetic, load_synthetic
 from ser_lab.errors import ConfigError, CorpusError
 
 
@@ -66,7 +62,7 @@ def test_other_seed_gives_other_audio(tiny: Path) -> None:
     # the file in the corpus is exactly the seed-0 rendering
     data, sr = sf.read(tiny / "wav" / "spk01_neutral_001.wav", dtype="int16")
     assert sr == 16000
-    np.testing.assert_array_equal(data, synthetic.to_pcm16(x0))
+    np.testing.assert_array_equal(data, voice_mod.to_pcm16(x0))
 
 
 def test_smaller_size_is_a_subset_of_a_larger_one(tiny: Path, small: Path) -> None:
@@ -105,7 +101,7 @@ def test_files_are_16k_mono_pcm16_with_durations_in_range(small: Path) -> None:
         info = sf.info(u.path)
         assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16")
         assert info.frames / 16000 == pytest.approx(u.duration, abs=1e-3)
-        assert synthetic.MIN_SECONDS <= u.duration <= synthetic.MAX_SECONDS
+        assert voice_mod.MIN_SECONDS <= u.duration <= voice_mod.MAX_SECONDS
         durations.append(u.duration)
     assert 2.5 < np.mean(durations) < 5.5
     assert np.std(durations) > 0.3  # lengths vary
@@ -151,13 +147,13 @@ def test_low_and_high_voices(small: Path) -> None:
         if u.label == "neutral":
             f0[u.speaker].append(_median_f0(sf.read(u.path)[0]))
     for speaker, values in f0.items():
-        voice = synthetic.make_speaker(int(speaker[3:]) - 1).voice
+        voice = voice_mod.make_speaker(int(speaker[3:]) - 1).voice
         median = float(np.median(values))
         if voice == "low":
             assert 85 < median < 165, (speaker, median)
         else:
             assert 165 < median < 300, (speaker, median)
-    assert {synthetic.make_speaker(i).voice for i in range(4)} == {"low", "high"}
+    assert {voice_mod.make_speaker(i).voice for i in range(4)} == {"low", "high"}
 
 
 def test_emotion_cues_point_the_right_way_within_speaker(small: Path) -> None:
@@ -185,8 +181,8 @@ def test_emotion_cues_point_the_right_way_within_speaker(small: Path) -> None:
 
 def test_drawn_parameters_overlap_between_neighbouring_emotions() -> None:
     """The cues are distributions: some happy utterances are louder than some angry ones."""
-    spk = synthetic.make_speaker(0)
-    draws = {e: [synthetic.draw_params(spk, e, np.random.default_rng([7, i]))
+    spk = voice_mod.make_speaker(0)
+    draws = {e: [voice_mod.draw_params(spk, e, np.random.default_rng([7, i]))
                  for i in range(200)] for e in PAPER_EMOTIONS}
 
     def values(e: str, field: str) -> np.ndarray:
@@ -307,7 +303,7 @@ def test_task_is_learnable_but_not_trivial(tmp_path: Path) -> None:
     from sklearn.preprocessing import StandardScaler
     from threadpoolctl import threadpool_limits
 
-    from ser_lab.features import FeatureConfig, compute_features
+    from ser_lab.data.features import FeatureConfig, compute_features
 
     m = load_synthetic(generate_synthetic(tmp_path / "medium", size="medium", workers=2))
     cfg = FeatureConfig("mel")

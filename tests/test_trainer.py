@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 import torch
 
+from ser_lab.config import TrainConfig
 from ser_lab.errors import ConfigError
+from ser_lab.learn.trainer import make_batches, new_run, select_device, train_run
 from ser_lab.runs import RunStore
-from ser_lab.trainer import TrainConfig, make_batches, new_run, select_device, train_run
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,0 +1,56 @@
+"""The demo runs shipped in checkpoints/demo-* still open after code moves.
+
+A run folder must not depend on where the code lives: model.pt holds tensors and plain types
+(loaded with weights_only=True), the maps' caches and embeddings are pickle-free .npz files,
+and config.json names no module. These tests open the shipped runs (copies, so that no cache
+is written into the repository) in the predictor and the comparison, as the app does.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from ser_lab.analysis.compare import compare_rows, compare_runs
+from ser_lab.analysis.maps import project_fold
+from ser_lab.experiments.demo import DEMO_IDS
+from ser_lab.inference import Predictor
+from ser_lab.paths import PROJECT_ROOT
+from ser_lab.runs import RunStore
+from tests.audio_fixtures import tone, write_audio
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("shipped")
+    for run_id in DEMO_IDS:
+        shutil.copytree(PROJECT_ROOT / "checkpoints" / run_id, root / run_id)
+    return RunStore(root)
+
+
+def test_no_shipped_file_names_a_module():
+    for run_id in DEMO_IDS:
+        for path in (PROJECT_ROOT / "checkpoints" / run_id).rglob("*"):
+            if path.is_file():
+                assert b"ser_lab." not in path.read_bytes(), path  # no pickled class path
+
+
+@pytest.mark.parametrize("run_id", DEMO_IDS)
+def test_a_shipped_run_predicts_a_clip(store, run_id, tmp_path):
+    clip = write_audio(tmp_path / "clip.wav", tone(2.0))
+    out = Predictor.from_run(store.get(run_id), fold=0).predict(clip, with_neighbours=False)
+    assert out.probabilities.shape == (len(out.label_names),)
+    assert np.isclose(out.probabilities.sum(), 1.0, atol=1e-5)
+    assert out.predicted in out.label_names and out.z.shape == (64,)
+    assert out.pca_xy is not None and np.all(np.isfinite(out.pca_xy))
+
+
+def test_the_shipped_pair_compares(store):
+    a, b = (store.get(run_id) for run_id in DEMO_IDS)
+    comparison = compare_runs(a, b)
+    rows = {row.key: row for row in compare_rows(comparison)}
+    assert 0 < rows["UA"].a <= 1 and 0 < rows["UA"].b <= 1
+    fold_map = project_fold(a, 0, "pca")
+    assert fold_map.xy.shape[1] == 2 and np.all(np.isfinite(fold_map.xy))

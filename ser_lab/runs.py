@@ -790,7 +790,9 @@ def check_arrays(arrays: dict[str, np.ndarray], what: str) -> None:
         raise RunError(f"{what}: probs has shape {shape}, expected ({n}, {n_classes})")
 
 
-def _load_npz(path: Path, required: tuple[str, ...], what: str) -> dict[str, np.ndarray]:
+def read_npz(path: Path, required: tuple[str, ...], what: str) -> dict[str, np.ndarray]:
+    """The arrays of a run's .npz file, read without pickle; RunError naming `what` if the file
+    is corrupt or lacks one of the `required` arrays. The one reader of every .npz of a run."""
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
@@ -799,6 +801,11 @@ def _load_npz(path: Path, required: tuple[str, ...], what: str) -> dict[str, np.
     missing = [key for key in required if key not in arrays]
     if missing:
         raise RunError(f"{what} is missing arrays: {', '.join(missing)}")
+    return arrays
+
+
+def _load_npz(path: Path, required: tuple[str, ...], what: str) -> dict[str, np.ndarray]:
+    arrays = read_npz(path, required, what)
     check_arrays(arrays, what)
     return arrays
 

@@ -49,6 +49,7 @@ from ser_lab import fileio, paths
 from ser_lab.config import TrainConfig
 from ser_lab.errors import ConfigError, CorpusError, RunError, SerLabError
 from ser_lab.learn.metrics import scores
+from ser_lab.runs import read_npz
 
 MODEL = "egemaps-svm"
 FEATURE_SET = "eGeMAPSv02"
@@ -442,20 +443,11 @@ def save_svm(run, k: int, fold: SvmFold, label_names) -> None:
 
 def load_svm(run, k: int) -> tuple[SvmFold, list[str]]:
     """Fold k's saved SVM (plain arrays, read without pickle) and its label names."""
-    import zipfile
-
     path = Path(run.dir) / f"fold_{int(k)}" / "svm.npz"
     what = f"run {run.run_id}: fold {k} svm.npz"
     if not path.is_file():
         raise RunError(f"{what} missing (fold not trained yet?)")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise RunError(f"{what} is corrupt or unreadable ({type(e).__name__}: {e})") from None
-    missing = [key for key in SVM_KEYS if key not in arrays]
-    if missing:
-        raise RunError(f"{what} is missing arrays: {', '.join(missing)}")
+    arrays = read_npz(path, SVM_KEYS, what)
     names = [str(n) for n in arrays["label_names"]]
     coef = np.asarray(arrays["coef"], dtype=np.float64)
     mean, scale = np.asarray(arrays["mean"], np.float64), np.asarray(arrays["scale"], np.float64)

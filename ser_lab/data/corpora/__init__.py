@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -213,6 +214,27 @@ class ManifestBuilder:
 
     def exclude(self, reason: str, label: str) -> None:
         self.excluded[reason][label] += 1
+
+    def named_wav(self, path: Path, name: re.Pattern[str], scheme: str) -> re.Match[str] | None:
+        """The match of a .wav file's stem against a corpus's file-naming scheme, or None after
+        recording why the file is skipped (not a .wav, or a name not of the `scheme`)."""
+        if path.suffix.lower() != ".wav":
+            self.problem(path, "not a .wav file")
+            return None
+        match = name.match(path.stem)
+        if match is None:
+            self.problem(path, f"name does not match {scheme}")
+        return match
+
+    def add_coded(
+        self, path: Path, code: str, codes: dict[str, str], speaker: str, what: str = "emotion code"
+    ) -> None:
+        """Add the file under the emotion its name's `code` stands for (`codes`), or record an
+        unknown code (`what` names it in the message)."""
+        if code not in codes:
+            self.problem(path, f"unknown {what} {code!r}")
+            return
+        self.add(path.stem, path, codes[code], speaker)
 
     def add(
         self, utt_id: str, path: Path, label: str, speaker: str, group: str | None = None

@@ -23,16 +23,7 @@ def load_cremad(root: Path, *, classes: str = "paper") -> CorpusManifest:
     wav_dir = root / "AudioWAV" if (root / "AudioWAV").is_dir() else root
     builder = ManifestBuilder("cremad", root, classes)
     for path in iter_files(wav_dir):
-        if path.suffix.lower() != ".wav":
-            builder.problem(path, "not a .wav file")
-            continue
-        match = NAME.match(path.stem)
-        if match is None:
-            builder.problem(path, "name does not match SPK_SENT_EMO_LVL.wav")
-            continue
-        code = match["emotion"]
-        if code not in CREMAD_CODES:
-            builder.problem(path, f"unknown emotion code {code!r}")
-            continue
-        builder.add(path.stem, path, CREMAD_CODES[code], match["speaker"])
+        match = builder.named_wav(path, NAME, "SPK_SENT_EMO_LVL.wav")
+        if match:
+            builder.add_coded(path, match["emotion"], CREMAD_CODES, match["speaker"])
     return builder.build()

@@ -24,17 +24,7 @@ def load_emodb(root: Path, *, classes: str = "paper") -> CorpusManifest:
     wav_dir = root / "wav" if (root / "wav").is_dir() else root
     builder = ManifestBuilder("emodb", root, classes)
     for path in iter_files(wav_dir):
-        if path.suffix.lower() != ".wav":
-            builder.problem(path, "not a .wav file")
-            continue
-        match = NAME.match(path.stem)
-        if match is None:
-            builder.problem(path, "name does not match SSTnnEv.wav")
-            continue
-        code = match["emotion"]
-        if code not in EMODB_CODES:
-            builder.problem(path, f"unknown emotion letter {code!r}")
-            continue
-        speaker = match["speaker"]
-        builder.add(path.stem, path, EMODB_CODES[code], speaker)
+        match = builder.named_wav(path, NAME, "SSTnnEv.wav")
+        if match:
+            builder.add_coded(path, match["emotion"], EMODB_CODES, match["speaker"], "emotion letter")
     return builder.build()

@@ -40,9 +40,5 @@ def load_ravdess(root: Path, *, classes: str = "paper") -> CorpusManifest:
         if path.suffix.lower() != ".wav":
             builder.problem(path, "not a .wav file")
             continue
-        code = match["emotion"]
-        if code not in RAVDESS_CODES:
-            builder.problem(path, f"unknown emotion code {code!r}")
-            continue
-        builder.add(path.stem, path, RAVDESS_CODES[code], f"Actor_{match['actor']}")
+        builder.add_coded(path, match["emotion"], RAVDESS_CODES, f"Actor_{match['actor']}")
     return builder.build()

@@ -126,7 +126,9 @@ LARGE_N = 5000  # utterances of the large run whose cold Compare open is timed
 def write_large_run(store_root: Path, name: str, n: int, seed: int) -> Path:
     """A finished one-fold run of `n` utterances written directly (no training): clustered
     64-d z around 4 class centers, a 70/15/15 train/val/test split, predictions from the
-    nearest center, results.json from those predictions."""
+    nearest center, results.json from those predictions, and a model.pt with the keys every
+    model.pt has but no weights (a done run needs one to be listed as finished; Compare does
+    not load it)."""
     from ser_lab.learn.metrics import scores
     from ser_lab.learn.trainer import pool_results
     from ser_lab.runs import RunStore
@@ -147,6 +149,12 @@ def write_large_run(store_root: Path, name: str, n: int, seed: int) -> Path:
                    "alpha": 0.5, "epochs": 1, "n_folds": 1, "protocol": "speaker", "seed": seed}},
         name=name,
     )
+    import torch
+
+    from ser_lab.runs import MODEL_KEYS
+
+    run.save_model(0, {**{key: {} for key in MODEL_KEYS}, "label_names": labels_names,
+                       "centers": torch.from_numpy(centers)})
     run.save_embeddings(
         0, z=z, labels=labels, preds=preds, probs=probs,
         utt_ids=np.array([f"utt{i:05d}" for i in range(n)]), split=split, centers=centers,

@@ -28,6 +28,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from common import EMODB_ROOT, code_state  # noqa: E402
 
 TARGET_SPEEDUP = 1.3
 
@@ -59,7 +62,7 @@ def timed_arm(cfg, store_root: Path) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--corpus", default="emodb")
-    parser.add_argument("--root", default=str(ROOT.parent / "shared" / "datasets" / "emodb"))
+    parser.add_argument("--root", default=str(EMODB_ROOT))
     parser.add_argument("--size", default=None, help="synthetic corpus size (e.g. tiny)")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--folds", type=int, default=5)
@@ -107,6 +110,7 @@ def main() -> int:
             "cores": available_cores(), "torch": torch.__version__, "torch_threads": budget,
         },
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "code": code_state(),
     }
     atomic_write_json(args.out, result)
     print(json.dumps(result))

@@ -35,6 +35,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from common import code_state  # noqa: E402
 
 TARGET_S = 2.0
 PAGES = {
@@ -260,6 +263,7 @@ def main() -> int:
             "load_average_after": [round(x, 2) for x in load_after],
         },
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "code": code_state(),
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from common import EMODB_ROOT, code_state, find_run, machine  # noqa: E402
+from common import add_corpus_args, code_state, find_run, machine  # noqa: E402
 
 from ser_lab.analysis.stats import bootstrap_interval, mean_std, t_interval  # noqa: E402
 from ser_lab.fileio import atomic_write_json  # noqa: E402
@@ -54,15 +54,8 @@ def interval(values: list[float]) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--corpus", default="emodb")
-    p.add_argument("--root", default=str(EMODB_ROOT))
-    p.add_argument("--size", default=None, help="synthetic corpus size")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--folds", type=int, default=5)
-    p.add_argument("--protocol", default="speaker")
+    add_corpus_args(p)
     p.add_argument("--workers", type=int, default=1, help="spectrogram processes (to find usable files)")
-    p.add_argument("--store", default=None, help="run store (default: checkpoints/)")
-    p.add_argument("--out", default=None)
     args = p.parse_args()
 
     root = None if args.corpus == "synthetic" else str(Path(args.root).resolve())

@@ -209,7 +209,9 @@ def config_columns(config: dict) -> dict[str, Any]:
 
 
 def _now_iso() -> str:
-    return datetime.now().astimezone().isoformat(timespec="seconds")
+    # Microseconds: "the earliest run" (the report's reference row, a sweep's first run) must
+    # be well defined for runs created within the same second.
+    return datetime.now().astimezone().isoformat(timespec="microseconds")
 
 
 def _iso_to_ts(value: Any) -> float | None:

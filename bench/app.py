@@ -35,9 +35,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-from common import code_state  # noqa: E402
 
 TARGET_S = 2.0
 PAGES = {
@@ -223,6 +220,15 @@ def bench_large_compare(tmp: Path, n: int) -> dict:
     return out
 
 
+def commit_of_this_code() -> dict:
+    """bench/common.py's code_state, imported only here: common imports the trainer (torch),
+    and the cold Compare opens import this module in a fresh process, which must stay cold."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from common import code_state
+
+    return code_state()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -263,7 +269,7 @@ def main() -> int:
             "load_average_after": [round(x, 2) for x in load_after],
         },
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "code": code_state(),
+        "code": commit_of_this_code(),
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

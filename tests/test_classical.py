@@ -253,3 +253,11 @@ def test_unreadable_file_is_a_corpus_error_naming_it(tmp_path):
     manifest = Manifest("x", str(tmp_path), ("a",), [Utterance("u", str(bad), "a", "s", "s", 1.0, "x")])
     with pytest.raises(CorpusError, match="bad.wav: cannot compute eGeMAPS functionals"):
         classical.extract_functionals(manifest, cache=None)
+
+
+def test_wrong_corpus_root_leaves_no_run(tmp_path, capsys):
+    code = cli.main(["--store", str(tmp_path / "runs"), "train", "--model", "egemaps-svm",
+                     "--corpus", "emodb", "--root", str(tmp_path / "nowhere")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err == f"error: emodb root does not exist: {tmp_path / 'nowhere'}"
+    assert not (tmp_path / "runs").exists() or RunStore(tmp_path / "runs").ids() == []

@@ -221,6 +221,26 @@ def _corpus_path(tmp_path: Path, kind: str) -> Path:
     [
         ("missing", r"folder root does not exist: .*nowhere"),
         ("a file", r"folder root must be a folder, got a file: .*file\.txt"),
+    ],
+)
+def test_wrong_corpus_path_via_train_leaves_no_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,
+    kind: str, message: str,
+) -> None:
+    """A root that is not there is refused before any run folder is made (the bench scripts
+    and the app's launcher create runs through the same new_run)."""
+    monkeypatch.setenv("SER_LAB_CACHE", str(tmp_path / "cache"))
+    store = RunStore(tmp_path / "runs")
+    code = cli_main(["--store", str(store.root), "train", "--corpus", "folder", "--root",
+                     str(_corpus_path(tmp_path, kind)), "--epochs", "1", "--workers", "1"])
+    assert code == 2
+    assert re.fullmatch(rf"error: {message}\n", capsys.readouterr().err), kind
+    assert not store.root.exists() or store.ids() == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
         ("only bad files", r"no usable audio for corpus 'folder' in .*bad \(2 unusable file\(s\): unreadable audio .* ×2\)"),
         ("silent files only", r"no usable audio for corpus 'folder' in .*silent: 6 file\(s\) refused, e\.g\. '.*\.wav': the signal is silent or constant .*"),
     ],
@@ -229,7 +249,8 @@ def test_bad_corpus_path_via_train(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,
     kind: str, message: str,
 ) -> None:
-    """A clear one-line error; the run folder stays, listed as failed with the same reason."""
+    """Audio that turns out unusable only when read: a clear one-line error; the run folder
+    stays, listed as failed with the same reason."""
     monkeypatch.setenv("SER_LAB_CACHE", str(tmp_path / "cache"))
     store = RunStore(tmp_path / "runs")
     root = _corpus_path(tmp_path, kind)

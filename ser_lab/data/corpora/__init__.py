@@ -106,6 +106,24 @@ def load_corpus(
     classes="all" keeps every class the corpus has. `options` are the adapter's own settings
     (e.g. `improvised_only=True` for IEMOCAP).
     """
+    path = check_corpus_source(name, root, classes=classes, **options)
+    entry = REGISTRY[name]
+    loader = getattr(importlib.import_module(entry.module), entry.loader)
+    if path is None:
+        return loader(root, classes=classes, **options)
+    return loader(path, classes=classes, **options)
+
+
+def check_corpus_source(
+    name: str,
+    root: str | Path | None = None,
+    *,
+    classes: str = "paper",
+    **options: Any,
+) -> Path | None:
+    """Every check of `load_corpus` that needs no reading of the corpus: the name, the classes,
+    the options and the root folder. Returns the resolved root (None for a corpus without one).
+    Run before a run folder is made, so a mistyped path leaves no failed run behind."""
     if name not in REGISTRY:
         raise CorpusError(f"unknown corpus {name!r}; valid names: {', '.join(CORPORA)}")
     check_classes(classes)
@@ -113,7 +131,7 @@ def load_corpus(
     loader = getattr(importlib.import_module(entry.module), entry.loader)
     _check_options(name, loader, options)
     if not entry.needs_root:
-        return loader(root, classes=classes, **options)
+        return None
     if root is None:
         raise CorpusError(f"corpus {name!r} needs a root folder (only 'synthetic' has none)")
     path = Path(root).expanduser()
@@ -121,7 +139,7 @@ def load_corpus(
         raise CorpusError(f"{name} root does not exist: {path}")
     if name != "csv" and not path.is_dir():
         raise CorpusError(f"{name} root must be a folder, got a file: {path}")
-    return loader(path.resolve(), classes=classes, **options)
+    return path.resolve()
 
 
 def _check_options(name: str, loader: Any, options: dict[str, Any]) -> None:

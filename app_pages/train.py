@@ -57,6 +57,7 @@ PRESETS = {
         epochs=QUICK.epochs,
         patience=QUICK.patience,
         augment=QUICK.augment,
+        refit=QUICK.refit,
         n_folds=QUICK.n_folds,
         which="first fold only" if QUICK.folds else "all folds",
         batch_size=QUICK.batch_size,
@@ -67,6 +68,7 @@ PRESETS = {
         epochs=PAPER.epochs,
         patience=PAPER.patience,
         augment=PAPER.augment,
+        refit=PAPER.refit,
         n_folds=PAPER.n_folds,
         which="all folds",
         batch_size=PAPER.batch_size,
@@ -164,6 +166,14 @@ with st.expander("New run", expanded=not (st.session_state.get("watch") or activ
         key=f"augment-{preset}",
         help="time and frequency masks on training batches (off in the quick start: see README)",
     )
+    refit = c2.checkbox(
+        "refit on train + validation",
+        value=p["refit"],
+        key=f"refit-{preset}",
+        help="after early stopping, train each fold again from the same start on its training and "
+        "validation parts for the epoch count validation chose, and keep that model (about twice "
+        "the training time)",
+    )
     patience = c1.number_input(
         "patience (epochs)",
         min_value=0,
@@ -228,6 +238,7 @@ if launch:
             epochs=int(epochs),
             patience=int(patience),
             augment=bool(augment),
+            refit=bool(refit),
             n_folds=int(n_folds),
             folds=[0] if which == "first fold only" else None,
             protocol=protocol,

@@ -115,6 +115,7 @@ def train_config_from_args(args: argparse.Namespace):
         supcon_temperature=args.supcon_temperature,
         epochs=args.epochs,
         patience=args.patience,
+        refit=args.refit,
         n_folds=args.folds,
         folds=args.fold,
         protocol=args.protocol,
@@ -174,6 +175,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         frac = 1.0 if event.get("epoch_done") else event["batch"] / event["n_batches"]
         done = event.get("done_epochs", event["fold_pos"] * epochs + event["epoch"] - 1 + frac)
         extra = f"fold {event['fold']} epoch {event['epoch']}/{epochs}"
+        if "refit_epoch" in event:
+            extra = f"fold {event['fold']} refit on train + validation, epoch {event['refit_epoch']}/{event['refit_epochs']}"
         if event.get("epoch_done"):
             m = event["metrics"]
             bars["last"] = f"{extra} loss {m['total_loss']:.3f} val UA {100 * m['val_UA']:.1f}%"
@@ -647,6 +650,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"most epochs per fold (default {TrainConfig.epochs})")
     p.add_argument("--patience", type=int, default=TrainConfig.patience,
                    help=f"stop a fold after N epochs without a better validation UA; 0 = never (default {TrainConfig.patience})")
+    p.add_argument("--refit", action=argparse.BooleanOptionalAction, default=TrainConfig.refit,
+                   help="after early stopping, train each fold again on train + validation for the "
+                        f"chosen epoch count and keep that model (default {'on' if TrainConfig.refit else 'off'})")
     p.add_argument("--folds", type=int, default=5, help="number of folds")
     p.add_argument("--fold", type=int, action="append", default=None, help="train only this fold (repeatable)")
     p.add_argument("--protocol", default="speaker", choices=PROTOCOLS)

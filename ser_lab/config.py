@@ -77,6 +77,9 @@ class TrainConfig:
     supcon_temperature: float = SUPCON_TEMPERATURE  # supcon: temperature tau
     epochs: int = 100  # the most epochs a fold trains (early stopping usually ends it sooner)
     patience: int = 20  # stop a fold after this many epochs without a better validation UA (0 = never)
+    # After choosing the epoch count on validation, train the fold again from the same start on
+    # train + validation for that many epochs, and keep that model (trainer.refit_fold).
+    refit: bool = False
     n_folds: int = 5
     folds: list[int] | None = None  # train only these folds (e.g. [0] for a quick run)
     protocol: str = "speaker"  # "paper" (stratified), "speaker" (speaker-independent), "session"
@@ -136,7 +139,7 @@ class TrainConfig:
             raise ConfigError(f"batch size must be >= 1, got {self.batch_size}")
         if not _number(self.lr, "learning rate") > 0:
             raise ConfigError(f"learning rate must be a finite number > 0, got {self.lr}")
-        for name in ("augment", "demo", "precompute_maps"):
+        for name in ("augment", "refit", "demo", "precompute_maps"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if _integer(self.snapshot_every, "snapshot_every") < 0:

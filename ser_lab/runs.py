@@ -9,9 +9,12 @@ the run folder, so a page reload or a second tab never loses or duplicates a run
                            name, created, versions)
         status.json        {state, fold, n_folds, epoch, n_epochs, progress, heartbeat, pid,
                            started, finished, error, eta_s, folds_active (folds training
-                           in parallel, with their epochs), problem (e.g. a map not cached)}
+                           in parallel, with their epochs), refit (fold, epoch, epochs of a
+                           refit in progress, else null), problem (e.g. a map not cached)}
         metrics.jsonl      append-only, one JSON line per epoch per fold (changed only under
                            the folder's flock: folds may train in parallel processes)
+        fold_{k}/refit.jsonl  a refit run's second pass (train + validation), a line an epoch
+        fold_{k}/last.pt, refit.pt  resume states while the fold trains (deleted when it is done)
         fold_{k}/model.pt  tensors and plain Python types only, loaded with weights_only=True
         fold_{k}/svm.npz   instead of model.pt in an eGeMAPS + SVM run (plain arrays, no pickle)
         fold_{k}/embeddings.npz

@@ -126,6 +126,9 @@ def test_progress_text_and_durations():
     assert run_tables.progress_text(status) == "fold 0 (1 to train) · epoch 3/8 · 38 % · ETA 1 min 20 s"
     assert "estimating" in run_tables.progress_text({**status, "eta_s": None})
     assert "ETA" not in run_tables.progress_text({**status, "state": "done"})
+    refit = {**status, "epoch": 8, "refit": {"fold": 0, "epoch": 2, "epochs": 5}}
+    assert "fold 0 refit on train + validation, epoch 2/5" in run_tables.progress_text(refit)
+    assert "refit" not in run_tables.progress_text({**refit, "state": "done"})
     assert run_tables.format_duration(59.6) == "1 min 00 s" and run_tables.format_duration(7300) == "2 h 01 min"
     assert run_tables.format_duration(None) == "–"
 

@@ -219,6 +219,10 @@ def progress_text(status: dict) -> str:
             parts.append(f"fold {status['fold']}{to_train}")
         if status.get("epoch") is not None:
             parts.append(f"epoch {status['epoch']}/{status.get('n_epochs') or '?'}")
+    refit = status.get("refit")
+    if status.get("state") in ACTIVE_STATES and isinstance(refit, dict):
+        parts.append(f"fold {refit.get('fold')} refit on train + validation, epoch "
+                     f"{refit.get('epoch')}/{refit.get('epochs')}")
     progress = status.get("progress")
     if isinstance(progress, (int, float)):
         parts.append(f"{100 * progress:.0f} %")

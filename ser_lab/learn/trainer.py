@@ -9,8 +9,10 @@ Read top to bottom, this is the recipe:
      (or on another objective of objectives.py; `train_step` is the one step of every caller);
      after every epoch score the validation part and keep the weights of the best validation UA
      (the test fold is never used to choose anything);
-  4. score the best weights on the test fold, save model, centers and embeddings;
-  5. pool the folds into results.json.
+  4. optionally (`refit`) train the fold again from the same start on train + validation for
+     the epoch count validation chose, and keep that last epoch instead (`refit_fold`);
+  5. score the kept weights on the test fold, save model, centers and embeddings;
+  6. pool the folds into results.json.
 
 Choices the paper leaves open: the fixed number of epochs (config), model selection on the
 validation UA of a speaker-disjoint validation part of the training part, inverse-frequency
@@ -26,6 +28,7 @@ epoch the fold's full training state is written atomically to fold_k/last.pt.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -383,14 +386,12 @@ def train_fold(
     timer: Callable[[str], contextlib.AbstractContextManager] | None = None,
 ) -> dict:
     """Train one fold; returns its test scores. Writes metrics, model and embeddings to `run`.
+    With `cfg.refit`, the epoch count chosen on validation is then trained again from the same
+    start on train + validation (`refit_fold`), and that model is the one scored and saved.
     `timer` is handed to every `train_step` (bench/train_speed.py times its stages; it only
     reads clocks, so results are the same with it as without)."""
     n_classes = len(labels_names)
-    seed_everything(cfg.seed * 1000 + fold_k)
-    model = CnnBiGru(ModelConfig(n_bins=data.features[0].shape[1], n_classes=n_classes,
-                                 **model_options(cfg.objective_config()))).to(device)
-    objective = make_objective(cfg.objective_config(), n_classes, model.cfg.feature_dim, device)
-    optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    model, objective, optimiser = new_fold_model(cfg, data, n_classes, fold_k, device)
     weights = class_weights(data.labels[data.train], n_classes).to(device)
 
     fold_dir = run.fold_dir(fold_k)
@@ -402,34 +403,15 @@ def train_fold(
     drop_metrics_after(run, fold_k, state.epoch)
 
     snapshot_idx = snapshot_subset(cfg, data, fold_k)
-    train_lengths = np.array([len(data.features[i]) for i in data.train])
-    labels_t = torch.from_numpy(data.labels)
 
     for epoch in range(state.epoch + 1, cfg.epochs + 1):
         if should_stop(state, cfg):  # a resumed fold that had already stopped early
             break
-        model.train()
-        batches = make_batches(train_lengths, cfg.batch_size, epoch_rng(cfg.seed, fold_k, epoch))
-        sums = dict.fromkeys(objective.loss_keys, 0.0)
-        train_pred = np.zeros(len(data.train), dtype=np.int64)
-        train_z = np.zeros((len(data.train), model.cfg.feature_dim), dtype=np.float32)
-        t0 = time.perf_counter()
-        for b, pos in enumerate(batches):
-            idx = data.train[pos]
-            x, lens = pad_batch([data.features[i] for i in idx])
-            if cfg.augment:
-                spec_augment(x, lens, np.random.default_rng([cfg.seed, fold_k, epoch, b]))
-            y = labels_t[idx].to(device)
-            step = train_step(model, objective, optimiser, x, lens, y, weights, device, timer=timer)
-            z, logits = step.z, step.logits
-            check_finite(step.losses["total_loss"], model, objective, cfg=cfg, fold=fold_k, epoch=epoch, batch=b + 1)
-            for key, value in step.losses.items():
-                sums[key] += float(value.detach()) * len(idx)
-            train_pred[pos] = logits.argmax(1).cpu().numpy()
-            train_z[pos] = z.detach().float().cpu().numpy()
-            report({"fold": fold_k, "epoch": epoch, "batch": b + 1, "n_batches": len(batches)})
-        train_time = time.perf_counter() - t0
-
+        train_z, train_pred, sums, train_time = train_epoch(
+            cfg, model, objective, optimiser, data, data.train, weights, fold_k, epoch, device,
+            lambda b, n, epoch=epoch: report({"fold": fold_k, "epoch": epoch, "batch": b, "n_batches": n}),
+            timer=timer,
+        )
         centers = objective.centers.float().cpu().numpy()
         train_scores = scores(data.labels[data.train], train_pred, labels_names)
         val_z, val_p = predict(model, data.features, data.val, device)
@@ -464,7 +446,106 @@ def train_fold(
         save_fold_state(state_path, model, objective, optimiser, state)
         report({"fold": fold_k, "epoch": epoch, "epoch_done": True, "metrics": record})
 
-    return finish_fold(cfg, data, labels_names, fold_k, run, device, model, state)
+    model.load_state_dict(state.best_model)
+    centers = state.best_centers.numpy().astype(np.float32)
+    if cfg.refit:
+        model, centers = refit_fold(cfg, data, n_classes, fold_k, run, device, state, report, timer)
+    return finish_fold(cfg, data, labels_names, fold_k, run, device, model, centers, state)
+
+
+def new_fold_model(cfg: TrainConfig, data: FoldData, n_classes: int, fold_k: int, device: torch.device):
+    """A fold's network, objective and Adam, from the fold's seed (the same start every time)."""
+    seed_everything(cfg.seed * 1000 + fold_k)
+    model = CnnBiGru(ModelConfig(n_bins=data.features[0].shape[1], n_classes=n_classes,
+                                 **model_options(cfg.objective_config()))).to(device)
+    objective = make_objective(cfg.objective_config(), n_classes, model.cfg.feature_dim, device)
+    optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    return model, objective, optimiser
+
+
+def train_epoch(
+    cfg: TrainConfig, model, objective: Objective, optimiser, data: FoldData, part: np.ndarray,
+    weights: torch.Tensor, fold_k: int, epoch: int, device: torch.device,
+    on_batch: Callable[[int, int], None], *, timer=None, stream: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, dict[str, float], float]:
+    """One pass over the utterances `part` in length-bucketed random batches: z and predicted
+    class of each (in the order of `part`), the summed loss parts, and the seconds it took.
+    Batch order and masks depend only on (seed, fold, epoch[, stream]), so a resumed epoch
+    repeats them; `stream` keeps the refit pass's randomness apart from the selection pass's."""
+    tag = [] if stream is None else [stream]
+    lengths = np.array([len(data.features[i]) for i in part])
+    rng = epoch_rng(cfg.seed, fold_k, epoch) if stream is None else np.random.default_rng(
+        [cfg.seed, fold_k, epoch, stream])
+    batches = make_batches(lengths, cfg.batch_size, rng)
+    labels_t = torch.from_numpy(data.labels)
+    model.train()
+    sums = dict.fromkeys(objective.loss_keys, 0.0)
+    pred = np.zeros(len(part), dtype=np.int64)
+    z_out = np.zeros((len(part), model.cfg.feature_dim), dtype=np.float32)
+    t0 = time.perf_counter()
+    for b, pos in enumerate(batches):
+        idx = part[pos]
+        x, lens = pad_batch([data.features[i] for i in idx])
+        if cfg.augment:
+            spec_augment(x, lens, np.random.default_rng([cfg.seed, fold_k, epoch, b, *tag]))
+        y = labels_t[idx].to(device)
+        step = train_step(model, objective, optimiser, x, lens, y, weights, device, timer=timer)
+        check_finite(step.losses["total_loss"], model, objective, cfg=cfg, fold=fold_k, epoch=epoch, batch=b + 1)
+        for key, value in step.losses.items():
+            sums[key] += float(value.detach()) * len(idx)
+        pred[pos] = step.logits.argmax(1).cpu().numpy()
+        z_out[pos] = step.z.detach().float().cpu().numpy()
+        on_batch(b + 1, len(batches))
+    return z_out, pred, sums, time.perf_counter() - t0
+
+
+REFIT_STREAM = 1  # the refit pass's random stream (batch order, masks)
+
+
+def refit_epochs(state: FoldState) -> int:
+    """How long the refit trains: the epoch count that validation chose (at least one)."""
+    return max(state.best_epoch, 1)
+
+
+def refit_fold(
+    cfg: TrainConfig, data: FoldData, n_classes: int, fold_k: int, run, device: torch.device,
+    state: FoldState, report: Callable[[dict], None], timer=None,
+) -> tuple[CnnBiGru, np.ndarray]:
+    """Train the fold again on all of its non-test data (train + validation), from the same
+    start, for the number of epochs validation chose; returns that model and its centers.
+
+    Nothing is chosen here (the validation part is now training data): the model of the last
+    epoch is the result. Resumable like the selection pass: after each epoch the state is
+    written atomically to fold_k/refit.pt and a line appended to fold_k/refit.jsonl."""
+    from ser_lab import fileio
+
+    model, objective, optimiser = new_fold_model(cfg, data, n_classes, fold_k, device)
+    part = np.concatenate([data.train, data.val])
+    weights = class_weights(data.labels[part], n_classes).to(device)
+    target = refit_epochs(state)
+    fold_dir = run.fold_dir(fold_k)
+    state_path, log_path = fold_dir / "refit.pt", fold_dir / "refit.jsonl"
+    done = FoldState()
+    if state_path.exists():
+        done = load_fold_state(state_path, model, objective, optimiser)
+        model.to(device)
+    kept = [r for r in fileio.read_jsonl(log_path) if r.get("epoch", 0) <= done.epoch]
+    fileio.atomic_write_text(log_path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
+    for epoch in range(done.epoch + 1, target + 1):
+        z, pred, sums, seconds = train_epoch(
+            cfg, model, objective, optimiser, data, part, weights, fold_k, epoch, device,
+            lambda b, n, epoch=epoch: report({"fold": fold_k, "epoch": state.epoch, "refit_epoch": epoch,
+                                              "refit_epochs": target, "batch": b, "n_batches": n}),
+            timer=timer, stream=REFIT_STREAM,
+        )
+        fit = scores(data.labels[part], pred, tuple(range(n_classes)))
+        fileio.append_jsonl(log_path, {
+            "fold": fold_k, "epoch": epoch, **{k: v / len(part) for k, v in sums.items()},
+            "train_UA": fit["UA"], "train_WA": fit["WA"], "train_time_s": seconds, "time": time.time(),
+        })
+        done.epoch = epoch
+        save_fold_state(state_path, model, objective, optimiser, done)
+    return model, objective.centers.float().cpu().numpy().astype(np.float32)
 
 
 def should_stop(state: FoldState, cfg: TrainConfig) -> bool:
@@ -475,11 +556,15 @@ def should_stop(state: FoldState, cfg: TrainConfig) -> bool:
 def stop_reason(state: FoldState, cfg: TrainConfig) -> str:
     """Why a finished fold stopped training, in words (recorded in results.json)."""
     if state.epoch < cfg.epochs and should_stop(state, cfg):
-        return (
+        reason = (
             f"early stop after epoch {state.epoch}: no better validation UA for {cfg.patience} "
             f"epochs (best at epoch {state.best_epoch})"
         )
-    return f"reached the maximum of {cfg.epochs} epochs (best validation UA at epoch {state.best_epoch})"
+    else:
+        reason = f"reached the maximum of {cfg.epochs} epochs (best validation UA at epoch {state.best_epoch})"
+    if cfg.refit:
+        reason += f"; then trained again on train + validation for {refit_epochs(state)} epochs"
+    return reason
 
 
 def drop_metrics_after(run, fold_k: int, epoch: int) -> None:
@@ -488,10 +573,11 @@ def drop_metrics_after(run, fold_k: int, epoch: int) -> None:
     run.rewrite_metrics(lambda r: not (r.get("fold") == fold_k and r.get("epoch", 0) > epoch))
 
 
-def finish_fold(cfg, data, labels_names, fold_k, run, device, model, state: FoldState) -> dict:
-    """Score the selected (best validation UA) weights and save model, centers, embeddings."""
-    model.load_state_dict(state.best_model)
-    centers = state.best_centers.numpy().astype(np.float32)
+def finish_fold(
+    cfg, data, labels_names, fold_k, run, device, model, centers: np.ndarray, state: FoldState,
+) -> dict:
+    """Score the kept weights (best validation UA, or the refit's last epoch) and save model,
+    centers and embeddings."""
     parts = {"train": data.train, "val": data.val, "test": data.test}
     z_all, p_all, split = [], [], []
     for name, idx in parts.items():
@@ -516,6 +602,7 @@ def finish_fold(cfg, data, labels_names, fold_k, run, device, model, state: Fold
             "model_config": model.cfg.to_dict(),
             "best_epoch": state.best_epoch,
             "epochs_trained": state.epoch,
+            "refit_epochs": refit_epochs(state) if cfg.refit else 0,
             "stop_reason": stop_reason(state, cfg),
             "format_version": 1,
         },
@@ -531,9 +618,11 @@ def finish_fold(cfg, data, labels_names, fold_k, run, device, model, state: Fold
         centers=centers,
         label_names=np.array(labels_names),
     )
-    (run.fold_dir(fold_k) / "last.pt").unlink(missing_ok=True)
+    for name in ("last.pt", "refit.pt"):  # the resume states: the fold is done
+        (run.fold_dir(fold_k) / name).unlink(missing_ok=True)
     return {
         "fold": fold_k, **test_scores, "best_epoch": state.best_epoch, "epochs_trained": state.epoch,
+        "refit_epochs": refit_epochs(state) if cfg.refit else 0,
         "stop_reason": stop_reason(state, cfg), "n_test": int(test_mask.sum()),
     }
 
@@ -676,6 +765,8 @@ def train_run(
                 if event.get("epoch_done"):
                     clock["epochs"] += 1
                 frac = event["batch"] / event["n_batches"] if "batch" in event else 1.0
+                if "refit_epoch" in event:  # the selection's epochs are done: hold the bar there
+                    frac = 1.0
                 done = n * cfg.epochs + event["epoch"] - 1 + frac
                 if event.get("epoch_done") or now - clock["last_status"] > 1.0:
                     rate = (now - clock["t"]) / max(clock["epochs"] + (0 if event.get("epoch_done") else frac), 1e-9)
@@ -683,6 +774,7 @@ def train_run(
                         fold=event["fold"], epoch=event["epoch"], n_folds=len(fold_ids),
                         n_epochs=cfg.epochs, progress=done / total_epochs,
                         eta_s=rate * (total_epochs - done) if clock["epochs"] or frac > 0.2 else None,
+                        refit=refit_status(event),
                     )
                     clock["last_status"] = now
                 if progress:
@@ -697,7 +789,7 @@ def train_run(
         fold_results = [fold_results[k] for k in fold_ids]
         results = pool_results(fold_results, manifest.labels)
         run.write_results(results)
-        run.update_status(state="done", progress=1.0, finished=time.time(), eta_s=0, folds_active=None)
+        run.update_status(state="done", progress=1.0, finished=time.time(), eta_s=0, folds_active=None, refit=None)
         return results
     except Interrupted:
         run.update_status(state="interrupted", finished=time.time(), error=None)
@@ -709,6 +801,13 @@ def train_run(
         raise
     finally:
         restore_stop_handlers(previous)
+
+
+def refit_status(event: dict) -> dict | None:
+    """status.json's `refit` entry: which refit epoch a fold is in (None outside a refit)."""
+    if "refit_epoch" not in event:
+        return None
+    return {"fold": event["fold"], "epoch": event["refit_epoch"], "epochs": event["refit_epochs"]}
 
 
 def train_parallel(
@@ -735,6 +834,7 @@ def train_parallel(
             progress=done / total_epochs,
             eta_s=rate * (total_epochs - done) if clock["epochs"] or worked > 0.2 else None,
             folds_active=[{"fold": k, "epoch": e} for k, e in sorted(active.items())],
+            refit=refit_status(event),
         )
         clock["last_status"] = now
 
@@ -746,6 +846,8 @@ def train_parallel(
             in_epoch[k] = 0.0
         else:
             in_epoch[k] = frac
+        if "refit_epoch" in event:  # the selection's epochs are done: hold its count there
+            in_epoch[k], frac = 0.0, 1.0
         fold_epochs[k] = event["epoch"] - 1 + frac
         active[k] = event["epoch"]
         done = sum(fold_epochs.values())
@@ -836,7 +938,7 @@ def fold_result_from_disk(run, k: int, labels: tuple[str, ...]) -> dict:
     s = scores(emb["labels"][test], emb["preds"][test], labels)
     model = run.load_model(k)
     out = {"fold": k, **s, "best_epoch": int(model.get("best_epoch", 0)), "n_test": int(test.sum())}
-    for key in ("epochs_trained", "stop_reason"):
+    for key in ("epochs_trained", "refit_epochs", "stop_reason"):
         if key in model:
             out[key] = model[key]
     return out

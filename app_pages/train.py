@@ -7,7 +7,7 @@ import torch
 
 from ser_lab.app import access, figures, run_tables
 from ser_lab.app import corpus as app_corpus
-from ser_lab.choices import PROTOCOLS
+from ser_lab.choices import NORMALISATIONS, PROTOCOLS
 from ser_lab.config import OBJECTIVES, TrainConfig
 from ser_lab.errors import SerLabError
 from ser_lab.experiments import launcher
@@ -58,6 +58,7 @@ PRESETS = {
         patience=QUICK.patience,
         augment=QUICK.augment,
         refit=QUICK.refit,
+        normalise=QUICK.normalise,
         n_folds=QUICK.n_folds,
         which="first fold only" if QUICK.folds else "all folds",
         batch_size=QUICK.batch_size,
@@ -69,6 +70,7 @@ PRESETS = {
         patience=PAPER.patience,
         augment=PAPER.augment,
         refit=PAPER.refit,
+        normalise=PAPER.normalise,
         n_folds=PAPER.n_folds,
         which="all folds",
         batch_size=PAPER.batch_size,
@@ -182,6 +184,15 @@ with st.expander("New run", expanded=not (st.session_state.get("watch") or activ
         key=f"patience-{preset}",
         help="stop a fold after this many epochs without a better validation UA (0 = never)",
     )
+    normalise = c1.selectbox(
+        "normalisation",
+        NORMALISATIONS,
+        index=NORMALISATIONS.index(p["normalise"]),
+        key=f"normalise-{preset}",
+        format_func={"corpus": "per corpus (training part)", "speaker": "per speaker"}.get,
+        help="standardise each frequency bin with the statistics of the fold's training part, or "
+        "of each speaker's own utterances (a clip you upload later: its own)",
+    )
     snapshot_every = c3.number_input(
         "z snapshot every N epochs (0 = none; for the training animation)",
         min_value=0,
@@ -239,6 +250,7 @@ if launch:
             patience=int(patience),
             augment=bool(augment),
             refit=bool(refit),
+            normalise=normalise,
             n_folds=int(n_folds),
             folds=[0] if which == "first fold only" else None,
             protocol=protocol,

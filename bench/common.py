@@ -86,6 +86,8 @@ def add_recipe_args(p: argparse.ArgumentParser) -> None:
                    help="early-stopping patience on validation UA, 0 = train every epoch (default: the trainer's)")
     p.add_argument("--augment", choices=["on", "off"], default="on" if DEFAULTS.augment else "off",
                    help="SpecAugment masks on training batches (default: the trainer's)")
+    p.add_argument("--normalise", choices=["corpus", "speaker"], default=DEFAULTS.normalise,
+                   help="per-bin standardisation statistics (default: the trainer's)")
     p.add_argument("--refit", choices=["on", "off"], default="on" if DEFAULTS.refit else "off",
                    help="train each fold again on train + validation for the chosen epoch count (default: the trainer's)")
     p.add_argument("--parallel-folds", default="auto",
@@ -101,7 +103,8 @@ def recipe_config(args: argparse.Namespace, **fields: object) -> TrainConfig:
         corpus=args.corpus, root=None if args.corpus == "synthetic" else args.root,
         corpus_options={"size": args.size} if args.size else {}, features=args.features,
         epochs=args.epochs, patience=args.patience, augment=args.augment == "on",
-        refit=getattr(args, "refit", "off") == "on", n_folds=args.folds, protocol=args.protocol, parallel_folds=parallel, **fields,
+        refit=getattr(args, "refit", "off") == "on", normalise=getattr(args, "normalise", DEFAULTS.normalise),
+        n_folds=args.folds, protocol=args.protocol, parallel_folds=parallel, **fields,
     )
 
 
@@ -112,6 +115,7 @@ def recipe_summary(args: argparse.Namespace) -> dict:
         "protocol": args.protocol, "n_folds": args.folds, "features": args.features,
         "epochs": args.epochs, "patience": args.patience, "augment": args.augment == "on",
         "refit": getattr(args, "refit", "off") == "on",
+        "normalise": getattr(args, "normalise", DEFAULTS.normalise),
         "recipe": recipe_tag(recipe_config(args)), "seeds": args.seeds,
         "model_selection": "best validation UA (speaker-disjoint validation part of each training fold)"
         + ("; that epoch count then trained again on train + validation, the last epoch kept"
@@ -127,8 +131,10 @@ def corpus_tag(args: argparse.Namespace) -> str:
 
 def recipe_tag(cfg: TrainConfig) -> str:
     """The training recipe in a run name: epochs (a maximum when patience > 0), patience,
-    SpecAugment and refit; parallel folds are not part of it (they do not change the result)."""
-    return f"e{cfg.epochs}p{cfg.patience}" + ("" if cfg.augment else "-noaug") + ("-refit" if cfg.refit else "")
+    SpecAugment, normalisation and refit; parallel folds are not part of it (they do not change
+    the result)."""
+    return (f"e{cfg.epochs}p{cfg.patience}" + ("" if cfg.augment else "-noaug")
+            + ("" if cfg.normalise == "corpus" else f"-{cfg.normalise}") + ("-refit" if cfg.refit else ""))
 
 
 def run_name(bench: str, corpus: str, arm: str, cfg: TrainConfig) -> str:

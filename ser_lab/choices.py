@@ -11,3 +11,9 @@ DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
 
 # Feature kinds (ser_lab.data.features.FeatureConfig): 128 Mel bands or 513 STFT bins.
 KINDS: tuple[str, ...] = ("mel", "stft")
+
+# How spectrograms are standardised per frequency bin (ser_lab.data.features.normalise):
+# with the statistics of the fold's training part ("corpus"), or of each utterance's own
+# speaker over all of that speaker's utterances ("speaker"; a single clip of an unknown
+# speaker at inference time: its own statistics).
+NORMALISATIONS: tuple[str, ...] = ("corpus", "speaker")

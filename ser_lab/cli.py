@@ -116,6 +116,7 @@ def train_config_from_args(args: argparse.Namespace):
         epochs=args.epochs,
         patience=args.patience,
         refit=args.refit,
+        normalise=args.normalise,
         n_folds=args.folds,
         folds=args.fold,
         protocol=args.protocol,
@@ -621,7 +622,7 @@ def add_objective_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ser_lab.choices import DEVICES, KINDS, PROTOCOLS
+    from ser_lab.choices import DEVICES, KINDS, NORMALISATIONS, PROTOCOLS
 
     parser = argparse.ArgumentParser(prog="ser-lab", description="SER Lab command line (also: python -m ser_lab)")
     parser.add_argument("--store", default=None, help="run store folder (default: ./checkpoints or $SER_LAB_CHECKPOINTS)")
@@ -650,6 +651,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"most epochs per fold (default {TrainConfig.epochs})")
     p.add_argument("--patience", type=int, default=TrainConfig.patience,
                    help=f"stop a fold after N epochs without a better validation UA; 0 = never (default {TrainConfig.patience})")
+    p.add_argument("--normalise", choices=NORMALISATIONS, default=TrainConfig.normalise,
+                   help="per-bin standardisation: with the training part's statistics (corpus) or each "
+                        f"speaker's own (speaker; a single clip at prediction: its own) (default {TrainConfig.normalise})")
     p.add_argument("--refit", action=argparse.BooleanOptionalAction, default=TrainConfig.refit,
                    help="after early stopping, train each fold again on train + validation for the "
                         f"chosen epoch count and keep that model (default {'on' if TrainConfig.refit else 'off'})")

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
-from ser_lab.choices import DEVICES, KINDS, PROTOCOLS
+from ser_lab.choices import DEVICES, KINDS, NORMALISATIONS, PROTOCOLS
 from ser_lab.errors import ConfigError
 
 OBJECTIVES = ("center", "center_learned", "amsoftmax", "triplet", "supcon")
@@ -89,6 +89,9 @@ class TrainConfig:
     batch_size: int = 32
     lr: float = 3e-4
     augment: bool = True  # SpecAugment-style time and frequency masks on training batches
+    # Per-bin standardisation of the spectrograms: "corpus" (statistics of the fold's training
+    # part) or "speaker" (of each speaker's own utterances; ser_lab.data.features.normalise).
+    normalise: str = "corpus"
     snapshot_every: int = 0  # save z of a fixed subset every N epochs (0 = never)
     snapshot_size: int = 300
     workers: int | None = None  # feature extraction processes (None: all cores)
@@ -123,6 +126,8 @@ class TrainConfig:
         self.objective_config().validate()
         if self.protocol not in PROTOCOLS:
             raise ConfigError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
+        if self.normalise not in NORMALISATIONS:
+            raise ConfigError(f"normalise must be one of {NORMALISATIONS}, got {self.normalise!r}")
         if self.device not in DEVICES:
             raise ConfigError(f"device must be one of {DEVICES}, got {self.device!r}")
         if _integer(self.epochs, "epochs") < 1:

@@ -391,9 +391,10 @@ class TensorBoardLive:
 # ----------------------------------------------------------------------------- onnx
 
 
-def single_clip_graph(model: Any, norm: Any) -> Any:
-    """The `SingleClipGraph` (eval mode) of a fold's CnnBiGru and its NormStats."""
-    return _single_clip_graph_class()(model, norm).eval()
+def single_clip_graph(model: Any, norm: Any, per_clip: bool = False) -> Any:
+    """The `SingleClipGraph` (eval mode) of a fold's CnnBiGru and its NormStats (`per_clip`: a
+    model trained with per-speaker statistics standardises a clip with the clip's own)."""
+    return _single_clip_graph_class()(model, norm, per_clip).eval()
 
 
 @functools.cache
@@ -402,21 +403,29 @@ def _single_clip_graph_class() -> type:
     import torch
     from torch import nn
 
+    from ser_lab.data.features import STD_FLOOR
+
     class SingleClipGraph(nn.Module):
         """log spectrogram (1, T, F) -> (z (1, 64), logits (1, C)) for one unpadded clip of a fold:
         normalise with the fold's statistics, the CnnBiGru's CNN blocks with lengths taken from
         the input's own length (their masks are then all ones), its bidirectional GRU as a plain
         GRU over every step, FC1 + PReLU, FC2. Same numbers as CnnBiGru.forward(x_norm, [T])."""
 
-        def __init__(self, model: Any, norm: Any) -> None:
+        def __init__(self, model: Any, norm: Any, per_clip: bool = False) -> None:
             super().__init__()
             self.model = model
+            self.per_clip = per_clip
             self.register_buffer("mean", torch.as_tensor(norm.mean, dtype=torch.float32))
             self.register_buffer("std", torch.as_tensor(norm.std, dtype=torch.float32))
 
         def forward(self, log_spec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             m = self.model
-            x = (log_spec - self.mean) / self.std  # (1, T, F)
+            if self.per_clip:  # NormStats.fit of the clip alone: population std, floored
+                mean = log_spec.mean(dim=1, keepdim=True)
+                std = ((log_spec - mean) ** 2).mean(dim=1, keepdim=True).sqrt().clamp(min=STD_FLOOR)
+                x = (log_spec - mean) / std
+            else:
+                x = (log_spec - self.mean) / self.std  # (1, T, F)
             h = x.transpose(1, 2).unsqueeze(1)  # (1, 1, F, T)
             lengths = torch.ones(1, dtype=torch.long) * x.shape[1]
             for block in m.cnn:
@@ -435,7 +444,7 @@ def export_onnx(run: Any, fold: int, out_dir: str | os.PathLike) -> ExportResult
     import torch
 
     from ser_lab.data.features import FeatureConfig, NormStats
-    from ser_lab.learn.evaluate import load_fold_model
+    from ser_lab.learn.evaluate import load_fold_model, normalisation
     from ser_lab.learn.model import min_frames
 
     run = _as_run(run)
@@ -447,7 +456,8 @@ def export_onnx(run: Any, fold: int, out_dir: str | os.PathLike) -> ExportResult
         labels = [str(n) for n in payload["label_names"]]
     except (KeyError, TypeError, ValueError, AttributeError, SerLabError) as e:
         raise RunError(f"run {run.run_id}: fold {fold} model.pt is inconsistent ({e})") from None
-    graph = single_clip_graph(model, norm)
+    per_clip = normalisation(payload) == "speaker"
+    graph = single_clip_graph(model, norm, per_clip)
     shortest = min_frames(model.cfg)
     example = torch.zeros(1, max(shortest, 200), model.cfg.n_bins)
     meta = {
@@ -464,7 +474,9 @@ def export_onnx(run: Any, fold: int, out_dir: str | os.PathLike) -> ExportResult
             "dtype": "float32",
             "min_frames": shortest,
             "what": "ONE clip's log power spectrogram (frames, bins) with a batch axis of 1, "
-            "NOT normalised: the graph applies (x - mean) / std itself",
+            "NOT normalised: the graph applies (x - mean) / std itself"
+            + (" with the clip's own per-bin mean and std (the model was trained with each "
+               "speaker's own statistics)" if per_clip else ""),
         },
         "outputs": {
             "z": "(1, 64) the learned feature (what the center loss acts on)",
@@ -474,7 +486,8 @@ def export_onnx(run: Any, fold: int, out_dir: str | os.PathLike) -> ExportResult
         f"cut at {features.max_seconds} s",
         "features": features.to_dict(),
         "feature_recipe": MEL_RECIPE if features.kind == "mel" else STFT_RECIPE,
-        "normalisation": {"applied_in_graph": True, **norm.to_dict()},
+        "normalisation": {"applied_in_graph": True, "statistics": "per clip" if per_clip else "training part",
+                          **({} if per_clip else norm.to_dict())},
         "labels": labels,
         "centers": centers.tolist(),
         "model_config": model.cfg.to_dict(),

@@ -7,6 +7,7 @@ settings); `predictor.predict(clip)` then runs the exact training pipeline on on
     load_audio (checked decode, 16 kHz mono, cut at 14 s)   -> samples
     compute_features with the run's own FeatureConfig       -> log spectrogram (T, F)
     NormStats of the fold's training part                   -> normalised features
+      (a model trained with per-speaker statistics: the clip's own, one clip = one speaker)
     CnnBiGru forward                                        -> z (64,), softmax probabilities
     ||z - c_j|| for every trained class center c_j          -> center distances (C,)
     the run's PCA and UMAP maps (`transform` only)          -> position on each map
@@ -70,7 +71,7 @@ import torch
 
 from ser_lab.config import TrainConfig
 from ser_lab.data.audio import load_audio
-from ser_lab.data.features import FeatureConfig, NormStats, compute_features
+from ser_lab.data.features import FeatureConfig, NormStats, compute_features, normalise
 from ser_lab.errors import (
     ConfigError,
     InvalidSamplesError,
@@ -161,6 +162,10 @@ class _Fold:
     centers: np.ndarray  # (C, 64) float32
     label_names: list[str]
     feature_config: FeatureConfig
+    normalise: str = "corpus"  # "speaker": a clip is standardised with its own statistics
+
+    def standardise(self, features: np.ndarray) -> np.ndarray:
+        return normalise([features], self.normalise, self.norm, ["clip"])[0]
 
 
 @dataclass
@@ -431,7 +436,7 @@ class Predictor:
         z_ref = None
         with self._torch_threads(), torch.inference_mode():
             for f in self.folds:
-                x = torch.from_numpy(f.norm.apply(features)).unsqueeze(0).to(self.device)
+                x = torch.from_numpy(f.standardise(features)).unsqueeze(0).to(self.device)
                 z, logits = f.model(x, lengths)  # (1, 64), (1, C)
                 probs.append(torch.softmax(logits.float(), dim=1)[0].cpu().numpy())
                 if z_ref is None:
@@ -620,6 +625,8 @@ def _single_numba_thread(active: bool = True) -> Iterator[None]:
 
 
 def _fold_from_payload(run: Any, k: int, model: CnnBiGru, payload: dict) -> _Fold:
+    from ser_lab.learn.evaluate import normalisation
+
     missing = [
         key for key in ("norm", "centers", "label_names", "feature_config") if key not in payload
     ]
@@ -642,7 +649,7 @@ def _fold_from_payload(run: Any, k: int, model: CnnBiGru, payload: dict) -> _Fol
             f"run {run.run_id}: fold {k} features have {feature_config.n_bins} bins, the "
             f"network expects {model.cfg.n_bins}"
         )
-    return _Fold(k, model, norm, centers, names, feature_config)
+    return _Fold(k, model, norm, centers, names, feature_config, normalisation(payload))
 
 
 def _check_same_setup(run: Any, folds: list[_Fold]) -> None:

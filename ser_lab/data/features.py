@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from ser_lab import paths
-from ser_lab.choices import KINDS
+from ser_lab.choices import KINDS, NORMALISATIONS
 from ser_lab.data.audio import SAMPLE_RATE, audio_fingerprint, load_audio
 from ser_lab.data.corpora.base import Manifest, Problem
 from ser_lab.errors import AudioError, ConfigError
@@ -279,6 +279,32 @@ class NormStats:
         if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()):
             raise ConfigError("normalisation stats must be finite with a positive std")
         return cls(mean=mean, std=std)
+
+
+def normalise(
+    features: Sequence[np.ndarray], how: str, norm: NormStats | None, speakers: Sequence[str] | None = None,
+) -> list[np.ndarray]:
+    """Standardise every utterance per frequency bin: `how` = "corpus" with `norm` (the
+    statistics of a fold's training part), "speaker" with the statistics of all the utterances
+    of the same speaker (`speakers[i]` is utterance i's), computed here. The one definition used
+    by training, re-scoring, cross-corpus scoring and (one clip = one speaker) inference."""
+    if how == "corpus":
+        if norm is None:
+            raise ConfigError("corpus normalisation needs the training statistics")
+        return [norm.apply(f) for f in features]
+    if how != "speaker":
+        raise ConfigError(f"normalise must be one of {NORMALISATIONS}, got {how!r}")
+    if speakers is None or len(speakers) != len(features):
+        raise ConfigError("per-speaker normalisation needs one speaker per utterance")
+    by_speaker: dict[str, list[int]] = {}
+    for i, speaker in enumerate(speakers):
+        by_speaker.setdefault(str(speaker), []).append(i)
+    out: list[np.ndarray] = [np.empty(0)] * len(features)
+    for members in by_speaker.values():
+        stats = NormStats.fit([features[i] for i in members])
+        for i in members:
+            out[i] = stats.apply(features[i])
+    return out
 
 
 # --------------------------------------------------------------------------- cache

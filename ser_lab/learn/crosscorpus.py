@@ -128,14 +128,15 @@ def fold_outputs(run, fold: int, other: OtherCorpus, device: str = "cpu") -> dic
         svm, _ = classical.load_svm(run, fold)
         z, probs, preds = svm.outputs(other.functionals)
     else:
-        from ser_lab.data.features import NormStats
-        from ser_lab.learn.evaluate import load_fold_model
+        from ser_lab.data.features import NormStats, normalise
+        from ser_lab.learn.evaluate import load_fold_model, normalisation
         from ser_lab.learn.trainer import predict, select_device
 
         dev = select_device(device)
         model, payload = load_fold_model(run, fold, dev)
-        norm = NormStats.from_dict(payload["norm"])  # the fold's own training statistics
-        feats = [norm.apply(f) for f in other.features]
+        # the fold's own training statistics, or the other corpus's speakers' own
+        feats = normalise(other.features, normalisation(payload), NormStats.from_dict(payload["norm"]),
+                          other.manifest.speakers())
         z, probs = predict(model, feats, np.arange(len(feats)), dev)
         preds = probs.argmax(1)
     return {

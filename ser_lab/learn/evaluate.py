@@ -9,10 +9,16 @@ from __future__ import annotations
 import torch
 
 from ser_lab.config import TrainConfig
-from ser_lab.data.features import NormStats
+from ser_lab.data.features import NormStats, normalise
 from ser_lab.errors import RunError
 from ser_lab.learn.metrics import scores
 from ser_lab.learn.model import CnnBiGru, ModelConfig
+
+
+def normalisation(payload: dict) -> str:
+    """How a fold model's inputs were standardised ("corpus" for models saved before the choice
+    existed)."""
+    return str(payload.get("normalise", "corpus"))
 
 
 def load_fold_model(run, fold: int, device: torch.device | str = "cpu") -> tuple[CnnBiGru, dict]:
@@ -77,12 +83,18 @@ def rescore_run(run, device: str = "auto") -> dict:
     position = {u.utt_id: i for i, u in enumerate(manifest.utterances)}
     labels = manifest.label_ids()
     fold_results = []
+    by_speaker = None  # per-speaker statistics do not depend on the fold: computed once
     for k in folds_done:
         model, payload = models[k]
-        norm = NormStats.from_dict(payload["norm"])
         idx = run.test_positions(k, position)
-        normalised = {i: norm.apply(feats[i]) for i in idx}
-        feats_k = [normalised.get(i) for i in range(len(feats))]
+        if normalisation(payload) == "speaker":
+            if by_speaker is None:
+                by_speaker = normalise(feats, "speaker", None, manifest.speakers())
+            feats_k = by_speaker
+        else:
+            norm = NormStats.from_dict(payload["norm"])
+            normalised = {i: norm.apply(feats[i]) for i in idx}
+            feats_k = [normalised.get(i) for i in range(len(feats))]
         _, probs = predict(model, feats_k, idx, dev)
         s = scores(labels[idx], probs.argmax(1), tuple(payload["label_names"]))
         fold_results.append({"fold": k, **s, "best_epoch": int(payload.get("best_epoch", 0)), "n_test": len(idx)})

@@ -42,7 +42,7 @@ import torch
 from ser_lab import procs
 from ser_lab.choices import DEVICES
 from ser_lab.config import TrainConfig
-from ser_lab.data.features import FeatureConfig, NormStats
+from ser_lab.data.features import FeatureConfig, NormStats, normalise
 from ser_lab.errors import ConfigError, CorpusError, Interrupted, NonFiniteError, SerLabError
 from ser_lab.learn.losses import class_weights
 from ser_lab.learn.metrics import scores, scores_from_confusion
@@ -261,10 +261,15 @@ class FoldData:
     norm: NormStats
 
 
-def prepare_fold(feats: list[np.ndarray], labels: np.ndarray, utt_ids: list[str], fold) -> FoldData:
+def prepare_fold(
+    feats: list[np.ndarray], labels: np.ndarray, utt_ids: list[str], fold,
+    speakers: np.ndarray | None = None, how: str = "corpus",
+) -> FoldData:
+    """The fold's features standardised per bin (`how`: see ser_lab.data.features.normalise).
+    `norm`, the training part's statistics, is kept either way (model.pt records it)."""
     norm = NormStats.fit([feats[i] for i in fold.train])
     require_finite(np.concatenate([norm.mean, norm.std]), f"fold {fold.index} normalisation statistics")
-    normalised = [norm.apply(f) for f in feats]
+    normalised = normalise(feats, how, norm, speakers)
     return FoldData(normalised, labels, utt_ids, fold.train, fold.val, fold.test, norm)
 
 
@@ -597,6 +602,7 @@ def finish_fold(
             "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
             "centers": torch.from_numpy(centers),
             "norm": data.norm.to_dict(),
+            "normalise": cfg.normalise,
             "label_names": list(labels_names),
             "feature_config": FeatureConfig(kind=cfg.features).to_dict(),
             "model_config": model.cfg.to_dict(),
@@ -756,7 +762,7 @@ def train_run(
         for n, k in enumerate(fold_ids):
             if k in fold_results:
                 continue
-            data = prepare_fold(feats, labels, utt_ids, folds[k])
+            data = prepare_fold(feats, labels, utt_ids, folds[k], manifest.speakers(), cfg.normalise)
 
             def report(event: dict, n=n) -> None:
                 if stop["requested"]:
@@ -1012,7 +1018,7 @@ def fold_worker_main(run_dir: str, threads: int, parent_pid: int, tasks, events,
             if k is None:
                 break
             events.put(("start", pid, k))
-            data = prepare_fold(feats, labels, utt_ids, folds[k])
+            data = prepare_fold(feats, labels, utt_ids, folds[k], manifest.speakers(), cfg.normalise)
             result = train_fold(cfg, data, manifest.labels, k, run, device, report)
             del data
             problem = cache_fold_maps(run, cfg, k)

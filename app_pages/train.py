@@ -209,7 +209,8 @@ with st.expander("New run", expanded=not (st.session_state.get("watch") or activ
         except SerLabError:
             n_utts = None
     estimate = (
-        run_tables.train_estimate(n_utts, int(n_folds), folds_trained, int(epochs), rate)
+        run_tables.train_estimate(n_utts, int(n_folds), folds_trained, int(epochs), rate,
+                                  refit=bool(refit), patience=int(patience))
         if n_utts
         else None
     )
@@ -224,6 +225,7 @@ with st.expander("New run", expanded=not (st.session_state.get("watch") or activ
             f"({folds_trained} fold(s) × {int(epochs)} epochs on {n_utts} utterances, at the "
             f"speed of the last {n_rate} finished {features} run(s) on this machine; plus a "
             "few seconds to start, and more if other runs train at the same time)." + stopping
+            + (" Includes the refit on train + validation." if refit else "")
         )
     else:
         st.caption(

@@ -382,6 +382,9 @@ def test_train_estimate_scales_with_epochs_and_folds():
     assert one == pytest.approx(0.01 * 200 * 0.75 * 0.85 * 8)
     assert run_tables.train_estimate(200, 4, 4, 8, 0.01) == pytest.approx(4 * one)
     assert run_tables.train_estimate(200, 4, 1, 8, None) is None
+    # refit: a second pass over train + validation (150 utterances) of at most epochs - patience
+    with_refit = run_tables.train_estimate(200, 4, 1, 100, 0.01, refit=True, patience=20)
+    assert with_refit == pytest.approx(run_tables.train_estimate(200, 4, 1, 100, 0.01) + 0.01 * 150 * 80)
 
 
 # ----------------------------------------------------------------------------- colors and figures

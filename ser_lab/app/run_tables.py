@@ -367,13 +367,22 @@ def train_estimate(
     rate: float | None,
     *,
     val_fraction: float = 0.15,
+    refit: bool = False,
+    patience: int = 0,
 ) -> float | None:
     """Estimated wall seconds of a run: epochs × folds trained × training utterances per fold
-    × the measured seconds per utterance (None without a measurement)."""
+    × the measured seconds per utterance (None without a measurement). With `refit`, plus the
+    second pass on train + validation, at most the epochs the first pass can choose (with early
+    stopping, `patience` fewer than the maximum)."""
     if rate is None or n_utterances <= 0 or n_folds < 1:
         return None
-    n_train = n_utterances * (1 - 1 / n_folds) * (1 - val_fraction)
-    return rate * n_train * epochs * folds_trained
+    n_fit = n_utterances * (1 - 1 / n_folds)
+    n_train = n_fit * (1 - val_fraction)
+    seconds = rate * n_train * epochs * folds_trained
+    if refit:
+        chosen = max(epochs - patience, 1) if 0 < patience < epochs else epochs
+        seconds += rate * n_fit * chosen * folds_trained
+    return seconds
 
 
 def common_folds(run_a: Run, run_b: Run) -> list[int]:

@@ -145,3 +145,41 @@ def test_scaling_helpers(bench_modules):
     ext = sc.extraction([5, 20], extract_max=5, seconds=[0.5, 1.0], seed=0)
     assert [r["extrapolated"] for r in ext["by_size"]] == [False, True]
     assert ext["by_size"][0]["features_mb"] > 0
+
+
+def test_recipe_choice_pairs_validation_scores_and_never_reads_test_folds(tmp_path, monkeypatch, reliability_cache):
+    """Two recipes of the same seeds: paired over (seed, fold) on the kept epoch's validation UA."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        rc = importlib.import_module("recipe_choice")
+    finally:
+        sys.path.remove(str(BENCH))
+    from ser_lab.config import TrainConfig
+    from ser_lab.learn.trainer import new_run, train_run
+    from ser_lab.runs import RunStore
+
+    monkeypatch.setenv("SER_LAB_CACHE", str(reliability_cache))
+    store = RunStore(tmp_path / "runs")
+    for augment, tag in ((True, "e2p0"), (False, "e2p0-noaug")):
+        cfg = TrainConfig(corpus="synthetic", corpus_options={"size": "tiny"}, epochs=2, patience=0,
+                          n_folds=2, workers=1, seed=0, augment=augment)
+        run = new_run(cfg, store, name=f"bench-synthetic-tiny-baseline-mel-{tag}-s0")
+        with run.lock():
+            train_run(run)
+    from ser_lab import runs as runs_module
+
+    def no_test_folds(self, *args, **kwargs):
+        raise AssertionError("recipe_choice read a fold's embeddings (its test part)")
+
+    monkeypatch.setattr(runs_module.Run, "load_embeddings", no_test_folds)
+    result = rc.compare(store, "synthetic-tiny", "mel", ["baseline"], ["e2p0", "e2p0-noaug"], [0])
+    rows = result["arms"]["baseline"]
+    assert rows["e2p0"]["n_units"] == rows["e2p0-noaug"]["n_units"] == 2
+    runs = {s.name: store.get(s.run_id) for s in store.list()}
+    a = rc.validation_units(runs["bench-synthetic-tiny-baseline-mel-e2p0-s0"])
+    b = rc.validation_units(runs["bench-synthetic-tiny-baseline-mel-e2p0-noaug-s0"])
+    d = rows["e2p0-noaug"]["paired_vs_first"]
+    assert d["n"] == 2 and d["mean"] == pytest.approx(np.mean([b[u] - a[u] for u in a]))
+    assert "| baseline | e2p0-noaug | 2 |" in rc.markdown(result)
+    missing = rc.compare(store, "synthetic-tiny", "mel", ["baseline"], ["e2p0", "e9p9"], [0])
+    assert missing["arms"]["baseline"]["e9p9"]["missing"] == ["bench-synthetic-tiny-baseline-mel-e9p9-s0"]

@@ -129,6 +129,10 @@ def test_progress_text_and_durations():
     refit = {**status, "epoch": 8, "refit": {"fold": 0, "epoch": 2, "epochs": 5}}
     assert "fold 0 refit on train + validation, epoch 2/5" in run_tables.progress_text(refit)
     assert "refit" not in run_tables.progress_text({**refit, "state": "done"})
+    both = {**refit, "folds_active": [{"fold": 0, "epoch": 40, "refit": {"epoch": 2, "epochs": 5}},
+                                      {"fold": 1, "epoch": 12}]}
+    assert run_tables.progress_text(both).startswith(
+        "folds 0 (refit epoch 2/5), 1 (epoch 12/8) in parallel (1 to train)")
     assert run_tables.format_duration(59.6) == "1 min 00 s" and run_tables.format_duration(7300) == "2 h 01 min"
     assert run_tables.format_duration(None) == "–"
 

@@ -115,3 +115,18 @@ def test_cli_refit_flag(env, capsys):
     assert "then trained again on train + validation" in capsys.readouterr().out
     (summary,) = RunStore(env / "runs").list()
     assert RunStore(env / "runs").get(summary.run_id).config["train"]["refit"] is True
+
+
+def test_refit_in_parallel_folds_gives_the_sequential_result(env):
+    store = RunStore(env / "runs")
+    sequential = trained(store, tiny(refit=True, epochs=2, folds=None))
+    parallel_run = new_run(tiny(refit=True, epochs=2, folds=None, parallel_folds=2), store)
+    seen = []
+    with parallel_run.lock():
+        train_run(parallel_run, progress=seen.append)
+    assert {e["fold"] for e in seen if "refit_epoch" in e} == {0, 1}  # both folds' refits reported
+    assert parallel_run.read_results()["pooled"] == sequential.read_results()["pooled"]
+    for k in (0, 1):
+        # one thread per fold against two: the same up to float rounding
+        np.testing.assert_allclose(parallel_run.load_embeddings(k)["z"], sequential.load_embeddings(k)["z"], atol=1e-5)
+    assert parallel_run.read_status()["refit"] is None

@@ -202,6 +202,13 @@ def format_duration(seconds: float | None) -> str:
     return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 
+def _fold_progress(active: dict, n_epochs) -> str:
+    refit = active.get("refit")
+    if isinstance(refit, dict):
+        return f"{active.get('fold')} (refit epoch {refit.get('epoch')}/{refit.get('epochs')})"
+    return f"{active.get('fold')} (epoch {active.get('epoch')}/{n_epochs})"
+
+
 def progress_text(status: dict) -> str:
     """e.g. "fold 0 (1 of 1) · epoch 3/8 · 37 % · ETA 1 min 20 s"."""
     parts = []
@@ -211,8 +218,7 @@ def progress_text(status: dict) -> str:
     if status.get("state") in ACTIVE_STATES and isinstance(active, list) and len(active) > 1:
         # folds training in parallel processes (ser_lab.learn.parallel): each with its epoch
         n_epochs = status.get("n_epochs") or "?"
-        each = ", ".join(f"{a.get('fold')} (epoch {a.get('epoch')}/{n_epochs})" for a in active
-                         if isinstance(a, dict))
+        each = ", ".join(_fold_progress(a, n_epochs) for a in active if isinstance(a, dict))
         parts.append(f"folds {each} in parallel{to_train}")
     else:
         if status.get("fold") is not None:
@@ -220,7 +226,8 @@ def progress_text(status: dict) -> str:
         if status.get("epoch") is not None:
             parts.append(f"epoch {status['epoch']}/{status.get('n_epochs') or '?'}")
     refit = status.get("refit")
-    if status.get("state") in ACTIVE_STATES and isinstance(refit, dict):
+    parallel = isinstance(active, list) and len(active) > 1  # each fold's refit is shown above
+    if status.get("state") in ACTIVE_STATES and isinstance(refit, dict) and not parallel:
         parts.append(f"fold {refit.get('fold')} refit on train + validation, epoch "
                      f"{refit.get('epoch')}/{refit.get('epochs')}")
     progress = status.get("progress")

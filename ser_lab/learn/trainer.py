@@ -830,6 +830,7 @@ def train_parallel(
     fold_epochs = {k: float(cfg.epochs) for k in fold_ids if k not in todo}  # epochs done per fold
     in_epoch: dict[int, float] = {}  # fraction of the current epoch of each fold in training
     active: dict[int, int] = {}  # fold -> epoch in training
+    refitting: dict[int, dict] = {}  # fold -> its refit epoch, for the folds in their refit pass
 
     def write_status(event: dict, done: float) -> None:
         now = time.time()
@@ -839,7 +840,8 @@ def train_parallel(
             fold=event["fold"], epoch=event["epoch"], n_folds=len(fold_ids), n_epochs=cfg.epochs,
             progress=done / total_epochs,
             eta_s=rate * (total_epochs - done) if clock["epochs"] or worked > 0.2 else None,
-            folds_active=[{"fold": k, "epoch": e} for k, e in sorted(active.items())],
+            folds_active=[{"fold": k, "epoch": e, **({"refit": refitting[k]} if k in refitting else {})}
+                          for k, e in sorted(active.items())],
             refit=refit_status(event),
         )
         clock["last_status"] = now
@@ -856,6 +858,8 @@ def train_parallel(
             in_epoch[k], frac = 0.0, 1.0
         fold_epochs[k] = event["epoch"] - 1 + frac
         active[k] = event["epoch"]
+        if "refit_epoch" in event:
+            refitting[k] = {"epoch": event["refit_epoch"], "epochs": event["refit_epochs"]}
         done = sum(fold_epochs.values())
         if event.get("epoch_done") or time.time() - clock["last_status"] > 1.0:
             write_status(event, done)
@@ -866,6 +870,7 @@ def train_parallel(
     def on_fold_done(k: int, result: dict, problem: str | None) -> None:
         fold_epochs[k] = float(cfg.epochs)
         active.pop(k, None)
+        refitting.pop(k, None)
         in_epoch.pop(k, None)
         note_map_problem(problem)
         write_status({"fold": k, "epoch": result.get("epochs_trained")}, sum(fold_epochs.values()))

@@ -168,14 +168,6 @@ with st.expander("New run", expanded=not (st.session_state.get("watch") or activ
         key=f"augment-{preset}",
         help="time and frequency masks on training batches (off in the quick start: see README)",
     )
-    refit = c2.checkbox(
-        "refit on train + validation",
-        value=p["refit"],
-        key=f"refit-{preset}",
-        help="after early stopping, train each fold again from the same start on its training and "
-        "validation parts for the epoch count validation chose, and keep that model (about twice "
-        "the training time)",
-    )
     patience = c1.number_input(
         "patience (epochs)",
         min_value=0,
@@ -184,7 +176,15 @@ with st.expander("New run", expanded=not (st.session_state.get("watch") or activ
         key=f"patience-{preset}",
         help="stop a fold after this many epochs without a better validation UA (0 = never)",
     )
-    normalise = c1.selectbox(
+    snapshot_every = c3.number_input(
+        "z snapshot every N epochs (0 = none; for the training animation)",
+        min_value=0,
+        max_value=100,
+        value=p["snapshot_every"],
+        key=f"snap-{preset}",
+    )
+    d1, d2 = st.columns(2)
+    normalise = d1.selectbox(
         "normalisation",
         NORMALISATIONS,
         index=NORMALISATIONS.index(p["normalise"]),
@@ -193,12 +193,13 @@ with st.expander("New run", expanded=not (st.session_state.get("watch") or activ
         help="standardise each frequency bin with the statistics of the fold's training part, or "
         "of each speaker's own utterances (a clip you upload later: its own)",
     )
-    snapshot_every = c3.number_input(
-        "z snapshot every N epochs (0 = none; for the training animation)",
-        min_value=0,
-        max_value=100,
-        value=p["snapshot_every"],
-        key=f"snap-{preset}",
+    refit = d2.checkbox(
+        "refit on train + validation",
+        value=p["refit"],
+        key=f"refit-{preset}",
+        help="after early stopping, train each fold again from the same start on its training and "
+        "validation parts for the epoch count validation chose, and keep that model (about twice "
+        "the training time)",
     )
     folds_trained = 1 if which == "first fold only" else int(n_folds)
     rate, n_rate = run_tables.seconds_per_utterance(store, rows, features)

@@ -181,8 +181,10 @@ class TrainConfig:
     def from_dict(cls, d: dict) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in d.items() if k in known}
-        # Runs created before early stopping trained every epoch: resuming one keeps that.
+        # Runs created before early stopping trained every epoch, and before the choice of
+        # normalisation with the training part's statistics: resuming one keeps that.
         values.setdefault("patience", 0)
+        values.setdefault("normalise", "corpus")
         return cls(**values)
 
 

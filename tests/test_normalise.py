@@ -101,3 +101,9 @@ def test_onnx_of_a_speaker_normalised_model_standardises_each_clip(speaker_run, 
             z, logits = model(torch.from_numpy(NormStats.fit([raw]).apply(raw))[None], torch.tensor([frames]))
         assert np.abs(z_onnx - z.numpy()).max() <= 1e-4, frames
         assert np.abs(logits_onnx - logits.numpy()).max() <= 1e-4, frames
+
+
+def test_a_run_recorded_before_the_choice_resumes_with_the_training_statistics():
+    old = {k: v for k, v in TrainConfig(normalise="speaker").to_dict().items() if k != "normalise"}
+    assert TrainConfig.from_dict(old).normalise == "corpus"
+    assert TrainConfig.from_dict({**old, "normalise": "speaker"}).normalise == "speaker"

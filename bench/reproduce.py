@@ -53,7 +53,8 @@ def main() -> None:
     add_recipe_args(p)
     p.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS),
                    help="train only these settings (run two processes side by side, then once "
-                        "more with no --settings to write the summary from the finished runs)")
+                        "more with no --settings to write the summary from the finished runs); "
+                        "with --out, writes that part alone")
     args = p.parse_args()
     if args.threads:
         import torch
@@ -76,6 +77,8 @@ def main() -> None:
         summary[setting] = {**params, **summarise(results, [r.run_id for r in runs], args.seeds)}
         summary[setting]["feature_space"] = feature_space(runs)
     if len(args.settings) < len(SETTINGS):
+        if args.out:  # a part of the comparison, written only when asked for (--out)
+            atomic_write_json(Path(args.out), {**summary, "settings": args.settings, "code": code_state()})
         print(json.dumps({k: summary[k] for k in args.settings}))
         return
     summary["UA_difference"] = summary["center_loss"]["UA_mean"] - summary["baseline"]["UA_mean"]

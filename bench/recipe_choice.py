@@ -1,6 +1,7 @@
 """Recipe choices measured on the validation parts only, never on a test fold.
 
-Reads finished runs of bench/reproduce.py (by their names, so it trains nothing) and compares
+Reads the runs of bench/reproduce.py (by their names, so it trains nothing; of a run not
+finished, its finished folds) and compares
 recipes on each fold's **validation UA at the epoch the run kept** (the best one), paired over
 the (seed, fold) units: the folds, their validation speakers and the seeds are the same across
 recipes, so only the recipe differs. The test folds are not read.
@@ -37,12 +38,15 @@ from ser_lab.runs import RunStore  # noqa: E402
 
 
 def validation_units(run) -> dict[tuple[int, int], float]:
-    """{(seed, fold): validation UA (percent) of the epoch the fold kept} of a finished run."""
+    """{(seed, fold): validation UA (percent) of the epoch the fold kept} of a run's finished
+    folds (a run still training, or interrupted, gives the folds it has finished)."""
     seed = int(run.config["train"]["seed"])
+    finished = set(run.folds_done())
     best: dict[int, float] = {}
     for record in run.read_metrics():
         fold, ua = int(record["fold"]), float(record["val_UA"])
-        best[fold] = max(best.get(fold, -1.0), ua)
+        if fold in finished:
+            best[fold] = max(best.get(fold, -1.0), ua)
     return {(seed, fold): 100 * ua for fold, ua in best.items()}
 
 
@@ -54,20 +58,22 @@ def compare(store: RunStore, corpus: str, features: str, arms: list[str], recipe
         per_recipe: dict[str, dict] = {}
         for recipe in recipes:
             units: dict = {}
-            missing = []
+            missing, partial = [], []  # no run; a run not finished (its finished folds count)
             for seed in seeds:
                 name = f"bench-{corpus}-{arm}-{features}-{recipe}-s{seed}"
                 run_id, state = find_run(store, name)
-                if state != "done":
+                if run_id is None:
                     missing.append(name)
                     continue
+                if state != "done":
+                    partial.append(name)
                 units.update(validation_units(store.get(run_id)))
-            per_recipe[recipe] = {"units": units, "missing": missing}
+            per_recipe[recipe] = {"units": units, "missing": missing, "partial": partial}
         reference = per_recipe[recipes[0]]["units"]
         rows = {}
         for recipe, got in per_recipe.items():
             values = list(got["units"].values())
-            row = {"n_units": len(values), "missing": got["missing"],
+            row = {"n_units": len(values), "missing": got["missing"], "partial": got["partial"],
                    "val_UA_mean": sum(values) / len(values) if values else None}
             if recipe != recipes[0] and values and reference:
                 row["paired_vs_first"] = paired_difference(reference, got["units"]).to_dict()

@@ -5,7 +5,7 @@ hardware, and where the time goes.
         [--repeats 3] [--threads N] [--root EMODB] [--no-probes]
 
 What it runs: `ser_lab.learn.trainer.train_fold`, the function `train_run` calls for every fold,
-exactly as `train_run` calls it: a run folder in a temporary RunStore (`new_run`), the real
+exactly as `train_run` calls it: a run folder in a temporary RunStore (`RunStore.create`), the real
 `FoldData` of one fold (`prepare_fold`: normalised with the training part's statistics), device
 CPU, every `train_step` of the fold through the trainer's own batch loop (pad, SpecAugment,
 forward, loss, backward, Adam, center update, finiteness check, copies), validation after every
@@ -98,7 +98,7 @@ from ser_lab.fileio import atomic_write_json  # noqa: E402
 from ser_lab.learn import trainer  # noqa: E402
 from ser_lab.learn.losses import class_weights, weighted_cross_entropy  # noqa: E402
 from ser_lab.learn.model import CnnBiGru, ModelConfig, min_frames  # noqa: E402
-from ser_lab.learn.trainer import FoldData, new_run, pad_batch, prepare_fold  # noqa: E402
+from ser_lab.learn.trainer import FoldData, pad_batch, prepare_fold  # noqa: E402
 from ser_lab.runs import RunStore  # noqa: E402
 
 FRAMES_PER_S = 100  # 10 ms hop
@@ -182,7 +182,7 @@ def synthetic_corpus(n: int, seed: int, length_scale: float = 1.0) -> Corpus:
     labels = rng.permutation(np.arange(total) % N_CLASSES).astype(np.int64)
     fold = Fold(0, np.arange(n), np.arange(n, n + n_eval), np.arange(n + n_eval, total))
     data = prepare_fold(feats, labels, [f"syn{i:05d}" for i in range(total)], fold)
-    cfg = TrainConfig(corpus="synthetic-var", lam=LAM, alpha=ALPHA, seed=seed)
+    cfg = TrainConfig(corpus="synthetic-var", lam=LAM, alpha=ALPHA, seed=seed, normalise="corpus")
     info = {"length_model": f"log-normal, median {LENGTH_MEDIAN_S} s, sigma {LENGTH_SIGMA}, "
                             f"{MIN_S}-{MAX_S} s (IEMOCAP-like); random contents",
             "length_scale": length_scale}
@@ -191,7 +191,8 @@ def synthetic_corpus(n: int, seed: int, length_scale: float = 1.0) -> Corpus:
 
 def emodb_corpus(root: Path, seed: int) -> Corpus:
     """Fold 0 of EmoDB under the lab's default split, read as train_run reads it."""
-    cfg = TrainConfig(corpus="emodb", root=str(root), lam=LAM, alpha=ALPHA, seed=seed).validate()
+    # normalised with the training part's statistics (prepare_fold's default): the same cost
+    cfg = TrainConfig(corpus="emodb", root=str(root), lam=LAM, alpha=ALPHA, seed=seed, normalise="corpus").validate()
     manifest, feats, folds = trainer.load_data(cfg)
     utt_ids = [u.utt_id for u in manifest.utterances]
     data = prepare_fold(feats, manifest.label_ids(), utt_ids, folds[0])
@@ -262,7 +263,8 @@ def train_once(corpus: Corpus, mode: str, epochs: int, store: RunStore, *,
     """train_fold on fold 0 of `corpus` in a new run folder of `store`, as train_run calls it."""
     cfg = replace(corpus.cfg, epochs=epochs, patience=0, precompute_maps=False, snapshot_every=0,
                   device="cpu", folds=[0]).validate()
-    run = new_run(cfg, store, name=f"train_speed-{corpus.name}-{mode}")
+    # store.create, not new_run: synthetic-var lives in memory, there is no corpus folder to check
+    run = store.create({"train": cfg.to_dict()}, name=f"train_speed-{corpus.name}-{mode}")
     batcher = EpochBatcher(mode)
     with mock.patch.object(trainer, "make_batches", batcher):
         t0 = time.perf_counter()

@@ -89,9 +89,10 @@ class TrainConfig:
     batch_size: int = 32
     lr: float = 3e-4
     augment: bool = True  # SpecAugment-style time and frequency masks on training batches
-    # Per-bin standardisation of the spectrograms: "corpus" (statistics of the fold's training
-    # part) or "speaker" (of each speaker's own utterances; ser_lab.data.features.normalise).
-    normalise: str = "corpus"
+    # Per-bin standardisation of the spectrograms: "speaker" (statistics of each speaker's own
+    # utterances; ser_lab.data.features.normalise) or "corpus" (of the fold's training part).
+    # "speaker" by measurement on the validation parts (README, Choices the paper leaves open).
+    normalise: str = "speaker"
     snapshot_every: int = 0  # save z of a fixed subset every N epochs (0 = never)
     snapshot_size: int = 300
     workers: int | None = None  # feature extraction processes (None: all cores)

@@ -116,7 +116,9 @@ def typicality(seed: int, bench: Path = QUICK_START_BENCH) -> str | None:
     except (OSError, ValueError):
         return None
     preset = {**QUICK_START, "lam": QUICK_START_LAMBDA, "alpha": QUICK_START_ALPHA}
-    per_seed = data.get("per_seed", []) if data.get("preset") == preset else []
+    # a bench written before the normalisation choice existed used the training part's statistics
+    recorded = {"normalise": "corpus", **(data.get("preset") or {})}
+    per_seed = data.get("per_seed", []) if recorded == preset else []
     mine = [s for s in per_seed if s.get("seed") == seed]
     if not mine:
         return None

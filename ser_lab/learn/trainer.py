@@ -4,7 +4,8 @@ Read top to bottom, this is the recipe:
   1. load the corpus manifest and its features (from the feature cache after the first pass);
   2. split it into folds (speaker-independent by default; the paper's stratified protocol and
      IEMOCAP's leave-one-session-out are options); each fold has train / validation / test;
-  3. per fold: normalise with statistics of the training part only; train the CNN-BiGRU with
+  3. per fold: normalise per frequency bin (`cfg.normalise`: each speaker with its own
+     statistics, or every utterance with the training part's; features.normalise); train the CNN-BiGRU with
      Adam (lr 3e-4, batch 32) on L = L_s + lambda * L_c, updating the centers after every batch
      (or on another objective of objectives.py; `train_step` is the one step of every caller);
      after every epoch score the validation part and keep the weights of the best validation UA
@@ -16,7 +17,7 @@ Read top to bottom, this is the recipe:
 
 Choices the paper leaves open: the fixed number of epochs (config), model selection on the
 validation UA of a speaker-disjoint validation part of the training part, inverse-frequency
-class weights, log spectrograms normalised per frequency bin, center initialisation from the
+class weights, log spectrograms normalised per frequency bin and speaker, center initialisation from the
 first batch mean (see losses.py). Batches group utterances of similar length (bucketing) so
 little compute is spent on padding; the model masks padding, so results do not depend on it.
 

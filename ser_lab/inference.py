@@ -14,7 +14,10 @@ settings); `predictor.predict(clip)` then runs the exact training pipeline on on
     brute-force Euclidean search among the training z      -> k nearest training utterances
 
 Because it is the same pipeline, a training utterance's own file gets back the probabilities
-and z stored in the fold's embeddings.npz (up to float rounding).
+and z stored in the fold's embeddings.npz (up to float rounding) — for a model trained with
+the training part's statistics. A model trained per speaker saw each utterance standardised
+with its speaker's statistics; a lone clip has only its own, so its z is near, not equal to,
+the stored one.
 
 Loading is split so the first answer is quick: the model is loaded by `from_run`; the fold's
 embeddings and the maps (through `ser_lab.analysis.maps.project_fold`, which caches them on disk)

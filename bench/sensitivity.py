@@ -1,26 +1,30 @@
 """Sensitivity of center loss to λ and α, with seeds and statistics (one sweep + its report).
 
 Default: EmoDB (../shared/datasets/emodb), 4 classes, speaker-independent 5-fold, Mel
-features, 2 seeds, 20 epochs, and two lines through the (λ, α) plane:
+features, 2 seeds, the trainer's own recipe (at most 100 epochs, early stopping on validation UA with
+patience 20, SpecAugment, per-speaker normalisation: what a user gets), and two lines through the
+(λ, α) plane:
 
     λ in {0, 0.01, 0.03, 0.1, 0.3, 1.0} at α = 0.5      (λ = 0 is the softmax-only baseline)
     α in {0.1, 0.3, 0.5, 0.7, 0.9}      at λ = 0.3
 
 = 10 settings x 2 seeds = 20 runs of 5 folds. Every run is a normal run folder of one sweep
-(id "sens-<corpus>-e<epochs>"), so an interrupted benchmark is finished by running the same
+(id "sens-<corpus>-<recipe>", e.g. sens-emodb-e100p20-speaker), so an interrupted benchmark is finished by running the same
 command again (finished runs are skipped) and every run opens in the app.
 
     python bench/sensitivity.py                    # -> bench/results/emodb_sensitivity.json
                                                    #    + bench/results/emodb_sensitivity_report/
     python bench/sensitivity.py --quick            # smoke test of the whole path: λ in {0, 0.3}
-                                                   # at α = 0.5, 1 seed, 1 epoch, fold 0 only;
+                                                   # at α = 0.5, 1 seed, 1 epoch (no early
+                                                   # stopping), fold 0 only;
                                                    # writes *_sensitivity_quick.json / _report/
     python bench/sensitivity.py --corpus synthetic --size tiny --quick --store /tmp/runs
     python bench/sensitivity.py --dry-run          # list the runs, train nothing
     python bench/sensitivity.py --backend ray --address auto --store /shared/runs
 
-Options given explicitly (--lambdas, --alphas, --seeds, --epochs, --folds, --fold) override
---quick. The JSON holds the settings, wall time, the results table (UA / WA mean ± std over
+Options given explicitly (--lambdas, --alphas, --seeds, --epochs, --patience, --folds, --fold)
+override --quick. The first table (bench/results/emodb_sensitivity.json of the earlier recipe) was
+fold 0 only at a fixed 20 epochs: `--epochs 20 --patience 0 --normalise corpus --fold 0`. The JSON holds the settings, wall time, the results table (UA / WA mean ± std over
 (seed, fold) units, percent), each λ > 0 setting's paired difference to the baseline with its
 95 % t and bootstrap intervals, the sensitivity curves and discriminability; the report folder
 has the same as Markdown / HTML with the plots and confusion matrices. Prints the JSON
@@ -37,7 +41,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
+from common import recipe_tag  # noqa: E402
+
+from ser_lab.config import TrainConfig  # noqa: E402
 from ser_lab.experiments.report import build_report, json_safe  # noqa: E402
 from ser_lab.experiments.sweep import SweepSpec, expand, point_key, run_name, run_sweep  # noqa: E402
 from ser_lab.fileio import atomic_write_json  # noqa: E402
@@ -47,7 +55,9 @@ LAMBDAS = [0.0, 0.01, 0.03, 0.1, 0.3, 1.0]
 ALPHAS = [0.1, 0.3, 0.5, 0.7, 0.9]
 FIXED_ALPHA = 0.5
 FIXED_LAMBDA = 0.3
-QUICK = {"lambdas": [0.0, 0.3], "alphas": [FIXED_ALPHA], "seeds": [0], "epochs": 1, "fold": [0]}
+DEFAULTS = TrainConfig()
+QUICK = {"lambdas": [0.0, 0.3], "alphas": [FIXED_ALPHA], "seeds": [0], "epochs": 1, "patience": 0,
+         "fold": [0]}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -61,12 +71,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lambdas", type=float, nargs="+", default=None, help=f"default {LAMBDAS}")
     p.add_argument("--alphas", type=float, nargs="+", default=None, help=f"default {ALPHAS}")
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="default 0 1")
-    p.add_argument("--epochs", type=int, default=None, help="default 20")
+    p.add_argument("--epochs", type=int, default=None,
+                   help=f"most epochs per fold (default: the trainer's, {DEFAULTS.epochs})")
+    p.add_argument("--patience", type=int, default=None,
+                   help=f"early-stopping patience, 0 = every epoch (default: the trainer's, {DEFAULTS.patience})")
+    p.add_argument("--augment", choices=["on", "off"], default="on" if DEFAULTS.augment else "off",
+                   help="SpecAugment masks on training batches (default: the trainer's)")
+    p.add_argument("--normalise", choices=["corpus", "speaker"], default=DEFAULTS.normalise,
+                   help="per-bin standardisation statistics (default: the trainer's)")
     p.add_argument("--folds", type=int, default=5, help="number of folds (default 5)")
     p.add_argument("--fold", type=int, nargs="+", default=None, help="train only these folds")
     p.add_argument("--protocol", default="speaker")
     p.add_argument("--features", default="mel")
-    p.add_argument("--sweep-id", default=None, help="default sens-<corpus>-e<epochs>[-quick]")
+    p.add_argument("--sweep-id", default=None, help="default sens-<corpus>-<recipe>[-quick]")
     p.add_argument("--store", default=None, help="run store (default: checkpoints/)")
     p.add_argument("--backend", default="local", choices=("local", "ray"))
     p.add_argument(
@@ -80,7 +97,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     defaults = (
         QUICK
         if args.quick
-        else {"lambdas": LAMBDAS, "alphas": ALPHAS, "seeds": [0, 1], "epochs": 20}
+        else {"lambdas": LAMBDAS, "alphas": ALPHAS, "seeds": [0, 1], "epochs": DEFAULTS.epochs,
+              "patience": DEFAULTS.patience}
     )
     for name, value in defaults.items():
         if getattr(args, name) is None:
@@ -96,15 +114,18 @@ def make_spec(args: argparse.Namespace) -> SweepSpec:
         "corpus_options": {"size": args.size} if args.size else {},
         "features": args.features,
         "epochs": args.epochs,
+        "patience": args.patience,
+        "augment": args.augment == "on",
+        "normalise": args.normalise,
         "n_folds": args.folds,
         "folds": args.fold,
         "protocol": args.protocol,
     }
     points = [{"lam": lam, "alpha": FIXED_ALPHA} for lam in args.lambdas]
     points += [{"lam": FIXED_LAMBDA, "alpha": alpha} for alpha in args.alphas]
-    sweep_id = args.sweep_id or f"sens-{args.corpus}-e{args.epochs}" + (
-        "-quick" if args.quick else ""
-    )
+    recipe = recipe_tag(TrainConfig(epochs=args.epochs, patience=args.patience,
+                                    augment=args.augment == "on", normalise=args.normalise))
+    sweep_id = args.sweep_id or f"sens-{args.corpus}-{recipe}" + ("-quick" if args.quick else "")
     return SweepSpec(base=base, points=points, seeds=args.seeds, sweep_id=sweep_id).validate()
 
 
@@ -145,6 +166,9 @@ def main(argv: list[str] | None = None) -> dict | None:
         "folds": args.fold,
         "features": args.features,
         "epochs": args.epochs,
+        "patience": args.patience,
+        "augment": args.augment == "on",
+        "normalise": args.normalise,
         "seeds": args.seeds,
         "lambdas_at_alpha": {"alpha": FIXED_ALPHA, "lambdas": args.lambdas},
         "alphas_at_lambda": {"lambda": FIXED_LAMBDA, "alphas": args.alphas},
@@ -153,7 +177,8 @@ def main(argv: list[str] | None = None) -> dict | None:
         "runs": len(result.points),
         "runs_done": result.n_done,
         "wall_time_s": wall,
-        "model_selection": "best validation UA (speaker-disjoint validation part of each training fold)",
+        "model_selection": "best validation UA (speaker-disjoint validation part of each training fold)"
+        + (f"; early stopping after {args.patience} epochs without a gain" if args.patience else ""),
         "units": "(seed, fold) test folds; UA / WA in percent; std = sample std over units",
         "report_dir": str(report_dir),
         **{

@@ -211,12 +211,19 @@ def test_sensitivity_bench_lists_the_papers_two_lines(capsys):
     assert bench.main(["--dry-run"]) is None
     lines = capsys.readouterr().out.splitlines()
     assert lines[-1] == "20 runs"  # (6 lambdas + 5 alphas - the shared (0.3, 0.5)) x 2 seeds
-    assert "sens-emodb-e20-lam0.01-alpha0.5-mel-s1" in lines
-    assert "sens-emodb-e20-lam0.3-alpha0.9-mel-s0" in lines
+    # the trainer's own recipe by default, named in the sweep id
+    assert "sens-emodb-e100p20-speaker-lam0.01-alpha0.5-mel-s1" in lines
+    assert "sens-emodb-e100p20-speaker-lam0.3-alpha0.9-mel-s0" in lines
+    spec = bench.make_spec(bench.parse_args([]))
+    assert (spec.base["epochs"], spec.base["patience"], spec.base["normalise"]) == (100, 20, "speaker")
     args = bench.parse_args(["--quick"])
     assert (
-        args.lambdas == [0.0, 0.3] and args.seeds == [0] and args.epochs == 1 and args.fold == [0]
+        args.lambdas == [0.0, 0.3] and args.seeds == [0] and args.epochs == 1 and args.patience == 0
+        and args.fold == [0]
     )
+    # the first, reduced table's recipe is still expressible (and named apart)
+    old = bench.make_spec(bench.parse_args(["--epochs", "20", "--patience", "0", "--normalise", "corpus"]))
+    assert old.sweep_id == "sens-emodb-e20p0"
 
 
 # ----------------------------------------------------------------------------- training

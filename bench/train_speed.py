@@ -189,10 +189,11 @@ def synthetic_corpus(n: int, seed: int, length_scale: float = 1.0) -> Corpus:
     return Corpus("synthetic-var", cfg, data, SYNTHETIC_LABELS, info)
 
 
-def emodb_corpus(root: Path, seed: int) -> Corpus:
+def emodb_corpus(root: Path, seed: int, features: str = "mel") -> Corpus:
     """Fold 0 of EmoDB under the lab's default split, read as train_run reads it."""
     # normalised with the training part's statistics (prepare_fold's default): the same cost
-    cfg = TrainConfig(corpus="emodb", root=str(root), lam=LAM, alpha=ALPHA, seed=seed, normalise="corpus").validate()
+    cfg = TrainConfig(corpus="emodb", root=str(root), lam=LAM, alpha=ALPHA, seed=seed, features=features,
+                      normalise="corpus").validate()
     manifest, feats, folds = trainer.load_data(cfg)
     utt_ids = [u.utt_id for u in manifest.utterances]
     data = prepare_fold(feats, manifest.label_ids(), utt_ids, folds[0])

@@ -270,7 +270,8 @@ def env(tmp_path, monkeypatch, feature_cache):
 
 def tiny(**kw) -> TrainConfig:
     base = dict(corpus="synthetic", corpus_options={"size": "tiny"}, epochs=2, n_folds=2, folds=[0], workers=1, seed=3,
-                normalise="corpus")  # the reference values were recorded with the training part's statistics
+                normalise="corpus", channels_last=False)  # the reference values were recorded with the
+    # training part's statistics, in the default weight layout
     return TrainConfig(**{**base, **kw})
 
 

@@ -47,7 +47,7 @@ from ser_lab.data.features import FeatureConfig, NormStats, normalise
 from ser_lab.errors import ConfigError, CorpusError, Interrupted, NonFiniteError, SerLabError
 from ser_lab.learn.losses import class_weights
 from ser_lab.learn.metrics import scores, scores_from_confusion
-from ser_lab.learn.model import CnnBiGru, ModelConfig, min_frames
+from ser_lab.learn.model import CnnBiGru, ModelConfig, min_frames, to_channels_last
 from ser_lab.learn.objectives import (
     Objective,
     make_objective,
@@ -464,6 +464,8 @@ def new_fold_model(cfg: TrainConfig, data: FoldData, n_classes: int, fold_k: int
     seed_everything(cfg.seed * 1000 + fold_k)
     model = CnnBiGru(ModelConfig(n_bins=data.features[0].shape[1], n_classes=n_classes,
                                  **model_options(cfg.objective_config()))).to(device)
+    if cfg.channels_last and device.type == "cpu":
+        to_channels_last(model)  # before Adam, so its moment buffers share the layout
     objective = make_objective(cfg.objective_config(), n_classes, model.cfg.feature_dim, device)
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     return model, objective, optimiser

@@ -16,6 +16,7 @@ import math
 import os
 import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -97,20 +98,33 @@ def append_jsonl(path: str | Path, record: dict) -> None:
 
 def read_jsonl(path: str | Path) -> list[dict]:
     """Read a JSON-lines file, ignoring a torn (incomplete) last line left by a killed writer."""
-    records = []
+    return _jsonl_lines(path)[0]
+
+
+def keep_jsonl(path: str | Path, keep: Callable[[dict], bool]) -> None:
+    """Keep only the records for which `keep(record)` is true, replacing the file atomically;
+    a torn line is dropped too, so that a plain `append_jsonl` after it starts a line of its own.
+    Writes nothing when nothing is dropped. Callers that share the file hold its lock."""
+    records, n_lines = _jsonl_lines(path)
+    kept = [r for r in records if keep(r)]
+    if len(kept) != n_lines:
+        atomic_write_text(path, "".join(strict_json(r) + "\n" for r in kept))
+
+
+def _jsonl_lines(path: str | Path) -> tuple[list[dict], int]:
+    """The complete records of a JSON-lines file, and how many non-empty lines it has."""
+    records: list[dict] = []
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        return records
-    for line in text.splitlines():
-        line = line.strip()
-        if not line:
-            continue
+        return records, 0
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for line in lines:
         try:
             records.append(json.loads(line))
         except json.JSONDecodeError:
             continue
-    return records
+    return records, len(lines)
 
 
 def not_regular_reason(st: os.stat_result) -> str | None:

@@ -396,11 +396,7 @@ class Run:
         epochs it trains again), replacing metrics.jsonl atomically under the folder's lock
         (an append by another fold's process cannot fall between the read and the write)."""
         with self._dir_lock():
-            records = self.read_metrics()
-            kept = [r for r in records if keep(r)]
-            if len(kept) != len(records):
-                text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept)
-                fileio.atomic_write_text(self.metrics_path, text)
+            fileio.keep_jsonl(self.metrics_path, keep)
 
     def read_metrics(self) -> list[dict]:
         """Every complete record (a torn last line from a killed writer is skipped)."""

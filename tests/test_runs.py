@@ -370,6 +370,25 @@ def test_metrics_tolerate_a_torn_last_line(store: RunStore) -> None:
     assert [r["epoch"] for r in run.read_metrics()] == [0, 1, 2]
 
 
+def test_keep_jsonl_drops_records_and_a_torn_line_and_leaves_a_clean_file_alone(tmp_path) -> None:
+    from ser_lab import fileio
+
+    path = tmp_path / "log.jsonl"
+    for epoch in (1, 2, 3):
+        fileio.append_jsonl(path, {"epoch": epoch})
+    before = path.stat().st_mtime_ns
+    fileio.keep_jsonl(path, lambda r: True)
+    assert path.stat().st_mtime_ns == before  # nothing dropped: not rewritten
+    with open(path, "a") as f:
+        f.write('{"epoch": 4, "lo')  # a writer killed mid-line
+    fileio.keep_jsonl(path, lambda r: r["epoch"] <= 2)
+    assert path.read_text() == '{"epoch": 1}\n{"epoch": 2}\n'
+    fileio.append_jsonl(path, {"epoch": 3})  # the resumed writer's line stands on its own
+    assert [r["epoch"] for r in fileio.read_jsonl(path)] == [1, 2, 3]
+    fileio.keep_jsonl(tmp_path / "absent.jsonl", lambda r: False)
+    assert not (tmp_path / "absent.jsonl").exists()
+
+
 # ----------------------------------------------------------------------------- model files
 
 

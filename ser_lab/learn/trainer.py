@@ -29,7 +29,6 @@ epoch the fold's full training state is written atomically to fold_k/last.pt.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import sys
@@ -136,9 +135,10 @@ def seed_everything(seed: int) -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-def epoch_rng(seed: int, fold: int, epoch: int) -> np.random.Generator:
-    """The batch order of an epoch depends only on (seed, fold, epoch): resuming repeats it."""
-    return np.random.default_rng([seed, fold, epoch])
+def epoch_rng(seed: int, fold: int, epoch: int, stream: int | None = None) -> np.random.Generator:
+    """The batch order and masks of an epoch depend only on (seed, fold, epoch[, stream]):
+    resuming repeats them; a `stream` (the refit pass's) draws apart from the selection pass."""
+    return np.random.default_rng([seed, fold, epoch] + ([] if stream is None else [stream]))
 
 
 # ----------------------------------------------------------------------------- batches
@@ -482,8 +482,7 @@ def train_epoch(
     repeats them; `stream` keeps the refit pass's randomness apart from the selection pass's."""
     tag = [] if stream is None else [stream]
     lengths = np.array([len(data.features[i]) for i in part])
-    rng = epoch_rng(cfg.seed, fold_k, epoch) if stream is None else np.random.default_rng(
-        [cfg.seed, fold_k, epoch, stream])
+    rng = epoch_rng(cfg.seed, fold_k, epoch, stream)
     batches = make_batches(lengths, cfg.batch_size, rng)
     labels_t = torch.from_numpy(data.labels)
     model.train()
@@ -537,8 +536,7 @@ def refit_fold(
     if state_path.exists():
         done = load_fold_state(state_path, model, objective, optimiser)
         model.to(device)
-    kept = [r for r in fileio.read_jsonl(log_path) if r.get("epoch", 0) <= done.epoch]
-    fileio.atomic_write_text(log_path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
+    fileio.keep_jsonl(log_path, lambda r: r.get("epoch", 0) <= done.epoch)  # epochs to train again
     for epoch in range(done.epoch + 1, target + 1):
         z, pred, sums, seconds = train_epoch(
             cfg, model, objective, optimiser, data, part, weights, fold_k, epoch, device,

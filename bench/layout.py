@@ -37,8 +37,8 @@ from ser_lab.runs import RunStore  # noqa: E402
 LAYOUTS = {"default": False, "channels_last": True}
 
 
-def measure(features: str, root: Path, epochs: int, repeats: int, store: RunStore) -> dict:
-    corpus = emodb_corpus(root, seed=0, features=features)
+def measure(corpus, epochs: int, repeats: int, store: RunStore) -> dict:
+    """Alternating default / channels-last train_fold runs of one fold (a train_speed.Corpus)."""
     runs: dict[str, list] = {name: [] for name in LAYOUTS}
     for rep in range(repeats):
         order = list(LAYOUTS) if rep % 2 == 0 else list(LAYOUTS)[::-1]
@@ -47,7 +47,7 @@ def measure(features: str, root: Path, epochs: int, repeats: int, store: RunStor
             fr = train_once(variant, "bucketed", epochs, store)
             runs[name].append(fr)
             rates = ", ".join(f"{m['utt_per_s']:.2f}" for m in fr.metrics)
-            print(f"  {features} rep {rep} {name}: {rates} utt/s", file=sys.stderr, flush=True)
+            print(f"  {corpus.cfg.features} rep {rep} {name}: {rates} utt/s", file=sys.stderr, flush=True)
     out: dict = {"n_bins": int(corpus.data.features[0].shape[1]), "train_utterances": len(corpus.data.train)}
     for name, frs in runs.items():
         out[name] = {
@@ -85,7 +85,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = RunStore(Path(tmp))
         for features in args.features:
-            result[features] = measure(features, Path(args.root), args.epochs, args.repeats, store)
+            corpus = emodb_corpus(Path(args.root), seed=0, features=features)
+            result[features] = measure(corpus, args.epochs, args.repeats, store)
     result["machine_end"] = machine()
     atomic_write_json(Path(args.out), result)
     print(json.dumps(result))

@@ -19,7 +19,7 @@ def bench_modules():
     sys.path.insert(0, str(BENCH))
     try:
         yield {name: importlib.import_module(name)
-               for name in ("train_speed", "data_loading", "gpu_train", "scaling")}
+               for name in ("train_speed", "data_loading", "gpu_train", "scaling", "layout")}
     finally:
         sys.path.remove(str(BENCH))
 
@@ -183,3 +183,17 @@ def test_recipe_choice_pairs_validation_scores_and_never_reads_test_folds(tmp_pa
     assert "| baseline | e2p0-noaug | 2 |" in rc.markdown(result)
     missing = rc.compare(store, "synthetic-tiny", "mel", ["baseline"], ["e2p0", "e9p9"], [0])
     assert missing["arms"]["baseline"]["e9p9"]["missing"] == ["bench-synthetic-tiny-baseline-mel-e9p9-s0"]
+
+
+def test_layout_bench_trains_both_layouts_on_the_same_fold(bench_modules, tmp_path):
+    from ser_lab.runs import RunStore
+
+    corpus = bench_modules["train_speed"].synthetic_corpus(16, seed=0, length_scale=0.3)
+    out = bench_modules["layout"].measure(corpus, epochs=1, repeats=1, store=RunStore(tmp_path))
+    assert out["train_utterances"] == 16 and out["n_bins"] == 128
+    assert out["default"]["utt_per_s"] > 0 and out["channels_last"]["utt_per_s"] > 0
+    assert out["speedup"] == pytest.approx(out["channels_last"]["utt_per_s"] / out["default"]["utt_per_s"], rel=1e-2)
+    assert out["max_rel_diff_total_loss_by_epoch"][0] < 1e-3  # float rounding, not another training
+    store = RunStore(tmp_path)
+    layouts = [store.get(r.run_id).config["train"]["channels_last"] for r in store.list()]
+    assert sorted(layouts) == [False, True]

@@ -197,3 +197,25 @@ def test_layout_bench_trains_both_layouts_on_the_same_fold(bench_modules, tmp_pa
     store = RunStore(tmp_path)
     layouts = [store.get(r.run_id).config["train"]["channels_last"] for r in store.list()]
     assert sorted(layouts) == [False, True]
+
+
+def test_speaker_subset_lists_only_the_chosen_speakers_and_reads_back_as_a_csv_corpus(tmp_path):
+    from ser_lab.data.corpora import load_corpus
+    from ser_lab.errors import ConfigError
+    from tests.fake_corpora import make_emodb
+
+    sys.path.insert(0, str(BENCH))
+    try:
+        subset = importlib.import_module("speaker_subset")
+    finally:
+        sys.path.remove(str(BENCH))
+    root = make_emodb(tmp_path / "emodb")
+    out = tmp_path / "sub" / "only08.csv"
+    subset.main(["--corpus", "emodb", "--root", str(root), "--speakers", "08", "--out", str(out)])
+    manifest = load_corpus("csv", out)
+    assert {u.speaker for u in manifest.utterances} == {"08"}
+    assert sorted(u.label for u in manifest.utterances) == ["angry", "happy", "neutral", "sad"]
+    original = {u.path for u in load_corpus("emodb", root).utterances if u.speaker == "08"}
+    assert {u.path for u in manifest.utterances} == original  # the same files, read in place
+    with pytest.raises(ConfigError, match="no speaker 99"):
+        subset.subset_rows("emodb", str(root), ["08", "99"])

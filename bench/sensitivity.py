@@ -18,7 +18,7 @@ command again (finished runs are skipped) and every run opens in the app.
                                                    # at α = 0.5, 1 seed, 1 epoch (no early
                                                    # stopping), fold 0 only;
                                                    # writes *_sensitivity_quick.json / _report/
-    python bench/sensitivity.py --corpus synthetic --size tiny --quick --store /tmp/runs
+    python bench/sensitivity.py --corpus synthetic --size tiny --quick --folds 2 --store /tmp/runs  # tiny: 4 speakers
     python bench/sensitivity.py --dry-run          # list the runs, train nothing
     python bench/sensitivity.py --backend ray --address auto --store /shared/runs
 

@@ -116,6 +116,7 @@ def train_config_from_args(args: argparse.Namespace):
         epochs=args.epochs,
         patience=args.patience,
         refit=args.refit,
+        augment=args.augment,
         normalise=args.normalise,
         n_folds=args.folds,
         folds=args.fold,
@@ -654,6 +655,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--normalise", choices=NORMALISATIONS, default=TrainConfig.normalise,
                    help="per-bin standardisation: with the training part's statistics (corpus) or each "
                         f"speaker's own (speaker; a single clip at prediction: its own) (default {TrainConfig.normalise})")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=TrainConfig.augment,
+                   help="SpecAugment-style time and frequency masks on training batches "
+                        f"(default {'on' if TrainConfig.augment else 'off'})")
     p.add_argument("--refit", action=argparse.BooleanOptionalAction, default=TrainConfig.refit,
                    help="after early stopping, train each fold again on train + validation for the "
                         f"chosen epoch count and keep that model (default {'on' if TrainConfig.refit else 'off'})")

@@ -46,3 +46,14 @@ def test_a_fold_stops_early_and_records_why(tmp_path, monkeypatch):
         {"fold_done": True, "fold": 0, "stop_reason": fold["stop_reason"]}
     ]
     assert run.load_model(0)["stop_reason"] == fold["stop_reason"]
+
+
+def test_cli_switches_spec_augment_off_and_on():
+    from ser_lab.cli import build_parser, train_config_from_args
+
+    def cfg(*flags: str) -> TrainConfig:
+        return train_config_from_args(build_parser().parse_args(["train", *flags]))
+
+    assert cfg().augment is TrainConfig().augment is True
+    assert cfg("--no-augment").augment is False
+    assert cfg("--augment").augment is True

@@ -25,6 +25,7 @@ if str(ROOT) not in sys.path:
 
 from ser_lab.analysis.discriminability import discriminability, knn_accuracy  # noqa: E402
 from ser_lab.analysis.stats import mean_std  # noqa: E402
+from ser_lab.choices import NORMALISATIONS  # noqa: E402
 from ser_lab.config import TrainConfig  # noqa: E402
 from ser_lab.learn.trainer import new_run, train_run  # noqa: E402
 from ser_lab.runs import Run, RunStore  # noqa: E402
@@ -84,15 +85,20 @@ def add_recipe_args(p: argparse.ArgumentParser) -> None:
                    help="most epochs per fold (default: the trainer's)")
     p.add_argument("--patience", type=int, default=DEFAULTS.patience,
                    help="early-stopping patience on validation UA, 0 = train every epoch (default: the trainer's)")
-    p.add_argument("--augment", choices=["on", "off"], default="on" if DEFAULTS.augment else "off",
-                   help="SpecAugment masks on training batches (default: the trainer's)")
-    p.add_argument("--normalise", choices=["corpus", "speaker"], default=DEFAULTS.normalise,
-                   help="per-bin standardisation statistics (default: the trainer's)")
+    add_augment_normalise_args(p)
     p.add_argument("--refit", choices=["on", "off"], default="on" if DEFAULTS.refit else "off",
                    help="train each fold again on train + validation for the chosen epoch count (default: the trainer's)")
     p.add_argument("--parallel-folds", default="auto",
                    help="folds trained at once (default auto: one per core; the results do not depend on it)")
     p.add_argument("--threads", type=int, default=None, help="torch threads per process")
+
+
+def add_augment_normalise_args(p: argparse.ArgumentParser) -> None:
+    """--augment on|off and --normalise, defaulting to the trainer's (every training bench)."""
+    p.add_argument("--augment", choices=["on", "off"], default="on" if DEFAULTS.augment else "off",
+                   help="SpecAugment masks on training batches (default: the trainer's)")
+    p.add_argument("--normalise", choices=NORMALISATIONS, default=DEFAULTS.normalise,
+                   help="per-bin standardisation statistics (default: the trainer's)")
 
 
 def recipe_config(args: argparse.Namespace, **fields: object) -> TrainConfig:

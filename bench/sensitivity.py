@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from common import recipe_tag  # noqa: E402
+from common import DEFAULTS, add_augment_normalise_args, recipe_tag  # noqa: E402
 
 from ser_lab.config import TrainConfig  # noqa: E402
 from ser_lab.experiments.report import build_report, json_safe  # noqa: E402
@@ -55,7 +55,6 @@ LAMBDAS = [0.0, 0.01, 0.03, 0.1, 0.3, 1.0]
 ALPHAS = [0.1, 0.3, 0.5, 0.7, 0.9]
 FIXED_ALPHA = 0.5
 FIXED_LAMBDA = 0.3
-DEFAULTS = TrainConfig()
 QUICK = {"lambdas": [0.0, 0.3], "alphas": [FIXED_ALPHA], "seeds": [0], "epochs": 1, "patience": 0,
          "fold": [0]}
 
@@ -75,10 +74,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help=f"most epochs per fold (default: the trainer's, {DEFAULTS.epochs})")
     p.add_argument("--patience", type=int, default=None,
                    help=f"early-stopping patience, 0 = every epoch (default: the trainer's, {DEFAULTS.patience})")
-    p.add_argument("--augment", choices=["on", "off"], default="on" if DEFAULTS.augment else "off",
-                   help="SpecAugment masks on training batches (default: the trainer's)")
-    p.add_argument("--normalise", choices=["corpus", "speaker"], default=DEFAULTS.normalise,
-                   help="per-bin standardisation statistics (default: the trainer's)")
+    add_augment_normalise_args(p)
     p.add_argument("--folds", type=int, default=5, help="number of folds (default 5)")
     p.add_argument("--fold", type=int, nargs="+", default=None, help="train only these folds")
     p.add_argument("--protocol", default="speaker")

@@ -22,6 +22,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from common import EMODB_ROOT  # noqa: E402
 
 from ser_lab.data.corpora import load_corpus  # noqa: E402
 from ser_lab.errors import ConfigError  # noqa: E402
@@ -31,17 +34,18 @@ from ser_lab.fileio import atomic_write_text  # noqa: E402
 def subset_rows(corpus: str, root: str | None, speakers: list[str]) -> list[tuple[str, str, str]]:
     """(path, label, speaker) of every usable utterance of `speakers`, sorted by path."""
     manifest = load_corpus(corpus, root)
+    wanted = set(speakers)
     known = {u.speaker for u in manifest.utterances}
-    missing = sorted(set(speakers) - known)
+    missing = sorted(wanted - known)
     if missing:
         raise ConfigError(f"no speaker {', '.join(missing)} in {corpus} (it has {', '.join(sorted(known))})")
-    return sorted((u.path, u.label, u.speaker) for u in manifest.utterances if u.speaker in set(speakers))
+    return sorted((u.path, u.label, u.speaker) for u in manifest.utterances if u.speaker in wanted)
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--corpus", default="emodb")
-    p.add_argument("--root", default=str(ROOT.parent / "shared" / "datasets" / "emodb"))
+    p.add_argument("--root", default=str(EMODB_ROOT))
     p.add_argument("--speakers", nargs="+", required=True)
     p.add_argument("--out", required=True, help="the CSV file to write")
     args = p.parse_args(argv)

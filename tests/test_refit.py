@@ -11,7 +11,7 @@ from ser_lab.config import TrainConfig
 from ser_lab.errors import ConfigError, Interrupted
 from ser_lab.fileio import read_jsonl
 from ser_lab.learn.evaluate import rescore_run
-from ser_lab.learn.trainer import FoldState, new_run, refit_epochs, stop_reason, train_run
+from ser_lab.learn.trainer import FoldState, epoch_count, new_run, refit_epochs, stop_reason, train_run
 from ser_lab.runs import RunStore
 
 
@@ -42,6 +42,8 @@ def test_refit_epochs_and_stop_reason_say_what_was_trained():
     assert reason.startswith("early stop after epoch 30")
     assert reason.endswith("then trained again on train + validation for 10 epochs")
     assert "train + validation" not in stop_reason(FoldState(epoch=30, best_epoch=10), TrainConfig(epochs=50, patience=20))
+    one = stop_reason(FoldState(epoch=1, best_epoch=1), TrainConfig(epochs=1, patience=1, refit=True))
+    assert one == "reached the maximum of 1 epoch (best validation UA at epoch 1); then trained again on train + validation for 1 epoch"
 
 
 @pytest.mark.parametrize("bad", [1, "yes", None])
@@ -63,7 +65,7 @@ def test_refit_trains_train_plus_validation_for_the_chosen_epochs(env):
     fold = refit.read_results()["folds"][0]
     best = plain.read_results()["folds"][0]["best_epoch"]
     assert fold["best_epoch"] == best and fold["refit_epochs"] == best
-    assert fold["stop_reason"].endswith(f"then trained again on train + validation for {best} epochs")
+    assert fold["stop_reason"].endswith(f"then trained again on train + validation for {epoch_count(best)}")
 
     log = read_jsonl(refit.fold_dir(0) / "refit.jsonl")
     assert [r["epoch"] for r in log] == list(range(1, best + 1))

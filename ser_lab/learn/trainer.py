@@ -563,14 +563,19 @@ def stop_reason(state: FoldState, cfg: TrainConfig) -> str:
     """Why a finished fold stopped training, in words (recorded in results.json)."""
     if state.epoch < cfg.epochs and should_stop(state, cfg):
         reason = (
-            f"early stop after epoch {state.epoch}: no better validation UA for {cfg.patience} "
-            f"epochs (best at epoch {state.best_epoch})"
+            f"early stop after epoch {state.epoch}: no better validation UA for {epoch_count(cfg.patience)} "
+            f"(best at epoch {state.best_epoch})"
         )
     else:
-        reason = f"reached the maximum of {cfg.epochs} epochs (best validation UA at epoch {state.best_epoch})"
+        reason = f"reached the maximum of {epoch_count(cfg.epochs)} (best validation UA at epoch {state.best_epoch})"
     if cfg.refit:
-        reason += f"; then trained again on train + validation for {refit_epochs(state)} epochs"
+        reason += f"; then trained again on train + validation for {epoch_count(refit_epochs(state))}"
     return reason
+
+
+def epoch_count(n: int) -> str:
+    """`n` epochs, in words ("1 epoch", "20 epochs")."""
+    return f"{n} epoch" if n == 1 else f"{n} epochs"
 
 
 def drop_metrics_after(run, fold_k: int, epoch: int) -> None:

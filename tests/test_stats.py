@@ -188,6 +188,29 @@ def test_committed_intervals_are_reproduced(name):
         assert (got.boot_low, got.boot_high) == pytest.approx(_hand_bootstrap(diffs, 10_000, 0))
 
 
+RESULTS = Path(__file__).resolve().parent.parent / "bench" / "results"
+
+
+@pytest.mark.parametrize("path", sorted(RESULTS.glob("objectives_*.json")), ids=lambda p: p.stem)
+def test_committed_objective_tables_are_reproduced(path):
+    """Every arm's paired difference to the softmax baseline in a committed objectives table
+    (README, Other objectives) comes back from the per-fold scores stored beside it."""
+    arms = json.loads(path.read_text())["arms"]
+
+    def units(arm: str, metric: str) -> dict:
+        return {(p["seed"], k): v for p in arms[arm]["per_seed"] for k, v in enumerate(p[f"fold_{metric}"])}
+
+    for metric in ("UA", "WA"):
+        for arm, entry in arms.items():
+            if arm == "baseline":
+                continue
+            got = paired_difference(units("baseline", metric), units(arm, metric))
+            want = entry[f"{metric}_paired_vs_baseline"]
+            assert got.n == want["n"] == len(units(arm, metric)), (arm, metric)
+            for key in ("mean", "t_low", "t_high", "boot_low", "boot_high"):
+                assert getattr(got, key) == pytest.approx(want[key], abs=1e-9), (arm, metric, key)
+
+
 def test_the_baseline_joins_every_lambda_curve_by_one_rule():
     def rec(lam, alpha, seed, ua):
         return {"lam": lam, "alpha": alpha, "seed": seed, "fold": 0, "UA": ua, "WA": ua}

@@ -39,6 +39,11 @@ def comparison(dir_a: str, dir_b: str, stamp: str) -> dict:
     return compare.compare_runs(dir_a, dir_b)
 
 
+@st.cache_data(show_spinner="Comparing…", max_entries=8)
+def comparison_many(dirs: tuple, stamp: str) -> dict:
+    return compare.compare_many(list(dirs))
+
+
 @st.cache_data(show_spinner=False, max_entries=32)
 def predictions(run_dir: str, fold: int, stamp: str):
     return run_tables.predictions(Run(run_dir), fold)
@@ -313,7 +318,7 @@ st.caption(
 
 others = [i for i in ids if i not in (id_a, id_b) and fold in store.get(i).folds_done()]
 if others:
-    with st.expander("More runs: up to four maps in a grid, aligned to A"):
+    with st.expander("More runs: up to four in a grid (maps aligned to A, the table, confusion matrices)"):
         extra = st.multiselect(
             "add runs (trained on the same fold)",
             others,
@@ -348,6 +353,47 @@ if others:
                 f"Every map in {'its own scale-free units' if normalised else 'raw units'}, "
                 "turned rigidly onto A (no rescaling)."
             )
+            grid_ids = [rid for _, rid, _ in grid]
+            try:
+                many = comparison_many(tuple(str(store.get(i).dir) for i in grid_ids), stamp)
+            except SerLabError as exc:
+                st.warning(f"No table for these runs: {exc}")
+            else:
+                st.subheader("Accuracy and discriminability of every run")
+                grid_table = app_comparison.many_table(many)
+                st.dataframe(
+                    grid_table, hide_index=True, width="stretch", height=36 * (len(grid_table) + 1) + 4,
+                    column_config={c: st.column_config.NumberColumn(c, format="%.3f")
+                                   for c in grid_table.columns if c != "metric"},
+                )
+                st.download_button(
+                    "Download the table (CSV)", grid_table.to_csv(index=False),
+                    file_name=f"{'_vs_'.join(grid_ids)}.csv", mime="text/csv", key="grid_table_csv",
+                    on_click="ignore",
+                )
+                st.caption(
+                    ", ".join(f"{n}: {rid}" for n, rid in zip(many["names"], grid_ids, strict=True))
+                    + ". All folds of every run, as in the table below for A and B; each run after A "
+                    "minus A. " + " ".join(
+                        f"{n} against A: fixes {p['changed']['n_fixed']}, breaks {p['changed']['n_broken']} "
+                        f"of {p['changed']['n_shared']} shared test utterances."
+                        for n, p in zip(many["names"][1:], many["pairs"], strict=True)
+                    )
+                )
+                st.subheader("Confusion matrices of every run (test, all folds pooled)")
+                grid_norm = st.radio("cells", ["row-normalised", "counts"], horizontal=True, key="grid_cells")
+                grid_key = "confusion_norm" if grid_norm == "row-normalised" else "confusion"
+                sides = [many["pairs"][0]["a"], *(p["b"] for p in many["pairs"])]
+                for start in range(0, len(sides), 2):
+                    cells = st.columns(2)
+                    for cell, name, side in zip(cells, many["names"][start:start + 2], sides[start:start + 2]):
+                        cell.plotly_chart(
+                            figures.confusion_figure(
+                                side["pooled"][grid_key], many["labels"], f"{name}: {side['run_ids'][0]}",
+                                normalised=grid_key == "confusion_norm",
+                            ),
+                            key=f"grid_cm_{name}",
+                        )
 
 # ----------------------------------------------------------------------------- one utterance
 

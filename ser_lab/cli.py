@@ -356,16 +356,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from ser_lab.analysis.compare import compare_runs, format_compare_table
+    from ser_lab.analysis.compare import check_run_count, compare_many, format_many_table
 
+    ids = [args.run_a, args.run_b, *args.more]
+    check_run_count(len(ids))  # before any run is read
     store = _store(args)
-    comparison = compare_runs(store.get(args.run_a), store.get(args.run_b))
+    many = compare_many([store.get(i) for i in ids])
     if getattr(args, "json", False):
-        from ser_lab.app.comparison import comparison_json
+        from ser_lab.app.comparison import comparison_json, many_json
 
-        print(json.dumps(comparison_json(comparison), indent=2, ensure_ascii=False))
+        out = comparison_json(many["pairs"][0]) if len(many["pairs"]) == 1 else many_json(many)
+        print(json.dumps(out, indent=2, ensure_ascii=False))
         return 0
-    print(format_compare_table(comparison))
+    print(format_many_table(many))
     return 0
 
 
@@ -707,11 +710,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", choices=DEVICES)
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("compare", help="accuracy and discriminability of two runs")
+    p = sub.add_parser("compare", help="accuracy and discriminability of two to four runs")
     p.add_argument("run_a")
     p.add_argument("run_b")
+    p.add_argument("more", nargs="*", metavar="RUN", help="up to two more runs (C, D), each against A")
     p.add_argument("--json", action="store_true",
-                   help="one JSON object: the table's rows, what changed and a plain reading")
+                   help="one JSON object: the table's rows, what changed and (for two runs) a plain reading")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("quickstart", help="train the home page's quick-start pair and compare it")

@@ -15,7 +15,15 @@ import pytest
 from ser_lab import RUN_FORMAT_VERSION, fileio
 from ser_lab.analysis import maps, projection
 from ser_lab.analysis import projection as proj
-from ser_lab.analysis.compare import compare_runs, format_compare_table, run_discriminability
+from ser_lab.analysis.compare import (
+    compare_many,
+    compare_many_rows,
+    compare_rows,
+    compare_runs,
+    format_compare_table,
+    format_many_table,
+    run_discriminability,
+)
 from ser_lab.analysis.discriminability import discriminability, knn_accuracy
 from ser_lab.analysis.maps import align_map, load_fold, project_fold, run_folds, snapshot_frames
 from ser_lab.errors import ConfigError, RunError
@@ -411,6 +419,39 @@ def test_compare_refuses_incompatible_or_unfinished_runs(tmp_path):
         compare_runs(a, b)
     with pytest.raises(ConfigError, match="no runs"):
         compare_runs([], a)
+
+
+def test_compare_many_puts_every_run_against_a(tmp_path):
+    a = make_run(tmp_path, "A", spread=2.0, wrong={"utt000": 1, "utt001": 3})
+    b = make_run(tmp_path, "B", spread=0.5, wrong={"utt001": 2})
+    c = make_run(tmp_path, "C", spread=1.0, wrong={"utt002": 1, "utt003": 2})
+    many = compare_many([a, b, c])
+    assert many["names"] == ["A", "B", "C"] and many["labels"] == LABELS
+    # each pair is exactly the two-run comparison
+    for pair, other in zip(many["pairs"], (b, c), strict=True):
+        alone = compare_runs(a, other)
+        assert pair["diff"] == alone["diff"] and pair["changed"] == alone["changed"]
+    rows = {r.key: r for r in compare_many_rows(many)}
+    pair_rows = [{r.key: r for r in compare_rows(p)} for p in many["pairs"]]
+    for key, row in rows.items():
+        assert row.values[0] == pair_rows[0][key].a == pair_rows[1][key].a
+        assert row.values[1:] == (pair_rows[0][key].b, pair_rows[1][key].b)
+    ua = rows["UA"]
+    assert ua.diffs == pytest.approx((pair_rows[0]["UA"].diff, pair_rows[1]["UA"].diff))
+    text = format_many_table(many)
+    assert text.splitlines()[:3] == ["A: A", "B: B", "C: C"]
+    # C gets A's two wrong utterances right and two others wrong
+    assert text.splitlines()[-1].startswith("test predictions (C against A, ")
+    assert "fixed by C 2, broken by C 2" in text.splitlines()[-1]
+    # two runs: the same table as format_compare_table
+    assert format_many_table(compare_many([a, b])) == format_compare_table(compare_runs(a, b))
+
+
+@pytest.mark.parametrize("n", [1, 5])
+def test_compare_many_takes_two_to_four_runs(tmp_path, n):
+    a = make_run(tmp_path, "A")
+    with pytest.raises(ConfigError, match=f"a comparison takes 2 to 4 runs, got {n}"):
+        compare_many([a] * n)
 
 
 def test_format_compare_table(tmp_path):

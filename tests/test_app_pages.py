@@ -346,6 +346,19 @@ def test_compare_grid_of_up_to_four_runs_aligned_to_a(scratch_store):
     b = chart_spec(at, "grid_B")["data"]
     c = chart_spec(at, "grid_C")["data"]
     assert plotly_array(b[0]["x"]) == pytest.approx(plotly_array(c[0]["x"]), abs=1e-6)
+    # the table has a column per run and each run after A minus A: the copies equal B
+    table = [d.value for d in at.dataframe if "D − A" in d.value.columns][0]
+    assert list(table.columns) == ["metric", "A", "B", "C", "D", "B − A", "C − A", "D − A"]
+    ua = table[table["metric"] == "UA (mean over folds)"].iloc[0]
+    res_a = scratch_store.run(scratch_store.baseline).read_results()["mean"]["UA"]
+    res_b = scratch_store.run(scratch_store.center).read_results()["mean"]["UA"]
+    assert ua["A"] == pytest.approx(100 * res_a) and ua["C"] == ua["D"] == pytest.approx(100 * res_b)
+    assert ua["D − A"] == pytest.approx(100 * (res_b - res_a))
+    numbers = table.drop(columns="metric")
+    assert (numbers["B"].fillna(-1) == numbers["C"].fillna(-1)).all()
+    # a confusion matrix per run, a copy's equal to B's
+    assert {"grid_cm_A", "grid_cm_B", "grid_cm_C", "grid_cm_D"} <= set(keys)
+    assert chart_spec(at, "grid_cm_B")["data"][0]["z"] == chart_spec(at, "grid_cm_C")["data"][0]["z"]
 
 
 def test_compare_shows_a_selected_utterance(app_env):

@@ -640,6 +640,35 @@ def test_cli_compare_json(app_store, capsys):
     assert out["reading"]["center_side"] == "B"
 
 
+def test_cli_compare_three_runs(app_store, capsys):
+    from ser_lab.cli import main
+
+    base, center = app_store.baseline, app_store.center
+    assert main(["--store", str(app_store.store), "compare", base, center, base]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:3] == [f"A: {base}", f"B: {center}", f"C: {base}"]
+    header = next(line for line in lines if line.startswith("metric"))
+    assert header.split() == ["metric", "A", "B", "C", "B", "-", "A", "C", "-", "A"]
+    ua = next(line for line in lines if line.startswith("UA (mean over folds)")).split()
+    assert ua[-1] == "+0.00"  # C is A again
+    assert lines[-1].startswith("test predictions (C against A, ") and "fixed by C 0, broken by C 0" in lines[-1]
+
+    assert main(["--store", str(app_store.store), "compare", base, center, base, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["runs"]["C"]["runs"] == [base]
+    rows = {r["key"]: r for r in out["rows"]}
+    assert rows["UA"]["C"] == rows["UA"]["A"] and rows["UA"]["C − A"] == 0
+    assert out["changed_against_A"]["C"]["n_fixed"] == 0
+
+
+def test_cli_compare_refuses_more_than_four_runs(app_store, capsys):
+    from ser_lab.cli import main
+
+    ids = [app_store.baseline, app_store.center] * 3
+    assert main(["--store", str(app_store.store), "compare", *ids[:5]]) == 2
+    assert "a comparison takes 2 to 4 runs, got 5" in capsys.readouterr().err
+
+
 def test_reading_flags_runs_at_chance_level():
     comp = pair(0.5, 3.0)
     comp["a"]["UA"]["mean"] = 0.26  # 2 classes: chance is 50 %, so 26 % is below chance...

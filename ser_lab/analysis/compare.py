@@ -5,6 +5,9 @@
 - comparison: `compare_runs(a, b)` (one run or a list of runs, e.g. seeds, per side),
   `compare_rows(comparison)` (the one table of a comparison, shared by the CLI and the app) and
   `format_compare_table(comparison)` for `python -m ser_lab compare A B`.
+- up to four runs: `compare_many([a, b, c, d])` (B, C and D each against A),
+  `compare_many_rows(many)` (the same table with a column per run) and `format_many_table(many)`
+  for `python -m ser_lab compare A B C D`.
 
 A `run` argument is a `ser_lab.runs.Run` or the path of a run folder, as in
 `ser_lab.analysis.maps`.
@@ -13,6 +16,7 @@ A `run` argument is a `ser_lab.runs.Run` or the path of a run folder, as in
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,8 +79,8 @@ def compare_runs(run_a: Any, run_b: Any) -> dict[str, Any]:
     """Everything the Compare page shows, for run A against run B.
 
     Each side is one run or a list of runs (e.g. the same config with several seeds). Per
-    side ("a", "b"): run ids and configs, per-fold UA/WA, their mean with the (population)
-    standard deviation over all folds and over the runs' means (seeds; NaN for one run),
+    side ("a", "b"): run ids and configs, per-fold UA/WA, their mean with the sample
+    standard deviation over all folds and over the runs' means (seeds; None for one run),
     the pooled confusion matrix (summed over runs) as counts and row-normalised, per-class
     recall and pooled UA/WA from it, and discriminability (train / test, mean over folds and
     runs, plus k-NN accuracy). Across sides: B - A differences of the confusion matrices and
@@ -84,12 +88,35 @@ def compare_runs(run_a: Any, run_b: Any) -> dict[str, Any]:
     wrong in A, right in B; "broken": the reverse; with several runs per side an utterance
     is right when most of its test predictions are). Fractions, not percentages.
     """
-    runs_a, runs_b = _as_list(run_a, "A"), _as_list(run_b, "B")
-    side_a, preds_a = _side(runs_a)
-    side_b, preds_b = _side(runs_b)
+    return _pair(_side(_as_list(run_a, "A")), _side(_as_list(run_b, "B")))
+
+
+MAX_RUNS = 4  # the Compare page's grid and `compare A B C D`
+NAMES = "ABCD"
+
+
+def compare_many(runs: Sequence[Any]) -> dict[str, Any]:
+    """Two to four runs, B, C and D each against A: {"names", "labels", "pairs"}, where
+    pairs[k] is what `compare_runs(A, runs[k + 1])` returns. Each entry of `runs` is one run
+    or a list of runs, as a side of `compare_runs`; every side is read once."""
+    check_run_count(len(runs))
+    sides = [_side(_as_list(r, name)) for r, name in zip(runs, NAMES, strict=False)]
+    pairs = [_pair(sides[0], side, name) for side, name in zip(sides[1:], NAMES[1:], strict=False)]
+    return {"names": list(NAMES[: len(runs)]), "labels": pairs[0]["labels"], "pairs": pairs}
+
+
+def check_run_count(n: int) -> None:
+    """A comparison is of 2 to MAX_RUNS runs (ConfigError otherwise)."""
+    if not 2 <= n <= MAX_RUNS:
+        raise ConfigError(f"a comparison takes 2 to {MAX_RUNS} runs, got {n}")
+
+
+def _pair(a: tuple[dict, dict], b: tuple[dict, dict], name_b: str = "B") -> dict[str, Any]:
+    """`compare_runs`'s result from two sides, each `_side`'s (summary, test predictions)."""
+    (side_a, preds_a), (side_b, preds_b) = a, b
     if side_a["labels"] != side_b["labels"]:
         raise RunError(
-            f"the runs use different classes: A {side_a['labels']} vs B {side_b['labels']}"
+            f"the runs use different classes: A {side_a['labels']} vs {name_b} {side_b['labels']}"
         )
     labels = side_a["labels"]
     cm_a, cm_b = np.array(side_a["pooled"]["confusion"]), np.array(side_b["pooled"]["confusion"])
@@ -314,11 +341,13 @@ _DISC_ROWS = (
 )
 
 
-def compare_rows(comparison: dict[str, Any]) -> list[CompareRow]:
+def compare_rows(comparison: dict[str, Any], *, several: bool | None = None) -> list[CompareRow]:
     """The rows of a `compare_runs` result, in order: the one table that
-    `python -m ser_lab compare` prints and the app's Compare page shows."""
+    `python -m ser_lab compare` prints and the app's Compare page shows. `several`: whether to
+    add the std-over-runs rows (default: when a side has more than one run)."""
     a, b = comparison["a"], comparison["b"]
-    several = a["n_runs"] > 1 or b["n_runs"] > 1
+    if several is None:
+        several = a["n_runs"] > 1 or b["n_runs"] > 1
     rows = []
     for key in ("UA", "WA"):
         sa, sb = a[key], b[key]
@@ -363,41 +392,96 @@ def compare_rows(comparison: dict[str, Any]) -> list[CompareRow]:
     return rows
 
 
+@dataclass(frozen=True)
+class ManyRow:
+    """One row of the table of `compare_many`: a metric of every run (A first), as in
+    `CompareRow` (`values[k]` of run NAMES[k]; None where that run has no such number)."""
+
+    metric: str
+    key: str
+    percent: bool
+    better: str | None
+    values: tuple[float | None, ...]
+    stds: tuple[float | None, ...]
+
+    @property
+    def diffs(self) -> tuple[float | None, ...]:
+        """Each run after A minus A."""
+        a = self.values[0]
+        ok = a is not None and np.isfinite(a)
+        return tuple(v - a if ok and v is not None and np.isfinite(v) else None for v in self.values[1:])
+
+
+def compare_many_rows(many: dict[str, Any]) -> list[ManyRow]:
+    """The rows of a `compare_many` result: `compare_rows` of every pair, with a column per run
+    (a row that only some pairs have, e.g. the recall of a class one run never tested, has
+    None for the others)."""
+    pairs = many["pairs"]
+    several = any(p[side]["n_runs"] > 1 for p in pairs for side in ("a", "b"))
+    per_pair = [{r.key: r for r in compare_rows(p, several=several)} for p in pairs]
+    keys = list(dict.fromkeys(k for rows in per_pair for k in rows))
+    out = []
+    for key in keys:
+        first = next(rows[key] for rows in per_pair if key in rows)
+        got = [rows.get(key) for rows in per_pair]
+        out.append(
+            ManyRow(
+                first.metric, key, first.percent, first.better,
+                values=(first.a, *(r.b if r else None for r in got)),
+                stds=(first.std_a, *(r.std_b if r else None for r in got)),
+            )
+        )
+    return out
+
+
 def format_compare_table(comparison: dict[str, Any]) -> str:
-    """`compare_rows` as plain text: metric rows; A, B and B - A columns.
+    """`compare_rows` as plain text: metric rows; A, B and B - A columns (`format_many_table`
+    of the pair)."""
+    return format_many_table({"names": ["A", "B"], "labels": comparison["labels"], "pairs": [comparison]})
+
+
+def format_many_table(many: dict[str, Any]) -> str:
+    """`compare_many_rows` as plain text: metric rows; a column per run, then each run after A
+    minus A; the test predictions each run fixed and broke against A.
 
     Accuracies and recalls in percent (with ± the sample std over folds where there is one);
     an undefined value as "-".
     """
-    a, b = comparison["a"], comparison["b"]
+    names, pairs = many["names"], many["pairs"]
+    sides = [pairs[0]["a"], *(p["b"] for p in pairs)]
 
     def cell(value: float | None, std: float | None, pct: bool) -> str:
         return _num(value, pct) + (f" ± {_num(std, pct)}" if std is not None else "")
 
     rows = [
-        (r.metric, cell(r.a, r.std_a, r.percent), cell(r.b, r.std_b, r.percent),
-         _num(r.diff, r.percent, True))
-        for r in compare_rows(comparison)
+        (r.metric, *(cell(v, s, r.percent) for v, s in zip(r.values, r.stds, strict=True)),
+         *(_num(d, r.percent, True) for d in r.diffs))
+        for r in compare_many_rows(many)
     ]
-    header = ("metric", "A", "B", "B - A")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+    header = ("metric", *names, *(f"{n} - A" for n in names[1:]))
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
 
     def line(r: tuple[str, ...]) -> str:
         cells = [c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=True)]
         return "  ".join([r[0].ljust(widths[0]), *cells])
 
-    changed = comparison["changed"]
+    def changed_line(name: str, changed: dict) -> str:
+        against = "" if len(names) == 2 else f"{name} against A, "
+        return (
+            f"test predictions ({against}{changed['n_shared']} shared utterances): "
+            f"fixed by {name} {changed['n_fixed']}, broken by {name} {changed['n_broken']}, "
+            f"right in both {changed['both_right']}, wrong in both {changed['both_wrong']}"
+        )
+
     out = [
-        f"A: {', '.join(a['run_ids'])}" + (f" ({a['n_runs']} runs)" if a["n_runs"] > 1 else ""),
-        f"B: {', '.join(b['run_ids'])}" + (f" ({b['n_runs']} runs)" if b["n_runs"] > 1 else ""),
+        *(f"{n}: {', '.join(s['run_ids'])}" + (f" ({s['n_runs']} runs)" if s["n_runs"] > 1 else "")
+          for n, s in zip(names, sides, strict=True)),
         "",
         line(header),
         line(tuple("-" * w for w in widths)),
         *(line(r) for r in rows),
         "",
-        f"test predictions ({changed['n_shared']} shared utterances): "
-        f"fixed by B {changed['n_fixed']}, broken by B {changed['n_broken']}, "
-        f"right in both {changed['both_right']}, wrong in both {changed['both_wrong']}",
+        *(changed_line(n, p["changed"]) for n, p in zip(names[1:], pairs, strict=True)),
     ]
     return "\n".join(out)
 

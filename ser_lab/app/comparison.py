@@ -174,27 +174,10 @@ def comparison_rows(comparison: dict) -> list[dict[str, Any]]:
     """The rows of `ser_lab.analysis.compare.compare_rows` (the one comparison table, the one
     `python -m ser_lab compare` prints) as plain records: key, metric, A, B, diff (B − A;
     accuracies in percent; None where undefined), unit, better. The Compare page's table,
-    the panel that reads it and `python -m ser_lab compare --json` all use these rows."""
-    from ser_lab.analysis.compare import compare_rows
-
-    def scaled(value: float | None, scale: float) -> float | None:
-        return None if value is None else value * scale
-
-    rows = []
-    for r in compare_rows(comparison):
-        scale = 100.0 if r.percent else 1.0
-        rows.append(
-            {
-                "key": r.key,
-                "metric": r.metric,
-                "A": scaled(r.a, scale),
-                "B": scaled(r.b, scale),
-                "diff": scaled(r.diff, scale),
-                "unit": "%" if r.percent else "",
-                "better": r.better,
-            }
-        )
-    return rows
+    the panel that reads it and `python -m ser_lab compare --json` all use these rows
+    (`many_rows` of the pair)."""
+    pair = {"names": ["A", "B"], "labels": comparison["labels"], "pairs": [comparison]}
+    return [{("diff" if k == "B − A" else k): v for k, v in row.items()} for row in many_rows(pair)]
 
 
 def compare_table(comparison: dict) -> pd.DataFrame:
@@ -456,6 +439,55 @@ def comparison_json(comparison: dict) -> dict[str, Any]:
                 for k in ("n_shared", "n_fixed", "n_broken", "both_right", "both_wrong")
             },
             "reading": read_comparison(comparison).to_dict(),
+        }
+    )
+
+
+def many_rows(many: dict) -> list[dict[str, Any]]:
+    """The rows of `ser_lab.analysis.compare.compare_many_rows` (the table of up to four runs
+    that `python -m ser_lab compare A B C D` prints) as plain records: key, metric, a value per
+    run (A, B, ...), each run after A minus A ("B − A", ...; accuracies in percent, None where
+    undefined), unit, better. The Compare page's grid table and `compare --json` use them."""
+    from ser_lab.analysis.compare import compare_many_rows
+
+    names = many["names"]
+    rows = []
+    for r in compare_many_rows(many):
+        scale = 100.0 if r.percent else 1.0
+        rows.append(
+            {
+                "key": r.key,
+                "metric": r.metric,
+                **{n: None if v is None else v * scale for n, v in zip(names, r.values, strict=True)},
+                **{f"{n} − A": None if d is None else d * scale for n, d in zip(names[1:], r.diffs, strict=True)},
+                "unit": "%" if r.percent else "",
+                "better": r.better,
+            }
+        )
+    return rows
+
+
+def many_table(many: dict) -> pd.DataFrame:
+    """`many_rows` as a frame: metric, a column per run, then each run after A minus A."""
+    names = many["names"]
+    columns = ["metric", *names, *(f"{n} − A" for n in names[1:])]
+    return pd.DataFrame(many_rows(many), columns=columns)
+
+
+def many_json(many: dict) -> dict[str, Any]:
+    """A comparison of up to four runs as one JSON-ready object (`python -m ser_lab compare
+    A B C D --json`): the runs of each side, the rows, and what changed against A."""
+    pairs = many["pairs"]
+    sides = [pairs[0]["a"], *(p["b"] for p in pairs)]
+    keys = ("n_shared", "n_fixed", "n_broken", "both_right", "both_wrong")
+    return _json_clean(
+        {
+            "runs": {n: {"runs": s["run_ids"], "configs": s.get("configs")}
+                     for n, s in zip(many["names"], sides, strict=True)},
+            "labels": list(many["labels"]),
+            "rows": many_rows(many),
+            "changed_against_A": {n: {k: p["changed"].get(k) for k in keys}
+                                  for n, p in zip(many["names"][1:], pairs, strict=True)},
         }
     )
 

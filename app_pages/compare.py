@@ -44,6 +44,14 @@ def comparison_many(dirs: tuple, stamp: str) -> dict:
     return compare.compare_many(list(dirs))
 
 
+def two_per_row(items: list) -> list[tuple]:
+    """(column, item) for `items` laid out two to a row (the grid of up to four runs)."""
+    out = []
+    for start in range(0, len(items), 2):
+        out += zip(st.columns(2), items[start : start + 2])
+    return out
+
+
 @st.cache_data(show_spinner=False, max_entries=32)
 def predictions(run_dir: str, fold: int, stamp: str):
     return run_tables.predictions(Run(run_dir), fold)
@@ -340,20 +348,18 @@ if others:
             except SerLabError as exc:
                 st.warning(f"{other} cannot be drawn on A's map: {exc}")
         if extra:
-            for start in range(0, len(grid), 2):
-                cells = st.columns(2)
-                for cell, (side, rid, m) in zip(cells, grid[start : start + 2]):
-                    cell.plotly_chart(
-                        figures.map_figure(
-                            run_tables.map_points(m, shown), m.centers_xy, m.label_names, f"{side}: {rid}"
-                        ),
-                        key=f"grid_{side}",
-                    )
+            for cell, (side, rid, m) in two_per_row(grid):
+                cell.plotly_chart(
+                    figures.map_figure(
+                        run_tables.map_points(m, shown), m.centers_xy, m.label_names, f"{side}: {rid}"
+                    ),
+                    key=f"grid_{side}",
+                )
             st.caption(
                 f"Every map in {'its own scale-free units' if normalised else 'raw units'}, "
                 "turned rigidly onto A (no rescaling)."
             )
-            grid_ids = [rid for _, rid, _ in grid]
+            grid_ids = [id_a, id_b, *extra]  # C and D as named on the maps, drawn or not
             try:
                 many = comparison_many(tuple(str(store.get(i).dir) for i in grid_ids), stamp)
             except SerLabError as exc:
@@ -383,17 +389,14 @@ if others:
                 st.subheader("Confusion matrices of every run (test, all folds pooled)")
                 grid_norm = st.radio("cells", ["row-normalised", "counts"], horizontal=True, key="grid_cells")
                 grid_key = "confusion_norm" if grid_norm == "row-normalised" else "confusion"
-                sides = [many["pairs"][0]["a"], *(p["b"] for p in many["pairs"])]
-                for start in range(0, len(sides), 2):
-                    cells = st.columns(2)
-                    for cell, name, side in zip(cells, many["names"][start:start + 2], sides[start:start + 2]):
-                        cell.plotly_chart(
-                            figures.confusion_figure(
-                                side["pooled"][grid_key], many["labels"], f"{name}: {side['run_ids'][0]}",
-                                normalised=grid_key == "confusion_norm",
-                            ),
-                            key=f"grid_cm_{name}",
-                        )
+                for cell, (name, side) in two_per_row(list(zip(many["names"], compare.many_sides(many), strict=True))):
+                    cell.plotly_chart(
+                        figures.confusion_figure(
+                            side["pooled"][grid_key], many["labels"], f"{name}: {side['run_ids'][0]}",
+                            normalised=grid_key == "confusion_norm",
+                        ),
+                        key=f"grid_cm_{name}",
+                    )
 
 # ----------------------------------------------------------------------------- one utterance
 

@@ -18,6 +18,8 @@ from ser_lab.analysis.stats import (
 )
 from ser_lab.errors import ConfigError
 
+RESULTS = Path(__file__).resolve().parent.parent / "bench" / "results"
+
 
 def test_mean_std_is_the_sample_std():
     ms = mean_std([50, 60, 55, 65])
@@ -169,8 +171,7 @@ def _hand_bootstrap(diffs: np.ndarray, n_boot: int, seed: int) -> tuple[float, f
 def test_committed_intervals_are_reproduced(name):
     """The intervals the README quotes come back to the last digits from the per-fold scores
     stored next to them (and equal the hand-written bootstrap they were first computed with)."""
-    path = Path(__file__).resolve().parent.parent / "bench" / "results" / f"{name}.json"
-    data = json.loads(path.read_text())
+    data = json.loads((RESULTS / f"{name}.json").read_text())
     for metric in ("UA", "WA"):
         sides = [
             {
@@ -186,9 +187,6 @@ def test_committed_intervals_are_reproduced(name):
             assert getattr(got, key) == pytest.approx(want[key], abs=1e-9), (metric, key)
         diffs = np.array([sides[1][u] - sides[0][u] for u in sorted(sides[0])])
         assert (got.boot_low, got.boot_high) == pytest.approx(_hand_bootstrap(diffs, 10_000, 0))
-
-
-RESULTS = Path(__file__).resolve().parent.parent / "bench" / "results"
 
 
 @pytest.mark.parametrize("path", sorted(RESULTS.glob("objectives_*.json")), ids=lambda p: p.stem)

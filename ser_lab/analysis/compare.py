@@ -105,6 +105,16 @@ def compare_many(runs: Sequence[Any]) -> dict[str, Any]:
     return {"names": list(NAMES[: len(runs)]), "labels": pairs[0]["labels"], "pairs": pairs}
 
 
+def pair_as_many(comparison: dict[str, Any]) -> dict[str, Any]:
+    """A `compare_runs` result in the shape of `compare_many`'s (runs A and B)."""
+    return {"names": ["A", "B"], "labels": comparison["labels"], "pairs": [comparison]}
+
+
+def many_sides(many: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every side of a `compare_many` result, A first (each as in `compare_runs`' "a" / "b")."""
+    return [many["pairs"][0]["a"], *(p["b"] for p in many["pairs"])]
+
+
 def check_run_count(n: int) -> None:
     """A comparison is of 2 to MAX_RUNS runs (ConfigError otherwise)."""
     if not 2 <= n <= MAX_RUNS:
@@ -437,7 +447,7 @@ def compare_many_rows(many: dict[str, Any]) -> list[ManyRow]:
 def format_compare_table(comparison: dict[str, Any]) -> str:
     """`compare_rows` as plain text: metric rows; A, B and B - A columns (`format_many_table`
     of the pair)."""
-    return format_many_table({"names": ["A", "B"], "labels": comparison["labels"], "pairs": [comparison]})
+    return format_many_table(pair_as_many(comparison))
 
 
 def format_many_table(many: dict[str, Any]) -> str:
@@ -447,8 +457,7 @@ def format_many_table(many: dict[str, Any]) -> str:
     Accuracies and recalls in percent (with ± the sample std over folds where there is one);
     an undefined value as "-".
     """
-    names, pairs = many["names"], many["pairs"]
-    sides = [pairs[0]["a"], *(p["b"] for p in pairs)]
+    names, pairs, sides = many["names"], many["pairs"], many_sides(many)
 
     def cell(value: float | None, std: float | None, pct: bool) -> str:
         return _num(value, pct) + (f" ± {_num(std, pct)}" if std is not None else "")

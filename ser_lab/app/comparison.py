@@ -176,8 +176,10 @@ def comparison_rows(comparison: dict) -> list[dict[str, Any]]:
     accuracies in percent; None where undefined), unit, better. The Compare page's table,
     the panel that reads it and `python -m ser_lab compare --json` all use these rows
     (`many_rows` of the pair)."""
-    pair = {"names": ["A", "B"], "labels": comparison["labels"], "pairs": [comparison]}
-    return [{("diff" if k == "B − A" else k): v for k, v in row.items()} for row in many_rows(pair)]
+    from ser_lab.analysis.compare import pair_as_many
+
+    rows = many_rows(pair_as_many(comparison))
+    return [{("diff" if k == "B − A" else k): v for k, v in row.items()} for row in rows]
 
 
 def compare_table(comparison: dict) -> pd.DataFrame:
@@ -477,8 +479,9 @@ def many_table(many: dict) -> pd.DataFrame:
 def many_json(many: dict) -> dict[str, Any]:
     """A comparison of up to four runs as one JSON-ready object (`python -m ser_lab compare
     A B C D --json`): the runs of each side, the rows, and what changed against A."""
-    pairs = many["pairs"]
-    sides = [pairs[0]["a"], *(p["b"] for p in pairs)]
+    from ser_lab.analysis.compare import many_sides
+
+    pairs, sides = many["pairs"], many_sides(many)
     keys = ("n_shared", "n_fixed", "n_broken", "both_right", "both_wrong")
     return _json_clean(
         {

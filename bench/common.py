@@ -32,6 +32,7 @@ from ser_lab.runs import Run, RunStore  # noqa: E402
 
 DEFAULTS = TrainConfig()
 FEATURE_KEYS = ("intra_inter_ratio", "fisher", "silhouette")
+LAYOUTS = ("channels-last", "default")
 FEATURE_SPACE = "test z of each fold vs its class means; 5-NN fitted on train z; mean over seeds x folds"
 
 
@@ -91,6 +92,13 @@ def add_recipe_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--parallel-folds", default="auto",
                    help="folds trained at once (default auto: one per core; the results do not depend on it)")
     p.add_argument("--threads", type=int, default=None, help="torch threads per process")
+    p.add_argument("--layout", choices=LAYOUTS, default=layout_name(DEFAULTS.channels_last),
+                   help="conv weight layout on a CPU (default: the trainer's); 'default' repeats the "
+                        "arithmetic of runs trained before channels-last, so new seeds pair with them")
+
+
+def layout_name(channels_last: bool) -> str:
+    return "channels-last" if channels_last else "default"
 
 
 def add_augment_normalise_args(p: argparse.ArgumentParser) -> None:
@@ -110,7 +118,8 @@ def recipe_config(args: argparse.Namespace, **fields: object) -> TrainConfig:
         corpus_options={"size": args.size} if args.size else {}, features=args.features,
         epochs=args.epochs, patience=args.patience, augment=args.augment == "on",
         refit=getattr(args, "refit", "off") == "on", normalise=getattr(args, "normalise", DEFAULTS.normalise),
-        n_folds=args.folds, protocol=args.protocol, parallel_folds=parallel, **fields,
+        n_folds=args.folds, protocol=args.protocol, parallel_folds=parallel,
+        channels_last=getattr(args, "layout", layout_name(DEFAULTS.channels_last)) == "channels-last", **fields,
     )
 
 
@@ -122,6 +131,7 @@ def recipe_summary(args: argparse.Namespace) -> dict:
         "epochs": args.epochs, "patience": args.patience, "augment": args.augment == "on",
         "refit": getattr(args, "refit", "off") == "on",
         "normalise": getattr(args, "normalise", DEFAULTS.normalise),
+        "layout": getattr(args, "layout", layout_name(DEFAULTS.channels_last)),
         "recipe": recipe_tag(recipe_config(args)), "seeds": args.seeds,
         "model_selection": "best validation UA (speaker-disjoint validation part of each training fold)"
         + ("; that epoch count then trained again on train + validation, the last epoch kept"
@@ -137,10 +147,11 @@ def corpus_tag(args: argparse.Namespace) -> str:
 
 def recipe_tag(cfg: TrainConfig) -> str:
     """The training recipe in a run name: epochs (a maximum when patience > 0), patience,
-    SpecAugment, normalisation and refit; parallel folds are not part of it (they do not change
-    the result)."""
+    SpecAugment, normalisation, refit, and the default weight layout where channels-last is not
+    used; parallel folds are not part of it (they do not change the result)."""
     return (f"e{cfg.epochs}p{cfg.patience}" + ("" if cfg.augment else "-noaug")
-            + ("" if cfg.normalise == "corpus" else f"-{cfg.normalise}") + ("-refit" if cfg.refit else ""))
+            + ("" if cfg.normalise == "corpus" else f"-{cfg.normalise}") + ("-refit" if cfg.refit else "")
+            + ("" if cfg.channels_last else "-nchw"))
 
 
 def run_name(bench: str, corpus: str, arm: str, cfg: TrainConfig) -> str:

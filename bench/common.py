@@ -9,6 +9,8 @@ bench trained is reused by the other instead of being trained twice.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import os
 import platform
 import subprocess
@@ -27,10 +29,20 @@ from ser_lab.analysis.discriminability import discriminability, knn_accuracy  # 
 from ser_lab.analysis.stats import mean_std  # noqa: E402
 from ser_lab.choices import NORMALISATIONS  # noqa: E402
 from ser_lab.config import TrainConfig  # noqa: E402
+from ser_lab.fileio import atomic_write_json  # noqa: E402
 from ser_lab.learn.trainer import new_run, train_run  # noqa: E402
 from ser_lab.runs import Run, RunStore  # noqa: E402
 
 DEFAULTS = TrainConfig()
+# Run cards: one JSON per finished bench run (results, per-fold feature space, config, commit),
+# committed with the results, so a bench finished over several sittings on different machines
+# sums up runs whose folders are gone. See `ensure_card`.
+CARDS = ROOT / "bench" / "results" / "runs"
+# TrainConfig fields that say where or how fast a run trained, not what it computed: a card is
+# reused whatever they were. (`root` is a path on the machine that trained; the card keeps it
+# and the data fingerprint.)
+NOT_RECIPE = ("root", "device", "workers", "parallel_folds", "precompute_maps", "snapshot_every",
+              "snapshot_size", "sweep_id")
 FEATURE_KEYS = ("intra_inter_ratio", "fisher", "silhouette")
 LAYOUTS = ("channels-last", "default")
 FEATURE_SPACE = "test z of each fold vs its class means; 5-NN fitted on train z; mean over seeds x folds"
@@ -75,6 +87,9 @@ def add_corpus_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--protocol", default="speaker")
     p.add_argument("--store", default=None, help="run store (default: checkpoints/)")
+    p.add_argument("--cards", default=None,
+                   help="folder of run cards, one JSON per finished run, reused before any training "
+                        "(default: bench/results/runs/ with the default store, else STORE-cards)")
     p.add_argument("--out", default=None)
 
 
@@ -183,39 +198,160 @@ def ensure_run(store: RunStore, name: str, cfg: TrainConfig) -> Run:
     return run
 
 
-def summarise(results: list[dict], run_ids: list[str], seeds: list[int]) -> dict:
-    """Mean and sample std over seeds of each seed's fold-mean UA/WA (percent), per-class recall
-    (mean over seeds of the pooled recall), and per seed its folds' scores and how each stopped."""
-    ua = mean_std(100 * r["mean"]["UA"] for r in results)
-    wa = mean_std(100 * r["mean"]["WA"] for r in results)
-    labels = results[0]["labels"]
-    recall = {
-        name: float(np.mean([100 * r["pooled"]["recall"].get(name, np.nan) for r in results]))
-        for name in labels
+def cards_dir(args: argparse.Namespace) -> Path:
+    """Where a bench keeps its run cards: --cards, else bench/results/runs/ for the default
+    store (the committed cards), else a folder beside the given store, STORE-cards (tests,
+    scratch; inside the store it would read as a broken run)."""
+    if getattr(args, "cards", None):
+        return Path(args.cards)
+    if not getattr(args, "store", None):
+        return CARDS
+    store = Path(args.store)
+    return store.parent / f"{store.name}-cards"
+
+
+def recipe_differences(card_config: dict, cfg: TrainConfig) -> list[str]:
+    """The recipe fields in which a card's config and `cfg` differ (NOT_RECIPE aside)."""
+    wanted = dataclasses.asdict(cfg)
+    have = TrainConfig.from_dict(card_config)  # a card written before a field existed gets its old default
+    return [k for k, v in wanted.items()
+            if k not in NOT_RECIPE and json.dumps(getattr(have, k)) != json.dumps(v)]
+
+
+def ensure_card(store: RunStore, name: str, cfg: TrainConfig, cards: Path = CARDS) -> dict:
+    """The run card of the finished run called `name`.
+
+    A card in `cards` with this name and the same recipe is the result: nothing is trained or
+    read from the store, so a bench resumes from the committed cards on a machine whose run
+    store is empty. Otherwise the run is reused, resumed or trained in `store` (ensure_run) and
+    its card written. A card of this name with another recipe is an error, never overwritten."""
+    path = cards / f"{name}.json"
+    if path.is_file():
+        card = json.loads(path.read_text())
+        differ = recipe_differences(card["config"], cfg)
+        if differ:
+            raise SystemExit(f"{path}: a run card of this name with another recipe "
+                             f"({', '.join(differ)}); move it away or rename the run")
+        return card
+    before = find_run(store, name)[1]
+    run = ensure_run(store, name, cfg)
+    card = make_card(run, trained_now=before != "done")
+    atomic_write_json(path, card)
+    return card
+
+
+def make_card(run: Run, *, trained_now: bool) -> dict:
+    """What the benches need of a finished run, without its weights: config, data fingerprint,
+    package versions, results.json, and each fold's test feature space; `code` is the commit
+    of this process, the one that trained the run when `trained_now`."""
+    config = run.config
+    return {
+        "name": config.get("name") or run.run_id,
+        "run_id": run.run_id,
+        "config": config["train"],
+        "data": config.get("data"),
+        "versions": config.get("versions"),
+        "code": code_state(),
+        "trained_by_this_code": trained_now,
+        "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "results": run.read_results(),
+        "feature_space_folds": {str(k): fold_feature_space(run, k) for k in run.folds_done()},
     }
+
+
+def fold_feature_space(run: Run, k: int) -> dict:
+    """One fold's test z against its class means (intra/inter, Fisher, silhouette) and its 5-NN
+    UA fitted on train z, in percent; None where a measure is undefined."""
+    emb = run.load_embeddings(k)
+    test, train = emb["split"] == "test", emb["split"] == "train"
+    d = discriminability(emb["z"][test], emb["labels"][test])
+    knn = knn_accuracy(emb["z"][train], emb["labels"][train], emb["z"][test], emb["labels"][test])
+    values = {**{key: d[key] for key in FEATURE_KEYS}, "knn_UA": 100 * knn["ua"]}
+    return {k_: (float(v) if v is not None and np.isfinite(v) else None) for k_, v in values.items()}
+
+
+def summarise(cards: list[dict]) -> dict:
+    """Mean and sample std over seeds of each seed's fold-mean UA/WA (percent), per-class recall
+    (mean over seeds of the pooled recall), and per seed its folds' scores, how each stopped,
+    its recall and feature space (so that summaries of other seeds can be joined exactly:
+    `join_seeds`)."""
+    results = [c["results"] for c in cards]
+    labels = results[0]["labels"]
+    rows = [
+        {
+            "seed": int(c["config"]["seed"]),
+            "run_id": c["run_id"],
+            "UA": 100 * r["mean"]["UA"],
+            "WA": 100 * r["mean"]["WA"],
+            "UA_pooled": 100 * r["pooled"]["UA"],
+            "WA_pooled": 100 * r["pooled"]["WA"],
+            "fold_UA": [100 * f["UA"] for f in r["folds"]],
+            "fold_WA": [100 * f["WA"] for f in r["folds"]],
+            "best_epochs": [f["best_epoch"] for f in r["folds"]],
+            "epochs_trained": [f.get("epochs_trained") for f in r["folds"]],
+            "stop_reasons": [f.get("stop_reason") for f in r["folds"]],
+            "recall": {name: 100 * r["pooled"]["recall"][name] if name in r["pooled"]["recall"] else None
+                       for name in labels},
+            "feature_space": feature_space([c]),
+            "layout": "channels-last" if c["config"].get("channels_last") else "default",
+        }
+        for c, r in zip(cards, results)
+    ]
+    return {**seed_aggregates(rows), "feature_space": feature_space(cards), "per_seed": rows}
+
+
+def seed_aggregates(rows: list[dict]) -> dict:
+    """UA/WA mean and sample std over the per-seed rows, and their mean per-class recall."""
+    ua = mean_std(row["UA"] for row in rows)
+    wa = mean_std(row["WA"] for row in rows)
+    labels = list(rows[0]["recall"])
     return {
         "UA_mean": ua.mean,
         "UA_std": ua.std,  # sample std over seeds (None for one seed)
         "WA_mean": wa.mean,
         "WA_std": wa.std,
-        "per_class_recall": recall,
-        "per_seed": [
-            {
-                "seed": s,
-                "run_id": rid,
-                "UA": 100 * r["mean"]["UA"],
-                "WA": 100 * r["mean"]["WA"],
-                "UA_pooled": 100 * r["pooled"]["UA"],
-                "WA_pooled": 100 * r["pooled"]["WA"],
-                "fold_UA": [100 * f["UA"] for f in r["folds"]],
-                "fold_WA": [100 * f["WA"] for f in r["folds"]],
-                "best_epochs": [f["best_epoch"] for f in r["folds"]],
-                "epochs_trained": [f.get("epochs_trained") for f in r["folds"]],
-                "stop_reasons": [f.get("stop_reason") for f in r["folds"]],
-            }
-            for s, rid, r in zip(seeds, run_ids, results)
-        ],
+        "per_class_recall": {name: _mean_or_none(row["recall"][name] for row in rows) for name in labels},
     }
+
+
+def _mean_or_none(values) -> float | None:
+    kept = [v for v in values if v is not None and np.isfinite(v)]
+    return float(np.mean(kept)) if kept else None
+
+
+def join_seeds(parts: list[dict]) -> dict:
+    """One arm's summaries of disjoint seeds (`summarise` outputs, or older ones without per-seed
+    recall and feature space) as one summary over all their seeds, as if summarised together.
+
+    A part whose seeds are all in an earlier part must have their scores and is skipped. Rows
+    that lack their own recall or feature space take their part's (an older summary's
+    aggregate): exact for recall, a mean over seeds, and for the feature space, a mean over
+    seeds x folds, when every seed has the same number of folds and every measure is defined."""
+    rows: list[dict] = []
+    for part in parts:
+        have = {r["seed"]: r for r in rows}
+        seeds = [row["seed"] for row in part["per_seed"]]
+        if seeds and all(seed in have for seed in seeds):
+            # A part whose seeds are all in already (the same runs summarised twice, e.g. the
+            # baseline of two benches) adds nothing, and its aggregates would weigh them twice.
+            if any(have[row["seed"]]["fold_UA"] != row["fold_UA"] for row in part["per_seed"]):
+                raise ValueError(f"seeds {seeds} are in two of the summaries to join with other scores")
+            continue
+        for row in part["per_seed"]:
+            if row["seed"] in have:
+                raise ValueError(f"seed {row['seed']} is in two of the summaries to join, "
+                                 "and so are other seeds only one of them has")
+            filled = dict(row)
+            filled.setdefault("recall", part["per_class_recall"])
+            filled.setdefault("feature_space", part["feature_space"])
+            rows.append(filled)
+    rows.sort(key=lambda r: r["seed"])
+    folds = {len(r["fold_UA"]) for r in rows}
+    if len(folds) != 1:
+        raise ValueError(f"the summaries to join have different fold counts: {sorted(folds)}")
+    keys = rows[0]["feature_space"].keys()
+    space = {k: _mean_or_none(r["feature_space"][k] for r in rows) for k in keys}
+    return {**seed_aggregates(rows), "feature_space": space, "per_seed": rows}
 
 
 def fold_units(setting: dict, metric: str) -> dict[tuple[int, int], float]:
@@ -227,17 +363,8 @@ def fold_units(setting: dict, metric: str) -> dict[tuple[int, int], float]:
     }
 
 
-def feature_space(runs: list[Run]) -> dict:
+def feature_space(cards: list[dict]) -> dict:
     """Mean over runs and folds of the test z's discriminability and 5-NN UA (train -> test),
     against the empirical class means so that every objective is measured the same way."""
-    values: dict[str, list[float]] = {k: [] for k in (*FEATURE_KEYS, "knn_UA")}
-    for run in runs:
-        for k in run.folds_done():
-            emb = run.load_embeddings(k)
-            test, train = emb["split"] == "test", emb["split"] == "train"
-            d = discriminability(emb["z"][test], emb["labels"][test])
-            for key in FEATURE_KEYS:
-                values[key].append(d[key])
-            knn = knn_accuracy(emb["z"][train], emb["labels"][train], emb["z"][test], emb["labels"][test])
-            values["knn_UA"].append(100 * knn["ua"])
-    return {k: float(np.nanmean(v)) if v and not np.all(np.isnan(v)) else None for k, v in values.items()}
+    folds = [f for c in cards for f in c["feature_space_folds"].values()]
+    return {k: _mean_or_none(f[k] for f in folds) for k in (*FEATURE_KEYS, "knn_UA")}

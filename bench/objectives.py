@@ -10,6 +10,11 @@ stopped and started again at any point (the same pattern as bench/reproduce.py).
     python bench/objectives.py                              # EmoDB -> bench/results/objectives_emodb.json
     python bench/objectives.py --corpus synthetic           # -> bench/results/objectives_synthetic.json
     python bench/objectives.py --smoke                      # tiny synthetic corpus, 1 epoch, 2 folds, 1 seed
+    python bench/objectives.py --seeds 2 --join A.json B.json   # seed 2 joined with the seeds of earlier summaries
+
+Every finished run also leaves a run card in bench/results/runs/ (bench/common.ensure_card: its
+results and per-fold feature space, no weights). Committed, the cards let a later sitting on a
+machine whose run store is empty finish the bench: a run with a card is not trained again.
 
 Per arm: UA and WA (mean and sample std over seeds of each seed's fold mean); the paired
 difference to the baseline over the (seed, fold) units with its 95 % t-interval and bootstrap
@@ -39,11 +44,12 @@ sys.path.insert(0, str(ROOT / "bench"))
 from common import (  # noqa: E402
     add_corpus_args,
     add_recipe_args,
+    cards_dir,
     code_state,
     corpus_tag,
-    ensure_run,
-    feature_space,
+    ensure_card,
     fold_units,
+    join_seeds,
     machine,
     recipe_config,
     recipe_summary,
@@ -71,19 +77,27 @@ def run_bench(args: argparse.Namespace) -> dict:
     store = RunStore(Path(args.store) if args.store else None)
     summary: dict = {**recipe_summary(args), "arms": {}, "machine": machine()}
     started = time.time()
+    earlier_raw = [json.loads(Path(path).read_text()) for path in args.join]
+    earlier = [read_earlier(raw, path, summary) for raw, path in zip(earlier_raw, args.join)]
     for arm in args.arms:
         params = ARMS[arm]
-        runs = []
+        parts = [e[arm] for e in earlier if arm in e]
+        known = {row["seed"] for part in parts for row in part["per_seed"]}
+        cards = []
         for seed in args.seeds:
+            if seed in known:
+                continue  # an earlier summary has it
             cfg = recipe_config(args, seed=seed, workers=args.workers, **params)
-            runs.append(ensure_run(store, run_name("bench", corpus_tag(args), arm, cfg), cfg))
-        results = [r.read_results() for r in runs]
+            cards.append(ensure_card(store, run_name("bench", corpus_tag(args), arm, cfg), cfg, cards_dir(args)))
+        parts += [summarise(cards)] if cards else []
         summary["arms"][arm] = {
             "settings": params,
             "label": "softmax only (λ = 0)" if arm == BASELINE else LABELS[params["objective"]],
-            **summarise(results, [r.run_id for r in runs], args.seeds),
-            "feature_space": feature_space(runs),
+            **(join_seeds(parts) if len(parts) > 1 else parts[0]),
         }
+    if earlier:
+        summary["seeds"] = sorted({row["seed"] for s in summary["arms"].values() for row in s["per_seed"]})
+        summary["joined"] = {Path(path).name: e.get("code") for path, e in zip(args.join, earlier_raw)}
     if BASELINE in summary["arms"]:
         base = summary["arms"][BASELINE]
         for arm, s in summary["arms"].items():
@@ -95,6 +109,28 @@ def run_bench(args: argparse.Namespace) -> dict:
     summary["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     summary["code"] = code_state()
     return summary
+
+
+# The recipe fields two summaries must share to be joined (bench/common.recipe_summary).
+JOIN_KEYS = ("corpus", "corpus_options", "protocol", "n_folds", "features", "epochs", "patience",
+             "augment", "refit", "normalise")
+
+
+def read_earlier(earlier: dict, path: str, summary: dict) -> dict[str, dict]:
+    """The arms of an earlier summary of the same recipe (this bench's, or bench/reproduce.py's
+    two settings under this bench's arm names), to be joined with this run's seeds: the
+    first summary that has a seed of an arm gives it, later ones must agree."""
+    differ = [k for k in JOIN_KEYS if earlier.get(k, DEFAULT_JOIN.get(k)) != summary[k]]
+    if differ:
+        raise SystemExit(f"{path}: another recipe ({', '.join(differ)}); only seeds of the same recipe are joined")
+    if "arms" in earlier:
+        return earlier["arms"]
+    return {arm: earlier[setting] for setting, arm in REPRODUCE_ARMS.items() if setting in earlier}
+
+
+# bench/reproduce.py's settings under this bench's names; fields older summaries did not record.
+REPRODUCE_ARMS = {"baseline": BASELINE, "center_loss": "center"}
+DEFAULT_JOIN = {"refit": False}
 
 
 def _fmt(x, digits: int = 1) -> str:
@@ -126,6 +162,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS),
                    help="train only these arms (the baseline is needed for the paired columns)")
     p.add_argument("--workers", type=int, default=None, help="feature extraction processes")
+    p.add_argument("--join", nargs="+", default=[], metavar="JSON",
+                   help="earlier summaries of the same recipe (this bench's or bench/reproduce.py's) "
+                        "whose other seeds join this run's in one table; a seed in two is an error")
     p.add_argument("--smoke", action="store_true",
                    help="a check that the bench runs: tiny synthetic corpus, 1 epoch, 2 folds, seed 0 "
                         "(written to objectives_smoke.json; its numbers mean nothing)")

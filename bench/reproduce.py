@@ -2,7 +2,8 @@
 
 Default: EmoDB (../shared/datasets/emodb), 4 classes, speaker-independent 5-fold, Mel features,
 3 seeds per setting. Every (setting, seed) is a normal run folder in the run store, so the app
-and `python -m ser_lab compare` can open them. Finished runs are reused on a re-launch.
+and `python -m ser_lab compare` can open them. Finished runs are reused on a re-launch, and so
+are their run cards in bench/results/runs/ (bench/common.ensure_card) when the store has lost them.
 
     python bench/reproduce.py                                   # EmoDB -> bench/results/emodb_reproduction.json
     python bench/reproduce.py --corpus synthetic --out bench/results/synthetic_reproduction.json
@@ -26,10 +27,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 from common import (  # noqa: E402
     add_corpus_args,
     add_recipe_args,
+    cards_dir,
     code_state,
     corpus_tag,
-    ensure_run,
-    feature_space,
+    ensure_card,
     fold_units,
     machine,
     recipe_config,
@@ -69,13 +70,12 @@ def main() -> None:
     for setting, params in SETTINGS.items():
         if setting not in args.settings:
             continue
-        runs = []
+        cards = []
         for seed in args.seeds:
             cfg = recipe_config(args, seed=seed, **params)
-            runs.append(ensure_run(store, run_name("bench", corpus_tag(args), ARM_NAMES[setting], cfg), cfg))
-        results = [r.read_results() for r in runs]
-        summary[setting] = {**params, **summarise(results, [r.run_id for r in runs], args.seeds)}
-        summary[setting]["feature_space"] = feature_space(runs)
+            name = run_name("bench", corpus_tag(args), ARM_NAMES[setting], cfg)
+            cards.append(ensure_card(store, name, cfg, cards_dir(args)))
+        summary[setting] = {**params, **summarise(cards)}
     if len(args.settings) < len(SETTINGS):
         if args.out:  # a part of the comparison, written only when asked for (--out)
             atomic_write_json(Path(args.out), {**summary, "settings": args.settings, "code": code_state()})

@@ -16,6 +16,7 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,7 @@ from ser_lab.analysis.stats import mean_std  # noqa: E402
 from ser_lab.choices import NORMALISATIONS  # noqa: E402
 from ser_lab.config import TrainConfig  # noqa: E402
 from ser_lab.fileio import atomic_write_json  # noqa: E402
-from ser_lab.learn.trainer import new_run, train_run  # noqa: E402
+from ser_lab.learn.trainer import fold_result_from_disk, new_run, pool_results, train_run  # noqa: E402
 from ser_lab.runs import Run, RunStore  # noqa: E402
 
 DEFAULTS = TrainConfig()
@@ -182,8 +183,10 @@ def find_run(store: RunStore, name: str) -> tuple[str | None, str | None]:
     return (matches[0].run_id, matches[0].state) if matches else (None, None)
 
 
-def ensure_run(store: RunStore, name: str, cfg: TrainConfig) -> Run:
-    """The finished run called `name`: reused if done, resumed if stopped, else trained."""
+def ensure_run(store: RunStore, name: str, cfg: TrainConfig,
+               on_fold_done: Callable[[Run, int], None] | None = None) -> Run:
+    """The finished run called `name`: reused if done, resumed if stopped, else trained;
+    `on_fold_done(run, k)` after each fold it finishes."""
     run_id, state = find_run(store, name)
     if run_id is None:
         run = new_run(cfg, store, name=name)
@@ -191,9 +194,14 @@ def ensure_run(store: RunStore, name: str, cfg: TrainConfig) -> Run:
         run = store.get(run_id)
         if state == "done":
             return run
+
+    def progress(event: dict) -> None:
+        if event.get("fold_done") and on_fold_done is not None:
+            on_fold_done(run, int(event["fold"]))
+
     t0 = time.time()
     with run.lock():
-        train_run(run)
+        train_run(run, progress=progress)
     print(f"{name}: {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
     return run
 
@@ -210,12 +218,21 @@ def cards_dir(args: argparse.Namespace) -> Path:
     return store.parent / f"{store.name}-cards"
 
 
-def recipe_differences(card_config: dict, cfg: TrainConfig) -> list[str]:
+def recipe_differences(card_config: dict, cfg: TrainConfig, also_ignore: tuple[str, ...] = ()) -> list[str]:
     """The recipe fields in which a card's config and `cfg` differ (NOT_RECIPE aside)."""
     wanted = dataclasses.asdict(cfg)
     have = TrainConfig.from_dict(card_config)  # a card written before a field existed gets its old default
     return [k for k, v in wanted.items()
-            if k not in NOT_RECIPE and json.dumps(getattr(have, k)) != json.dumps(v)]
+            if k not in NOT_RECIPE + also_ignore and json.dumps(getattr(have, k)) != json.dumps(v)]
+
+
+def _read_card(path: Path, cfg: TrainConfig, also_ignore: tuple[str, ...] = ()) -> dict:
+    card = json.loads(path.read_text())
+    differ = recipe_differences(card["config"], cfg, also_ignore)
+    if differ:
+        raise SystemExit(f"{path}: a run card of this name with another recipe "
+                         f"({', '.join(differ)}); move it away or rename the run")
+    return card
 
 
 def ensure_card(store: RunStore, name: str, cfg: TrainConfig, cards: Path = CARDS) -> dict:
@@ -223,39 +240,84 @@ def ensure_card(store: RunStore, name: str, cfg: TrainConfig, cards: Path = CARD
 
     A card in `cards` with this name and the same recipe is the result: nothing is trained or
     read from the store, so a bench resumes from the committed cards on a machine whose run
-    store is empty. Otherwise the run is reused, resumed or trained in `store` (ensure_run) and
-    its card written. A card of this name with another recipe is an error, never overwritten."""
+    store is empty. Otherwise the run is reused, resumed or trained in `store` (ensure_run),
+    and each fold it finishes leaves a fold card (cards/NAME/fold_K.json), so that a run cut
+    off by the end of a sitting loses at most the folds in flight: on a machine without the
+    run, only the folds without a card are trained (a run NAME-folds-K-..., the same folds by
+    the same seeds: a fold's training depends only on the seed, the split and the fold). When
+    every fold is in, the run card is written from the fold cards and they are removed. A card
+    of this name with another recipe is an error, never overwritten."""
     path = cards / f"{name}.json"
     if path.is_file():
-        card = json.loads(path.read_text())
-        differ = recipe_differences(card["config"], cfg)
-        if differ:
-            raise SystemExit(f"{path}: a run card of this name with another recipe "
-                             f"({', '.join(differ)}); move it away or rename the run")
-        return card
-    before = find_run(store, name)[1]
-    run = ensure_run(store, name, cfg)
-    card = make_card(run, trained_now=before != "done")
+        return _read_card(path, cfg)
+    fold_dir = cards / name
+    fold_ids = list(cfg.folds) if cfg.folds is not None else list(range(cfg.n_folds))
+    have = {k: _read_card(fold_dir / f"fold_{k}.json", cfg, ("folds",))
+            for k in fold_ids if (fold_dir / f"fold_{k}.json").is_file()}
+    todo = [k for k in fold_ids if k not in have]
+
+    def keep_fold(run: Run, k: int) -> None:
+        if k in fold_ids and k not in have:
+            have[k] = make_fold_card(run, k, trained_now=True)
+            atomic_write_json(fold_dir / f"fold_{k}.json", have[k])
+
+    if todo:
+        whole = find_run(store, name)[0] is not None or not have
+        part_name = name if whole else f"{name}-folds-{'-'.join(map(str, todo))}"
+        part_cfg = cfg if whole else dataclasses.replace(cfg, folds=todo)
+        run = ensure_run(store, part_name, part_cfg, on_fold_done=keep_fold)
+        for k in todo:
+            if k not in have:  # done before this process, in the store
+                have[k] = make_fold_card(run, k, trained_now=False)
+    card = card_from_folds(name, [have[k] for k in fold_ids], cfg.folds)
     atomic_write_json(path, card)
+    for k in fold_ids:
+        (fold_dir / f"fold_{k}.json").unlink(missing_ok=True)
+    if fold_dir.is_dir() and not any(fold_dir.iterdir()):
+        fold_dir.rmdir()
     return card
 
 
-def make_card(run: Run, *, trained_now: bool) -> dict:
-    """What the benches need of a finished run, without its weights: config, data fingerprint,
-    package versions, results.json, and each fold's test feature space; `code` is the commit
-    of this process, the one that trained the run when `trained_now`."""
+def make_fold_card(run: Run, k: int, *, trained_now: bool) -> dict:
+    """What the benches need of one finished fold, without its weights: config, data
+    fingerprint, package versions, the fold's test scores (as results.json has them) and its
+    test feature space; `code` is the commit of this process, the one that trained the fold
+    when `trained_now`."""
     config = run.config
     return {
         "name": config.get("name") or run.run_id,
         "run_id": run.run_id,
+        "fold": k,
         "config": config["train"],
         "data": config.get("data"),
         "versions": config.get("versions"),
         "code": code_state(),
         "trained_by_this_code": trained_now,
         "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "results": run.read_results(),
-        "feature_space_folds": {str(k): fold_feature_space(run, k) for k in run.folds_done()},
+        "result": fold_result_from_disk(run, k, tuple(config["data"]["labels"])),
+        "feature_space": fold_feature_space(run, k),
+    }
+
+
+def card_from_folds(name: str, folds: list[dict], fold_setting: list[int] | None) -> dict:
+    """A run card from the fold cards of all its folds: results.json's scores (pooled as the
+    trainer pools them) and each fold's feature space; where folds came from different runs
+    or code, the card lists each."""
+    first = folds[0]
+    run_ids = list(dict.fromkeys(f["run_id"] for f in folds))
+    labels = tuple(first["data"]["labels"])
+    return {
+        "name": name,
+        "run_id": " + ".join(run_ids),
+        "config": {**first["config"], "folds": fold_setting},  # a part's config names only its folds
+        "data": first["data"],
+        "versions": first["versions"],
+        "code": first["code"] if all(f["code"] == first["code"] for f in folds) else
+        {str(f["fold"]): f["code"] for f in folds},
+        "trained_by_this_code": all(f["trained_by_this_code"] for f in folds),
+        "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "results": pool_results([f["result"] for f in folds], labels),
+        "feature_space_folds": {str(f["fold"]): f["feature_space"] for f in folds},
     }
 
 

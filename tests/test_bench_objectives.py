@@ -70,9 +70,35 @@ def test_objectives_bench_smoke_pairs_arms_with_the_baseline_and_resumes(tmp_pat
     card = json.loads(cards[0].read_text())
     assert set(card["feature_space_folds"]) == {"0", "1"} and card["trained_by_this_code"] is True
     assert card["results"] == RunStore(tmp_path / "runs").get(card["run_id"]).read_results()
+    assert not [p for p in (tmp_path / "runs-cards").iterdir() if p.is_dir()]  # fold cards folded in
     shutil.rmtree(tmp_path / "runs")
     assert bench.main(argv)["arms"] == summary["arms"]
     assert not RunStore(tmp_path / "runs").list()
+
+
+def test_a_run_cut_off_between_folds_resumes_from_its_fold_cards(bench_common, tmp_path, monkeypatch):
+    """A sitting that ends after fold 0 leaves fold 0's card; on a machine without the run, only
+    fold 1 is trained, and the run card has the scores the whole run has."""
+    from ser_lab.config import TrainConfig
+
+    monkeypatch.setenv("SER_LAB_CACHE", str(tmp_path / "cache"))
+    cfg = TrainConfig(corpus="synthetic", corpus_options={"size": "tiny"}, epochs=1, patience=0,
+                      n_folds=2, workers=1, parallel_folds=None)
+    whole = bench_common.ensure_card(RunStore(tmp_path / "a"), "r", cfg, tmp_path / "cards-a")
+    assert sorted(p.name for p in (tmp_path / "cards-a").iterdir()) == ["r.json"]
+    assert whole["results"] == RunStore(tmp_path / "a").get(whole["run_id"]).read_results()
+
+    cut = bench_common.ensure_run(RunStore(tmp_path / "b"), "r", dataclasses.replace(cfg, folds=[0]))
+    fold0 = bench_common.make_fold_card(cut, 0, trained_now=True)
+    (tmp_path / "cards-b" / "r").mkdir(parents=True)
+    (tmp_path / "cards-b" / "r" / "fold_0.json").write_text(json.dumps(fold0))
+    store = RunStore(tmp_path / "c")
+    resumed = bench_common.ensure_card(store, "r", cfg, tmp_path / "cards-b")
+    assert [s.name for s in store.list()] == ["r-folds-1"]  # fold 0 was not trained again
+    assert resumed["results"] == whole["results"]
+    assert resumed["feature_space_folds"] == whole["feature_space_folds"]
+    assert resumed["config"]["folds"] is None and " + " in resumed["run_id"]
+    assert sorted(p.name for p in (tmp_path / "cards-b").iterdir()) == ["r.json"]
 
 
 def _card(seed: int, fold_ua: list[float], recall: dict, space: list[dict]) -> dict:

@@ -256,19 +256,22 @@ def ensure_card(store: RunStore, name: str, cfg: TrainConfig, cards: Path = CARD
             for k in fold_ids if (fold_dir / f"fold_{k}.json").is_file()}
     todo = [k for k in fold_ids if k not in have]
 
-    def keep_fold(run: Run, k: int) -> None:
+    def keep_fold(run: Run, k: int, trained_now: bool = True) -> None:
         if k in fold_ids and k not in have:
-            have[k] = make_fold_card(run, k, trained_now=True)
+            have[k] = make_fold_card(run, k, trained_now=trained_now)
             atomic_write_json(fold_dir / f"fold_{k}.json", have[k])
 
     if todo:
-        whole = find_run(store, name)[0] is not None or not have
+        run_id = find_run(store, name)[0]
+        if run_id is not None:  # folds this store finished before: their cards first
+            for k in set(todo) & set(store.get(run_id).folds_done()):
+                keep_fold(store.get(run_id), k, trained_now=False)
+        whole = run_id is not None or not have
         part_name = name if whole else f"{name}-folds-{'-'.join(map(str, todo))}"
         part_cfg = cfg if whole else dataclasses.replace(cfg, folds=todo)
         run = ensure_run(store, part_name, part_cfg, on_fold_done=keep_fold)
         for k in todo:
-            if k not in have:  # done before this process, in the store
-                have[k] = make_fold_card(run, k, trained_now=False)
+            keep_fold(run, k, trained_now=False)  # a part run done before, in the store
     card = card_from_folds(name, [have[k] for k in fold_ids], cfg.folds)
     atomic_write_json(path, card)
     for k in fold_ids:

@@ -26,10 +26,12 @@ EMODB_ROOT = ROOT.parent / "shared" / "datasets" / "emodb"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from ser_lab.analysis.compare import run_discriminability  # noqa: E402
 from ser_lab.analysis.discriminability import discriminability, knn_accuracy  # noqa: E402
 from ser_lab.analysis.stats import mean_std  # noqa: E402
 from ser_lab.choices import NORMALISATIONS  # noqa: E402
 from ser_lab.config import TrainConfig  # noqa: E402
+from ser_lab.experiments.report import DISC_KEYS  # noqa: E402
 from ser_lab.fileio import atomic_write_json  # noqa: E402
 from ser_lab.learn.trainer import fold_result_from_disk, new_run, pool_results, train_run  # noqa: E402
 from ser_lab.runs import Run, RunStore  # noqa: E402
@@ -299,6 +301,7 @@ def make_fold_card(run: Run, k: int, *, trained_now: bool) -> dict:
         "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "result": fold_result_from_disk(run, k, tuple(config["data"]["labels"])),
         "feature_space": fold_feature_space(run, k),
+        "discriminability": fold_discriminability(run, k),
     }
 
 
@@ -321,7 +324,21 @@ def card_from_folds(name: str, folds: list[dict], fold_setting: list[int] | None
         "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "results": pool_results([f["result"] for f in folds], labels),
         "feature_space_folds": {str(f["fold"]): f["feature_space"] for f in folds},
+        "discriminability_folds": {str(f["fold"]): f.get("discriminability") for f in folds},
     }
+
+
+def fold_discriminability(run: Run, k: int) -> dict:
+    """One fold's test z against the run's trained centers and its 5-NN UA, as the sweep report
+    reads them (`ser_lab.analysis.compare.run_discriminability`): {"test": {...}, "knn": {"ua"}}."""
+    d = run_discriminability(run, k)
+    test = d.get("test") or {}
+    return {"test": {key: _finite(test.get(key)) for key in DISC_KEYS},
+            "knn": {"ua": _finite((d.get("knn") or {}).get("ua"))}}
+
+
+def _finite(v: object) -> float | None:
+    return float(v) if isinstance(v, (int, float, np.floating)) and np.isfinite(v) else None
 
 
 def fold_feature_space(run: Run, k: int) -> dict:
@@ -332,7 +349,7 @@ def fold_feature_space(run: Run, k: int) -> dict:
     d = discriminability(emb["z"][test], emb["labels"][test])
     knn = knn_accuracy(emb["z"][train], emb["labels"][train], emb["z"][test], emb["labels"][test])
     values = {**{key: d[key] for key in FEATURE_KEYS}, "knn_UA": 100 * knn["ua"]}
-    return {k_: (float(v) if v is not None and np.isfinite(v) else None) for k_, v in values.items()}
+    return {key: _finite(v) for key, v in values.items()}
 
 
 def summarise(cards: list[dict]) -> dict:

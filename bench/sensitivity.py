@@ -9,8 +9,12 @@ patience 20, SpecAugment, per-speaker normalisation: what a user gets), and two 
     α in {0.1, 0.3, 0.5, 0.7, 0.9}      at λ = 0.3
 
 = 10 settings x 2 seeds = 20 runs of 5 folds. Every run is a normal run folder of one sweep
-(id "sens-<corpus>-<recipe>", e.g. sens-emodb-e100p20-speaker), so an interrupted benchmark is finished by running the same
-command again (finished runs are skipped) and every run opens in the app.
+(id "sens-<corpus>-<recipe>", e.g. sens-emodb-e100p20-speaker) that opens in the app, trained
+one after another with its folds in parallel. Each finished fold and run leaves a run card in
+bench/results/runs/ (bench/common.ensure_card), and the table and report are made from the cards:
+an interrupted benchmark is finished by running the same command again, on this machine or, with
+the cards committed, on one whose run store is empty (only folds without a card are trained).
+With --backend ray the sweep runs on a cluster and the report is made from the store.
 
     python bench/sensitivity.py                    # -> bench/results/emodb_sensitivity.json
                                                    #    + bench/results/emodb_sensitivity_report/
@@ -37,16 +41,26 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from common import DEFAULTS, add_augment_normalise_args, recipe_tag  # noqa: E402
+from common import DEFAULTS, add_augment_normalise_args, cards_dir, ensure_card, recipe_tag  # noqa: E402
 
 from ser_lab.config import TrainConfig  # noqa: E402
-from ser_lab.experiments.report import build_report, json_safe  # noqa: E402
+from ser_lab.experiments.report import (  # noqa: E402
+    add_result,
+    build_report,
+    classical_reference,
+    json_safe,
+    sorted_settings,
+    summarise_discriminability,
+    write_report,
+)
 from ser_lab.experiments.sweep import SweepSpec, expand, point_key, run_name, run_sweep  # noqa: E402
 from ser_lab.fileio import atomic_write_json  # noqa: E402
 from ser_lab.runs import RunStore  # noqa: E402
@@ -81,6 +95,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--features", default="mel")
     p.add_argument("--sweep-id", default=None, help="default sens-<corpus>-<recipe>[-quick]")
     p.add_argument("--store", default=None, help="run store (default: checkpoints/)")
+    p.add_argument("--cards", default=None,
+                   help="run cards (local backend): one JSON per finished run and fold, reused before "
+                        "any training (default: bench/results/runs/ with the default store, else STORE-cards)")
     p.add_argument("--backend", default="local", choices=("local", "ray"))
     p.add_argument(
         "--workers", type=int, default=None, help="runs at once (default: per core / GPU)"
@@ -125,6 +142,37 @@ def make_spec(args: argparse.Namespace) -> SweepSpec:
     return SweepSpec(base=base, points=points, seeds=args.seeds, sweep_id=sweep_id).validate()
 
 
+def report_from_cards(spec: SweepSpec, store: RunStore, cards: Path, report_dir: Path,
+                      show: Callable[[dict], None]) -> tuple[dict, int]:
+    """Every run of the sweep through its run card (bench/common.ensure_card: reused if the
+    card exists, else trained in the store, one run after another with its folds in parallel,
+    each finished fold carded), then the sweep report from the cards alone, so that the grid
+    can be finished over several sittings on machines that do not keep their run stores."""
+    configs = expand(spec)
+    settings: dict = {}
+    stats: dict[str, dict] = {}
+    for n, cfg in enumerate(configs, 1):
+        cfg = replace(cfg, parallel_folds="auto")
+        name = run_name(spec.sweep_id, point_key(cfg, spec.axes()))
+        card = ensure_card(store, name, cfg, cards)
+        add_result(settings, card["config"], card["run_id"], card["results"], [])
+        stats[card["run_id"]] = card.get("discriminability_folds") or {}
+        show({"done": n, "total": len(configs), "name": name, "state": "done"})
+    data = {"sweep_id": spec.sweep_id, "manifest": None, "settings": sorted_settings(settings.values()),
+            "unfinished": [], "duplicates": [], "other_axes": []}
+
+    def fold_stats(run_id: str, fold: int) -> dict:
+        found = stats[run_id].get(str(fold))
+        if found is None:
+            raise KeyError("its run card has no discriminability for this fold")
+        return found
+
+    in_store = all((Path(store.root) / rid).is_dir() for s in data["settings"] for rid in s.run_ids)
+    reference = classical_reference(store, data["settings"]) if in_store else None
+    disc = summarise_discriminability(data["settings"], fold_stats)
+    return write_report(report_dir, data, disc, reference), len(configs)
+
+
 def main(argv: list[str] | None = None) -> dict | None:
     args = parse_args(argv)
     spec = make_spec(args)
@@ -149,11 +197,14 @@ def main(argv: list[str] | None = None) -> dict | None:
         )
 
     started = time.time()
-    result = run_sweep(
-        spec, store, backend=args.backend, workers=args.workers, address=args.address, progress=show
-    )
+    if args.backend == "local":
+        report, n_done = report_from_cards(spec, store, cards_dir(args), report_dir, show)
+    else:
+        result = run_sweep(
+            spec, store, backend=args.backend, workers=args.workers, address=args.address, progress=show
+        )
+        report, n_done = build_report(store, spec.sweep_id, report_dir), result.n_done
     wall = time.time() - started
-    report = build_report(store, spec.sweep_id, report_dir)
     summary = {
         "corpus": args.corpus,
         "root": spec.base["root"],
@@ -170,8 +221,8 @@ def main(argv: list[str] | None = None) -> dict | None:
         "alphas_at_lambda": {"lambda": FIXED_LAMBDA, "alphas": args.alphas},
         "sweep_id": spec.sweep_id,
         "store": str(Path(store.root).resolve()),
-        "runs": len(result.points),
-        "runs_done": result.n_done,
+        "runs": len(configs),
+        "runs_done": n_done,
         "wall_time_s": wall,
         "model_selection": "best validation UA (speaker-disjoint validation part of each training fold)"
         + (f"; early stopping after {args.patience} epochs without a gain" if args.patience else ""),

@@ -3,6 +3,7 @@
 import argparse
 import importlib.util
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -354,3 +355,33 @@ def test_relaunch_with_other_base_settings_is_refused(tmp_path, monkeypatch):
         "lam0-alpha0.5-mel-s0",
         "lam0.1-alpha0.5-mel-s0",
     ]
+
+
+def test_sensitivity_bench_reports_from_run_cards_as_from_the_store(tmp_path, monkeypatch, capsys):
+    """The local bench trains through run cards: its report equals the store's sweep report, and
+    with the store gone the same command trains nothing and reports the same numbers."""
+    from ser_lab.experiments.report import build_report
+
+    monkeypatch.setenv("SER_LAB_CACHE", str(tmp_path / "cache"))
+    spec = importlib.util.spec_from_file_location("bench_sensitivity", ROOT / "bench" / "sensitivity.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    argv = ["--corpus", "synthetic", "--size", "tiny", "--quick", "--folds", "2", "--store",
+            str(tmp_path / "runs"), "--out", str(tmp_path / "s.json"), "--report", str(tmp_path / "rep")]
+    first = bench.main(argv)
+    assert first["runs"] == first["runs_done"] == 2
+    assert sorted(p.name for p in (tmp_path / "runs-cards").iterdir()) == [
+        "sens-synthetic-e1p0-speaker-quick-lam0-alpha0.5-mel-s0.json",
+        "sens-synthetic-e1p0-speaker-quick-lam0.3-alpha0.5-mel-s0.json"]
+    from_store = build_report(RunStore(tmp_path / "runs"), first["sweep_id"], tmp_path / "rep-store")
+    for key in ("table", "comparisons", "discriminability"):
+        assert json.dumps(first[key], sort_keys=True) == json.dumps(
+            json.loads(json.dumps(from_store[key], default=float)), sort_keys=True), key
+    assert (tmp_path / "rep" / "report.md").is_file()
+    assert [c["vary"] for c in first["curves"]] == ["lam"]
+
+    shutil.rmtree(tmp_path / "runs")
+    again = bench.main(argv)
+    for key in ("table", "comparisons", "discriminability", "curves"):
+        assert again[key] == first[key], key
+    assert not RunStore(tmp_path / "runs").list()

@@ -34,6 +34,7 @@ import json
 import math
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,31 +122,39 @@ def collect(store, sweep_id: str) -> dict[str, Any]:
                 }
             )
             continue
-        train = run.config["train"]
-        params = {
-            "features": train["features"],
-            "lam": float(train["lam"]),
-            "alpha": float(train["alpha"]),
-        }
-        params.update({a: train.get(a) for a in others})
-        key = tuple(json.dumps(v, sort_keys=True) for v in params.values())
-        setting = settings.setdefault(key, Setting(params))
-        seed = int(train["seed"])
-        if seed in setting.seeds:
+        if not add_result(settings, run.config["train"], row.run_id, results, others):
             duplicates.append(row.run_id)
-            continue
-        _add_run(setting, row.run_id, seed, results)
     return {
         "sweep_id": sweep_id,
         "manifest": manifest,
-        "settings": _sorted(settings.values()),
+        "settings": sorted_settings(settings.values()),
         "unfinished": unfinished,
         "duplicates": duplicates,
         "other_axes": others,
     }
 
 
-def _sorted(settings) -> list[Setting]:
+def add_result(settings: dict[tuple, Setting], train: dict, run_id: str, results: dict,
+               others: list[str]) -> bool:
+    """File one finished run (its config's "train" part and results.json) under its setting in
+    `settings`; False, and nothing filed, when that setting has the run's seed already."""
+    params = {
+        "features": train["features"],
+        "lam": float(train["lam"]),
+        "alpha": float(train["alpha"]),
+    }
+    params.update({a: train.get(a) for a in others})
+    key = tuple(json.dumps(v, sort_keys=True) for v in params.values())
+    setting = settings.setdefault(key, Setting(params))
+    seed = int(train["seed"])
+    if seed in setting.seeds:
+        return False
+    _add_run(setting, run_id, seed, results)
+    return True
+
+
+def sorted_settings(settings) -> list[Setting]:
+    """Settings in the order of their parameters (numbers before anything else)."""
     def order(s: Setting) -> tuple:
         return tuple(
             (0, v, "") if isinstance(v, (int, float)) else (1, 0, json.dumps(v))
@@ -263,16 +272,27 @@ def curves(settings: list[Setting], others: list[str]) -> list[dict]:
 
 
 def discriminability_summary(store, settings: list[Setting]) -> tuple[list[dict], list[str]]:
-    """Per setting: mean over units of the test split's discriminability and k-NN UA."""
+    """Per setting: mean over units of the test split's discriminability and k-NN UA, read from
+    each unit's embeddings in the store."""
     from ser_lab.analysis.compare import run_discriminability
     from ser_lab.runs import Run
 
+    return summarise_discriminability(
+        settings, lambda run_id, fold: run_discriminability(Run(Path(store.root) / run_id), fold))
+
+
+def summarise_discriminability(
+    settings: list[Setting], fold_stats: Callable[[str, int], dict]
+) -> tuple[list[dict], list[str]]:
+    """Per setting: mean over units of the test split's discriminability and k-NN UA, where
+    `fold_stats(run_id, fold)` gives a fold's {"test": ..., "knn": ...} as
+    `ser_lab.analysis.compare.run_discriminability` does; a unit it fails on is a problem."""
     out, problems = [], []
     for s in settings:
         values: dict[str, list[float]] = {k: [] for k in (*DISC_KEYS, "knn_UA")}
         for (_seed, fold), unit in sorted(s.units.items()):
             try:
-                d = run_discriminability(Run(Path(store.root) / unit["run_id"]), fold)
+                d = fold_stats(unit["run_id"], fold)
             except Exception as e:  # noqa: BLE001 - a missing embeddings file must not sink the report
                 problems.append(f"{unit['run_id']} fold {fold}: {e}")
                 continue
@@ -468,7 +488,18 @@ def build_report(store, sweep_id: str, out_dir: str | Path | None = None) -> dic
     """Write the report folder of a sweep; returns its numbers (also saved as report.json)."""
     data = collect(store, sweep_id)
     out = Path(out_dir) if out_dir else sweeps_dir(store) / f"{sweep_id}-report"
+    return write_report(out, data, discriminability_summary(store, data["settings"]),
+                        classical_reference(store, data["settings"]))
+
+
+def write_report(out: str | Path, data: dict[str, Any], discriminability: tuple[list[dict], list[str]],
+                 reference: dict | None) -> dict[str, Any]:
+    """The report folder (report.json / .md / .html and the plots) of collected settings
+    (`collect`'s dict), their discriminability (`summarise_discriminability`) and the classical
+    reference row (or None); returns the report's numbers."""
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    sweep_id = data["sweep_id"]
     settings: list[Setting] = data["settings"]
     report: dict[str, Any] = {
         "sweep_id": sweep_id,
@@ -485,10 +516,8 @@ def build_report(store, sweep_id: str, out_dir: str | Path | None = None) -> dic
             {**s.params, "labels": s.labels, "counts": s.confusion.tolist()} for s in settings
         ],
     }
-    report["discriminability"], report["discriminability_problems"] = discriminability_summary(
-        store, settings
-    )
-    report["reference"] = classical_reference(store, settings)
+    report["discriminability"], report["discriminability_problems"] = discriminability
+    report["reference"] = reference
     for curve in report["curves"]:
         fixed = "_".join(_slug_part(k, v) for k, v in curve["fixed"].items())
         curve["image"] = _safe_name(

@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import importlib
 import shutil
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 from ser_lab.learn.trainer import new_run, train_run
 from ser_lab.runs import RunStore
 from tests.app_fixtures import TINY, AppStore, environment, settings_json
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def import_bench(name: str) -> ModuleType:
+    """A script of bench/ as a module (bench/ is on sys.path only while it imports, for the
+    scripts' own `from common import ...`)."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(BENCH))
 
 
 @pytest.fixture(scope="session")

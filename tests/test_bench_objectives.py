@@ -5,36 +5,24 @@ launch trains nothing and gives the same summary)."""
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import shutil
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from ser_lab.runs import RunStore
-
-BENCH = Path(__file__).resolve().parents[1] / "bench"
+from tests.conftest import import_bench
 
 
 @pytest.fixture
 def bench_common():
-    sys.path.insert(0, str(BENCH))
-    try:
-        return importlib.import_module("common")
-    finally:
-        sys.path.remove(str(BENCH))
+    return import_bench("common")
 
 
 def test_objectives_bench_smoke_pairs_arms_with_the_baseline_and_resumes(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("SER_LAB_CACHE", str(tmp_path / "cache"))
-    sys.path.insert(0, str(BENCH))
-    try:
-        bench = importlib.import_module("objectives")
-    finally:
-        sys.path.remove(str(BENCH))
+    bench = import_bench("objectives")
     argv = ["--smoke", "--arms", "baseline", "amsoftmax", "--store", str(tmp_path / "runs"),
             "--out", str(tmp_path / "objectives.json")]
     summary = bench.main(argv)
@@ -149,11 +137,7 @@ def test_joining_the_summaries_of_seeds_equals_summarising_them_together(bench_c
 
 
 def test_an_earlier_summary_of_another_recipe_is_not_joined(bench_common):
-    sys.path.insert(0, str(BENCH))
-    try:
-        bench = importlib.import_module("objectives")
-    finally:
-        sys.path.remove(str(BENCH))
+    bench = import_bench("objectives")
     mine = {"corpus": "emodb", "corpus_options": {}, "protocol": "speaker", "n_folds": 5, "features": "mel",
             "epochs": 100, "patience": 20, "augment": True, "refit": False, "normalise": "speaker"}
     reproduction = {**mine, "baseline": {"per_seed": []}, "center_loss": {"per_seed": []}}

@@ -3,25 +3,16 @@ and the quantities they report are consistent (no timing asserts)."""
 
 from __future__ import annotations
 
-import importlib
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
+from tests.conftest import import_bench
 
 
 @pytest.fixture(scope="module")
 def bench_modules():
-    sys.path.insert(0, str(BENCH))
-    try:
-        yield {name: importlib.import_module(name)
-               for name in ("train_speed", "data_loading", "gpu_train", "scaling", "layout")}
-    finally:
-        sys.path.remove(str(BENCH))
+    return {name: import_bench(name) for name in ("train_speed", "data_loading", "gpu_train", "scaling", "layout")}
 
 
 @pytest.fixture(autouse=True)
@@ -149,11 +140,7 @@ def test_scaling_helpers(bench_modules):
 
 def test_recipe_choice_pairs_validation_scores_and_never_reads_test_folds(tmp_path, monkeypatch, reliability_cache):
     """Two recipes of the same seeds: paired over (seed, fold) on the kept epoch's validation UA."""
-    sys.path.insert(0, str(BENCH))
-    try:
-        rc = importlib.import_module("recipe_choice")
-    finally:
-        sys.path.remove(str(BENCH))
+    rc = import_bench("recipe_choice")
     from ser_lab.config import TrainConfig
     from ser_lab.learn.trainer import new_run, train_run
     from ser_lab.runs import RunStore
@@ -204,11 +191,7 @@ def test_speaker_subset_lists_only_the_chosen_speakers_and_reads_back_as_a_csv_c
     from ser_lab.errors import ConfigError
     from tests.fake_corpora import make_emodb
 
-    sys.path.insert(0, str(BENCH))
-    try:
-        subset = importlib.import_module("speaker_subset")
-    finally:
-        sys.path.remove(str(BENCH))
+    subset = import_bench("speaker_subset")
     root = make_emodb(tmp_path / "emodb")
     out = tmp_path / "sub" / "only08.csv"
     subset.main(["--corpus", "emodb", "--root", str(root), "--speakers", "08", "--out", str(out)])

@@ -4,9 +4,7 @@ with bucketed and plain batches, and its JSON has the shape and invariants the R
 
 from __future__ import annotations
 
-import importlib
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,20 +12,16 @@ import pytest
 import torch
 
 from ser_lab.learn import trainer
+from tests.conftest import import_bench
 from tests.fake_corpora import write_wav
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
 SPEAKERS = ["03", "08", "09", "10", "11", "12", "13", "14", "15", "16"]
 SENTENCES = ["a01", "a02", "b01", "b02"]
 
 
 @pytest.fixture(scope="module")
 def ts():
-    sys.path.insert(0, str(BENCH))
-    try:
-        yield importlib.import_module("train_speed")
-    finally:
-        sys.path.remove(str(BENCH))
+    return import_bench("train_speed")
 
 
 @pytest.fixture

@@ -302,6 +302,7 @@ def make_fold_card(run: Run, k: int, *, trained_now: bool) -> dict:
         "result": fold_result_from_disk(run, k, tuple(config["data"]["labels"])),
         "feature_space": fold_feature_space(run, k),
         "discriminability": fold_discriminability(run, k),
+        "val_UA_kept": kept_validation_ua(run, k),
     }
 
 
@@ -325,7 +326,33 @@ def card_from_folds(name: str, folds: list[dict], fold_setting: list[int] | None
         "results": pool_results([f["result"] for f in folds], labels),
         "feature_space_folds": {str(f["fold"]): f["feature_space"] for f in folds},
         "discriminability_folds": {str(f["fold"]): f.get("discriminability") for f in folds},
+        "val_UA_kept_folds": {str(f["fold"]): f.get("val_UA_kept") for f in folds},
     }
+
+
+def card_validation_units(cards: Path, name: str) -> tuple[dict[tuple[int, int], float], bool] | None:
+    """{(seed, fold): kept validation UA} from the run card of `name`, else from its fold
+    cards, with whether every fold is in (None: no card with validation scores)."""
+    path = cards / f"{name}.json"
+    if path.is_file():
+        card = json.loads(path.read_text())
+        folds = card.get("val_UA_kept_folds") or {}
+        seed, complete = int(card["config"]["seed"]), True
+    else:
+        found = [json.loads(p.read_text()) for p in sorted((cards / name).glob("fold_*.json"))]
+        if not found:
+            return None
+        folds = {str(c["fold"]): c.get("val_UA_kept") for c in found}
+        seed, complete = int(found[0]["config"]["seed"]), False
+    units = {(seed, int(k)): v for k, v in folds.items() if v is not None}
+    return (units, complete) if units else None
+
+
+def kept_validation_ua(run: Run, k: int) -> float | None:
+    """The validation UA (percent) of the epoch fold k kept: the best of its selection pass
+    (what bench/recipe_choice.py compares recipes on; never a test score)."""
+    values = [float(r["val_UA"]) for r in run.read_metrics() if r.get("fold") == k]
+    return 100 * max(values) if values else None
 
 
 def fold_discriminability(run: Run, k: int) -> dict:

@@ -1,7 +1,8 @@
 """Recipe choices measured on the validation parts only, never on a test fold.
 
 Reads the runs of bench/reproduce.py (by their names, so it trains nothing; of a run not
-finished, its finished folds) and compares
+finished, its finished folds), from their run cards (bench/results/runs/) where they have one,
+else from the run store, and compares
 recipes on each fold's **validation UA at the epoch the run kept** (the best one), paired over
 the (seed, fold) units: the folds, their validation speakers and the seeds are the same across
 recipes, so only the recipe differs. The test folds are not read.
@@ -30,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from common import code_state, find_run  # noqa: E402
+from common import card_validation_units, cards_dir, code_state, find_run, kept_validation_ua  # noqa: E402
 
 from ser_lab.analysis.stats import paired_difference  # noqa: E402
 from ser_lab.fileio import atomic_write_json  # noqa: E402
@@ -41,17 +42,12 @@ def validation_units(run) -> dict[tuple[int, int], float]:
     """{(seed, fold): validation UA (percent) of the epoch the fold kept} of a run's finished
     folds (a run still training, or interrupted, gives the folds it has finished)."""
     seed = int(run.config["train"]["seed"])
-    finished = set(run.folds_done())
-    best: dict[int, float] = {}
-    for record in run.read_metrics():
-        fold, ua = int(record["fold"]), float(record["val_UA"])
-        if fold in finished:
-            best[fold] = max(best.get(fold, -1.0), ua)
-    return {(seed, fold): 100 * ua for fold, ua in best.items()}
+    found = {k: kept_validation_ua(run, k) for k in run.folds_done()}
+    return {(seed, k): ua for k, ua in found.items() if ua is not None}
 
 
 def compare(store: RunStore, corpus: str, features: str, arms: list[str], recipes: list[str],
-            seeds: list[int]) -> dict:
+            seeds: list[int], cards: Path | None = None) -> dict:
     out: dict = {"corpus": corpus, "features": features, "seeds": seeds, "recipes": recipes,
                  "measure": "validation UA of the kept epoch, percent", "arms": {}}
     for arm in arms:
@@ -61,6 +57,12 @@ def compare(store: RunStore, corpus: str, features: str, arms: list[str], recipe
             missing, partial = [], []  # no run; a run not finished (its finished folds count)
             for seed in seeds:
                 name = f"bench-{corpus}-{arm}-{features}-{recipe}-s{seed}"
+                from_cards = card_validation_units(cards, name) if cards else None
+                if from_cards is not None:  # a run card (or fold cards) of bench/common.ensure_card
+                    units.update(from_cards[0])
+                    if not from_cards[1]:
+                        partial.append(name)
+                    continue
                 run_id, state = find_run(store, name)
                 if run_id is None:
                     missing.append(name)
@@ -100,6 +102,9 @@ def markdown(result: dict) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--store", default=None, help="run store (default: checkpoints/)")
+    p.add_argument("--cards", default=None,
+                   help="run cards, read before the store (default: bench/results/runs/ with the default "
+                        "store, else STORE-cards)")
     p.add_argument("--corpus", default="emodb", help="the corpus tag of the run names (e.g. emodb, synthetic)")
     p.add_argument("--features", default="mel")
     p.add_argument("--arms", nargs="+", default=["baseline", "center"])
@@ -111,7 +116,7 @@ def main() -> None:
         print("note: a refit recipe's validation UA is its selection pass's, the same as without "
               "refit; refit itself is not measurable on validation", file=sys.stderr)
     result = compare(RunStore(Path(args.store) if args.store else None), args.corpus, args.features,
-                     args.arms, args.recipes, args.seeds)
+                     args.arms, args.recipes, args.seeds, cards_dir(args))
     result["code"] = code_state()
     result["caveat"] = ("the best validation UA is a maximum over epochs: recipes that train longer or "
                         "have noisier validation curves are favoured a little")

@@ -153,6 +153,11 @@ def test_recipe_choice_pairs_validation_scores_and_never_reads_test_folds(tmp_pa
         run = new_run(cfg, store, name=f"bench-synthetic-tiny-baseline-mel-{tag}-s0")
         with run.lock():
             train_run(run)
+    common = import_bench("common")  # the same runs as run cards, as a later sitting has them
+    cards = tmp_path / "cards"
+    for row in store.list():
+        folds = [common.make_fold_card(store.get(row.run_id), k, trained_now=True) for k in (0, 1)]
+        common.atomic_write_json(cards / f"{row.name}.json", common.card_from_folds(row.name, folds, None))
     from ser_lab import runs as runs_module
 
     def no_test_folds(self, *args, **kwargs):
@@ -168,6 +173,9 @@ def test_recipe_choice_pairs_validation_scores_and_never_reads_test_folds(tmp_pa
     d = rows["e2p0-noaug"]["paired_vs_first"]
     assert d["n"] == 2 and d["mean"] == pytest.approx(np.mean([b[u] - a[u] for u in a]))
     assert "| baseline | e2p0-noaug | 2 |" in rc.markdown(result)
+    from_cards = rc.compare(RunStore(tmp_path / "empty"), "synthetic-tiny", "mel", ["baseline"],
+                            ["e2p0", "e2p0-noaug"], [0], cards)
+    assert from_cards == result
     missing = rc.compare(store, "synthetic-tiny", "mel", ["baseline"], ["e2p0", "e9p9"], [0])
     assert missing["arms"]["baseline"]["e9p9"]["missing"] == ["bench-synthetic-tiny-baseline-mel-e9p9-s0"]
 

@@ -90,10 +90,14 @@ def run_bench(args: argparse.Namespace) -> dict:
             cfg = recipe_config(args, seed=seed, workers=args.workers, **params)
             cards.append(ensure_card(store, run_name("bench", corpus_tag(args), arm, cfg), cfg, cards_dir(args)))
         parts += [summarise(cards)] if cards else []
+        try:
+            joined = join_seeds(parts) if len(parts) > 1 else parts[0]
+        except ValueError as e:
+            raise SystemExit(f"--join, arm {arm}: {e}") from None
         summary["arms"][arm] = {
             "settings": params,
             "label": "softmax only (λ = 0)" if arm == BASELINE else LABELS[params["objective"]],
-            **(join_seeds(parts) if len(parts) > 1 else parts[0]),
+            **joined,
         }
     if earlier:
         summary["seeds"] = sorted({row["seed"] for s in summary["arms"].values() for row in s["per_seed"]})

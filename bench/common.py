@@ -266,8 +266,9 @@ def ensure_card(store: RunStore, name: str, cfg: TrainConfig, cards: Path = CARD
     if todo:
         run_id = find_run(store, name)[0]
         if run_id is not None:  # folds this store finished before: their cards first
-            for k in set(todo) & set(store.get(run_id).folds_done()):
-                keep_fold(store.get(run_id), k, trained_now=False)
+            earlier = store.get(run_id)
+            for k in set(todo) & set(earlier.folds_done()):
+                keep_fold(earlier, k, trained_now=False)
         whole = run_id is not None or not have
         part_name = name if whole else f"{name}-folds-{'-'.join(map(str, todo))}"
         part_cfg = cfg if whole else dataclasses.replace(cfg, folds=todo)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -218,3 +222,29 @@ def test_umap_place_is_the_membership_weighted_mean_by_hand():
     s = brentq(lambda s: 1 + np.exp(-0.5 / s) + np.exp(-2.5 / s) - np.log2(3), 1e-3, 100)
     w = np.array([1.0, np.exp(-0.5 / s), np.exp(-2.5 / s)])
     np.testing.assert_allclose(xy[0], (w[:, None] * fit_xy).sum(0) / w.sum(), atol=1e-6)
+
+
+FIT_AFTER_SKLEARN = """
+import os
+import numpy as np, torch
+want = (os.cpu_count() or 1) + 1  # not a count numba's own launch would set
+torch.set_num_threads(want)  # as a trainer does before it loads scikit-learn or UMAP
+from sklearn.neighbors import KNeighborsClassifier
+z = np.random.default_rng(0).normal(size=(300, 64))
+KNeighborsClassifier(5).fit(z, np.arange(300) % 4).predict(z)  # a fold's 5-NN measure
+assert torch.get_num_threads() == want  # the trainer reads it to plan the next fold
+from ser_lab.analysis.projection import fit_projection
+fit_projection(z, "umap")
+print(torch.get_num_threads(), want)
+"""
+
+
+def test_umap_fit_keeps_torch_thread_count():
+    """A fold's map must not change the thread count the trainer runs the next fold with. It
+    runs in a fresh process: the reset happens at numba's first parallel launch only."""
+    out = subprocess.run(
+        [sys.executable, "-c", FIT_AFTER_SKLEARN], capture_output=True, text=True, check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    got, want = out.stdout.split()[-2:]
+    assert got == want

@@ -20,9 +20,12 @@ Everything here is a pure function of numpy arrays; caching on disk lives in
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import sys
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -221,6 +224,27 @@ def _fit_pca(z: np.ndarray, params: dict, ids: np.ndarray | None) -> PcaProjecti
     return proj
 
 
+@contextlib.contextmanager
+def torch_threads_kept() -> Iterator[None]:
+    """Put torch's intra-op thread count back after numba work (a UMAP fit).
+
+    torch and numba's OpenMP layer share one OpenMP runtime in the process. After
+    scikit-learn's OpenMP code has run (the 5-NN measure of every fold) and torch has read its
+    count, numba's first parallel launch leaves the runtime at numba's own count (all cores).
+    Without this, a trainer told to use one thread trained every fold after the first fold's
+    map with two (gdb showed the second OpenMP thread): beside another single-thread process
+    on 2 cores, 29-36 s an epoch instead of 11-16 s (bench/reproduce.py jobs on the
+    synthetic corpus).
+    """
+    torch = sys.modules.get("torch")  # not imported: nothing of torch's to keep
+    before = torch.get_num_threads() if torch is not None else None
+    try:
+        yield
+    finally:
+        if torch is not None and torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
 def _fit_umap(z: np.ndarray, params: dict) -> tuple[Any, np.ndarray]:
     """A fitted umap.UMAP and the 2-D embedding of the points it was fitted on.
 
@@ -230,7 +254,7 @@ def _fit_umap(z: np.ndarray, params: dict) -> tuple[Any, np.ndarray]:
 
     kwargs = dict(params)
     kwargs["n_neighbors"] = min(kwargs["n_neighbors"], len(z) - 1)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), torch_threads_kept():
         warnings.simplefilter("ignore")  # "n_jobs overridden by random_state" and friends
         model = umap.UMAP(**kwargs)
         xy = model.fit_transform(z.astype(np.float32))

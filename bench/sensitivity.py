@@ -103,6 +103,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--workers", type=int, default=None, help="runs at once (default: per core / GPU)"
     )
     p.add_argument("--address", default=None, help="Ray address (auto or HOST:PORT)")
+    p.add_argument("--parallel-folds", default="auto",
+                   help="local backend: folds of a run trained at once (default auto: one per core; "
+                        "the results do not depend on it)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads per process")
     p.add_argument("--out", default=None, help="JSON summary path")
     p.add_argument("--report", default=None, help="report folder")
     p.add_argument("--dry-run", action="store_true", help="list the runs, train nothing")
@@ -143,7 +147,7 @@ def make_spec(args: argparse.Namespace) -> SweepSpec:
 
 
 def report_from_cards(spec: SweepSpec, store: RunStore, cards: Path, report_dir: Path,
-                      show: Callable[[dict], None]) -> tuple[dict, int]:
+                      show: Callable[[dict], None], parallel_folds: int | str = "auto") -> tuple[dict, int]:
     """Every run of the sweep through its run card (bench/common.ensure_card: reused if the
     card exists, else trained in the store, one run after another with its folds in parallel,
     each finished fold carded), then the sweep report from the cards alone, so that the grid
@@ -152,7 +156,7 @@ def report_from_cards(spec: SweepSpec, store: RunStore, cards: Path, report_dir:
     settings: dict = {}
     stats: dict[str, dict] = {}
     for n, cfg in enumerate(configs, 1):
-        cfg = replace(cfg, parallel_folds="auto")
+        cfg = replace(cfg, parallel_folds=parallel_folds)
         name = run_name(spec.sweep_id, point_key(cfg, spec.axes()))
         card = ensure_card(store, name, cfg, cards)
         add_result(settings, card["config"], card["run_id"], card["results"], [])
@@ -182,6 +186,10 @@ def main(argv: list[str] | None = None) -> dict | None:
             print(run_name(spec.sweep_id, point_key(cfg, spec.axes())))
         print(f"{len(configs)} runs")
         return None
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     suffix = "_quick" if args.quick else ""
     results_dir = ROOT / "bench" / "results"
     out = Path(args.out or results_dir / f"{args.corpus}_sensitivity{suffix}.json")
@@ -198,7 +206,8 @@ def main(argv: list[str] | None = None) -> dict | None:
 
     started = time.time()
     if args.backend == "local":
-        report, n_done = report_from_cards(spec, store, cards_dir(args), report_dir, show)
+        parallel = args.parallel_folds if args.parallel_folds == "auto" else int(args.parallel_folds)
+        report, n_done = report_from_cards(spec, store, cards_dir(args), report_dir, show, parallel)
     else:
         result = run_sweep(
             spec, store, backend=args.backend, workers=args.workers, address=args.address, progress=show

@@ -221,14 +221,17 @@ def _corpus_path(tmp_path: Path, kind: str) -> Path:
     [
         ("missing", r"folder root does not exist: .*nowhere"),
         ("a file", r"folder root must be a folder, got a file: .*file\.txt"),
+        ("empty", r"no usable audio for corpus 'folder' in .*empty \(no labelled audio files found\)"),
+        ("only bad files", r"no usable audio for corpus 'folder' in .*bad \(2 unusable file\(s\): unreadable audio .* ×2\)"),
     ],
 )
 def test_wrong_corpus_path_via_train_leaves_no_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,
     kind: str, message: str,
 ) -> None:
-    """A root that is not there is refused before any run folder is made (the bench scripts
-    and the app's launcher create runs through the same new_run)."""
+    """A root that is not there, or whose listing has no usable labelled file (names, labels
+    and audio headers are read, nothing decoded), is refused before any run folder is made
+    (the bench scripts and the app's launcher create runs through the same new_run)."""
     monkeypatch.setenv("SER_LAB_CACHE", str(tmp_path / "cache"))
     store = RunStore(tmp_path / "runs")
     code = cli_main(["--store", str(store.root), "train", "--corpus", "folder", "--root",
@@ -238,10 +241,28 @@ def test_wrong_corpus_path_via_train_leaves_no_run(
     assert not store.root.exists() or store.ids() == []
 
 
+@pytest.mark.parametrize("model", ["cnn-bigru", "egemaps-svm"])
+def test_csv_corpus_without_its_csv_via_train_leaves_no_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, model: str,
+) -> None:
+    """A CSV corpus pointed at a folder that holds no CSV: the adapter's own error, no run."""
+    if model == "egemaps-svm":
+        pytest.importorskip("opensmile")
+    monkeypatch.setenv("SER_LAB_CACHE", str(tmp_path / "cache"))
+    store = RunStore(tmp_path / "runs")
+    (tmp_path / "clips").mkdir()
+    write_audio(tmp_path / "clips" / "a.wav", np.zeros(16000, np.float32))
+    code = cli_main(["--store", str(store.root), "train", "--model", model, "--corpus", "csv",
+                     "--root", str(tmp_path / "clips"), "--epochs", "1", "--workers", "1"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert re.fullmatch(r"error: csv corpus: point root at the CSV file, .*\(found in .*clips: none\)\n", err), err
+    assert not store.root.exists() or store.ids() == []
+
+
 @pytest.mark.parametrize(
     ("kind", "message"),
     [
-        ("only bad files", r"no usable audio for corpus 'folder' in .*bad \(2 unusable file\(s\): unreadable audio .* ×2\)"),
         ("silent files only", r"no usable audio for corpus 'folder' in .*silent: 6 file\(s\) refused, e\.g\. '.*\.wav': the signal is silent or constant .*"),
     ],
 )

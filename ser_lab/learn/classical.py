@@ -311,12 +311,12 @@ def is_classical(run) -> bool:
 
 def new_classical_run(cfg: ClassicalConfig, store=None, name: str | None = None):
     """A queued run folder for the baseline; train it with `train_classical_run`."""
-    from ser_lab.data.corpora import check_corpus_source
+    from ser_lab.data.corpora import check_corpus_listing
     from ser_lab.runs import RunStore
 
     cfg.validate()
     require_opensmile()  # fail before creating a folder that could never be trained
-    check_corpus_source(cfg.corpus, cfg.root, classes=cfg.classes, **cfg.corpus_options)
+    check_corpus_listing(cfg.corpus, cfg.root, classes=cfg.classes, **cfg.corpus_options)
     store = store or RunStore()
     config = {
         "model": MODEL,

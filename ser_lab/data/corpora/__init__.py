@@ -142,6 +142,22 @@ def check_corpus_source(
     return path.resolve()
 
 
+def check_corpus_listing(
+    name: str,
+    root: str | Path | None = None,
+    *,
+    classes: str = "paper",
+    **options: Any,
+) -> None:
+    """`check_corpus_source`, then, for a corpus on disk, its listing as `load_corpus` makes it
+    (file names, labels, audio headers; nothing decoded): a folder without one usable labelled
+    file, or a CSV that cannot be found or read, is refused here, before a run folder is made,
+    so it leaves no failed run behind. The built-in corpus is generated, not listed: only its
+    options are checked."""
+    if check_corpus_source(name, root, classes=classes, **options) is not None:
+        load_corpus(name, root, classes=classes, **options)
+
+
 def _check_options(name: str, loader: Any, options: dict[str, Any]) -> None:
     """Turn a misspelt option into a clear error instead of a TypeError deep inside."""
     params = inspect.signature(loader).parameters

@@ -257,14 +257,13 @@ def results_view() -> None:
                 if lams
                 else None
             )
-            curve = (
-                app_sweeps.sensitivity(done, "alpha", fixed_lam)
-                if fixed_lam is not None
-                else app_sweeps.sensitivity(done.iloc[:0], "alpha")
-            )
-            st.plotly_chart(
-                figures.sensitivity_figure(curve, "alpha", "UA / WA against α"), key="alpha_curve"
-            )
+            if fixed_lam is None:  # an empty chart would read as "no effect"
+                st.info("UA / WA against α: no run with center loss (λ > 0) has finished yet.")
+            else:
+                curve = app_sweeps.sensitivity(done, "alpha", fixed_lam)
+                st.plotly_chart(
+                    figures.sensitivity_figure(curve, "alpha", "UA / WA against α"), key="alpha_curve"
+                )
     if others:  # other objectives (ser_lab/learn/objectives.py): UA / WA against each one's main setting
         arm = st.selectbox("another objective's curve", others, format_func=obj.LABELS.get)
         param, curve = app_sweeps.objective_sensitivity(done_all, arm)

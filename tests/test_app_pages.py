@@ -556,6 +556,8 @@ def test_sensitivity_follows_a_launched_sweep_until_it_ends(scratch_store):
     assert not any(b.label == "Stop the sweep" for b in at.button)
     assert not any("Refreshing" in c.value for c in at.caption)
     assert metric(at, "finished") == "1"
+    assert len(charts(at)) == 1  # λ = 0 only: the λ curve, and no empty α chart but why
+    assert any("no run with center loss (λ > 0) has finished yet" in i.value for i in at.info)
 
 
 def test_sensitivity_refuses_bad_grid_values(app_env):

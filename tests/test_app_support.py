@@ -192,6 +192,28 @@ def sweep_rows() -> pd.DataFrame:
     )
 
 
+def test_sweep_progress_without_a_manifest_counts_every_run_it_sees(tmp_path):
+    """A sweep whose runs were made one by one (no manifest): finished only when every run
+    seen is done; an interrupted one leaves it stopped, never "finished"."""
+    from ser_lab.runs import RunStore
+
+    store = RunStore(tmp_path / "runs")
+
+    def rows(*states: str) -> list[RunSummary]:
+        return [RunSummary(run_id=f"r{i}", name=f"r{i}", state=s, sweep_id="sens")
+                for i, s in enumerate(states)]
+
+    half = sweeps.sweep_progress(store, rows("done", "done", "interrupted", "failed"), "sens", False)
+    assert (half.state, half.planned, half.done, half.failed) == ("stopped", 0, 2, 2)
+    assert half.text() == "Stopped: 2 runs done, 2 failed or interrupted; nothing is training."
+    assert sweeps.sweep_progress(store, rows("done", "done"), "sens", False).state == "finished"
+    assert sweeps.sweep_progress(store, rows("done", "running"), "sens", False).state == "running"
+    assert sweeps.sweep_progress(store, rows(), "sens", False).state == "stopped"
+    other = sweeps.sweep_progress(store, rows("done") + [RunSummary("x", "x", "failed", sweep_id="else")],
+                                  "sens", False)
+    assert other.state == "finished" and other.failed == 0
+
+
 def test_lambda_curve_keeps_the_baseline_whatever_its_alpha():
     curve = sweeps.sensitivity(sweep_rows(), "lam", fixed=0.5)
     assert list(curve["lam"]) == [0.0, 0.3, 1.0]

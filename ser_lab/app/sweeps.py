@@ -201,7 +201,9 @@ def sweep_progress(
     training = sum(is_active(r) for r in runs)
     if process_alive or training:
         state = "running"
-    elif done >= max(planned, 1) or (not planned and runs and done == len(runs)):
+    elif done >= planned if planned else bool(runs) and done == len(runs):
+        # Without a manifest (runs made one by one, e.g. by bench/sensitivity.py) the runs
+        # seen are the plan: one interrupted run means not finished.
         state = "finished"
     else:
         state = "stopped"

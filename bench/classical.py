@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from common import add_corpus_args, code_state, find_run, machine  # noqa: E402
+from common import add_corpus_args, classical_run_name, code_state, ensure_classical_run, machine  # noqa: E402
 
 from ser_lab.analysis.stats import bootstrap_interval, mean_std, t_interval  # noqa: E402
 from ser_lab.fileio import atomic_write_json  # noqa: E402
@@ -62,7 +62,6 @@ def main() -> None:
     options = {"size": args.size} if args.size else {}
     out = Path(args.out or ROOT / "bench" / "results" / f"{args.corpus}_egemaps_svm.json")
     store = RunStore(Path(args.store) if args.store else None)
-    corpus = f"{args.corpus}-{args.size}" if args.size else args.corpus
     summary: dict = {
         "benchmark": "classical",
         "model": classical.MODEL,
@@ -81,18 +80,12 @@ def main() -> None:
     started = time.time()
     per_seed, units_ua, units_wa, recalls = [], [], [], []
     for seed in args.seeds:
-        name = f"classical-{corpus}-egemaps-svm-{args.protocol}{args.folds}-s{seed}"
-        run_id, state = find_run(store, name)
+        name = classical_run_name(args.corpus, options, args.protocol, args.folds, seed)
         t0 = time.time()
-        if state != "done":  # a stopped SVM run is cheap to redo
-            cfg = classical.ClassicalConfig(
-                corpus=args.corpus, root=root, corpus_options=options, n_folds=args.folds,
-                protocol=args.protocol, seed=seed, workers=args.workers,
-            )
-            run = classical.new_classical_run(cfg, store, name=name)
-            with run.lock():
-                classical.train_classical_run(run)
-            run_id = run.run_id
+        run_id = ensure_classical_run(store, classical.ClassicalConfig(
+            corpus=args.corpus, root=root, corpus_options=options, n_folds=args.folds,
+            protocol=args.protocol, seed=seed, workers=args.workers,
+        ))
         results = store.get(run_id).read_results()
         print(f"{name}: {time.time() - t0:.1f} s, UA {100 * results['mean']['UA']:.2f} %",
               file=sys.stderr, flush=True)

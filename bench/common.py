@@ -185,6 +185,28 @@ def find_run(store: RunStore, name: str) -> tuple[str | None, str | None]:
     return (matches[0].run_id, matches[0].state) if matches else (None, None)
 
 
+def classical_run_name(corpus: str, corpus_options: dict, protocol: str, n_folds: int, seed: int) -> str:
+    """The name of the eGeMAPS + SVM run of a corpus, split and seed (shared by the benches)."""
+    size = (corpus_options or {}).get("size")
+    return f"classical-{corpus}{f'-{size}' if size else ''}-egemaps-svm-{protocol}{n_folds}-s{seed}"
+
+
+def ensure_classical_run(store: RunStore, cfg) -> str:
+    """The run id of the finished eGeMAPS + SVM run for `cfg` (a ClassicalConfig) in `store`:
+    reused if done, else trained (a stopped SVM run is cheap to redo: about half a minute a
+    seed on EmoDB)."""
+    from ser_lab.learn import classical
+
+    name = classical_run_name(cfg.corpus, cfg.corpus_options, cfg.protocol, cfg.n_folds, cfg.seed)
+    run_id, state = find_run(store, name)
+    if state == "done":
+        return run_id
+    run = classical.new_classical_run(cfg, store, name=name)
+    with run.lock():
+        classical.train_classical_run(run)
+    return run.run_id
+
+
 def ensure_run(store: RunStore, name: str, cfg: TrainConfig,
                on_fold_done: Callable[[Run, int], None] | None = None) -> Run:
     """The finished run called `name`: reused if done, resumed if stopped, else trained;

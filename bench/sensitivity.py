@@ -26,6 +26,11 @@ With --backend ray the sweep runs on a cluster and the report is made from the s
     python bench/sensitivity.py --dry-run          # list the runs, train nothing
     python bench/sensitivity.py --backend ray --address auto --store /shared/runs
 
+With the local backend the report also has the hand-crafted reference: the eGeMAPS + linear SVM
+runs on the same folds (one per seed, named as bench/classical.py names them), trained in the store
+if missing (about half a minute a seed on EmoDB; needs the optional opensmile package;
+--reference off skips them), with every setting's paired difference to it.
+
 Options given explicitly (--lambdas, --alphas, --seeds, --epochs, --patience, --folds, --fold)
 override --quick. The first table (bench/results/emodb_sensitivity.json of the earlier recipe) was
 fold 0 only at a fixed 20 epochs: `--epochs 20 --patience 0 --normalise corpus --fold 0`. The JSON holds the settings, wall time, the results table (UA / WA mean ± std over
@@ -38,6 +43,7 @@ summary as its last line.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -49,7 +55,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from common import DEFAULTS, add_augment_normalise_args, cards_dir, ensure_card, recipe_tag  # noqa: E402
+from common import (  # noqa: E402
+    DEFAULTS,
+    add_augment_normalise_args,
+    cards_dir,
+    ensure_card,
+    ensure_classical_run,
+    recipe_tag,
+)
 
 from ser_lab.config import TrainConfig  # noqa: E402
 from ser_lab.experiments.report import (  # noqa: E402
@@ -107,6 +120,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="local backend: folds of a run trained at once (default auto: one per core; "
                         "the results do not depend on it)")
     p.add_argument("--threads", type=int, default=None, help="torch threads per process")
+    p.add_argument("--reference", choices=["on", "off"], default="on",
+                   help="local backend: the eGeMAPS + SVM row on the same folds (trained in the store "
+                        "if missing; needs the optional opensmile package; default on)")
     p.add_argument("--out", default=None, help="JSON summary path")
     p.add_argument("--report", default=None, help="report folder")
     p.add_argument("--dry-run", action="store_true", help="list the runs, train nothing")
@@ -146,12 +162,36 @@ def make_spec(args: argparse.Namespace) -> SweepSpec:
     return SweepSpec(base=base, points=points, seeds=args.seeds, sweep_id=sweep_id).validate()
 
 
+def ensure_reference(store: RunStore, cfg: TrainConfig, seeds: list[int]) -> bool:
+    """The eGeMAPS + SVM runs on the sweep's folds (one per seed, shared with bench/classical.py)
+    in `store`, trained if missing (about half a minute a seed on EmoDB); False, with a note,
+    when the optional opensmile package is missing."""
+    from ser_lab.errors import ConfigError
+    from ser_lab.learn.classical import ClassicalConfig, require_opensmile
+
+    try:
+        require_opensmile()
+    except ConfigError as e:
+        print(f"no eGeMAPS + SVM reference row: {e}", file=sys.stderr, flush=True)
+        return False
+    for seed in seeds:
+        ensure_classical_run(store, ClassicalConfig(
+            corpus=cfg.corpus, root=cfg.root, corpus_options=dict(cfg.corpus_options),
+            classes=cfg.classes, n_folds=cfg.n_folds, protocol=cfg.protocol,
+            val_fraction=cfg.val_fraction, seed=seed, workers=cfg.workers,
+        ))
+    return True
+
+
 def report_from_cards(spec: SweepSpec, store: RunStore, cards: Path, report_dir: Path,
-                      show: Callable[[dict], None], parallel_folds: int | str = "auto") -> tuple[dict, int]:
+                      show: Callable[[dict], None], parallel_folds: int | str = "auto",
+                      with_reference: bool = False) -> tuple[dict, int]:
     """Every run of the sweep through its run card (bench/common.ensure_card: reused if the
     card exists, else trained in the store, one run after another with its folds in parallel,
     each finished fold carded), then the sweep report from the cards alone, so that the grid
-    can be finished over several sittings on machines that do not keep their run stores."""
+    can be finished over several sittings on machines that do not keep their run stores.
+    With `with_reference`, the report adds the eGeMAPS + SVM runs of `store` on the same folds
+    (`ensure_reference`)."""
     configs = expand(spec)
     settings: dict = {}
     stats: dict[str, dict] = {}
@@ -171,8 +211,9 @@ def report_from_cards(spec: SweepSpec, store: RunStore, cards: Path, report_dir:
             raise KeyError("its run card has no discriminability for this fold")
         return found
 
-    in_store = all((Path(store.root) / rid).is_dir() for s in data["settings"] for rid in s.run_ids)
-    reference = classical_reference(store, data["settings"]) if in_store else None
+    reference = None
+    if with_reference and configs:
+        reference = classical_reference(store, data["settings"], sweep_config=dataclasses.asdict(configs[0]))
     disc = summarise_discriminability(data["settings"], fold_stats)
     return write_report(report_dir, data, disc, reference), len(configs)
 
@@ -207,7 +248,9 @@ def main(argv: list[str] | None = None) -> dict | None:
     started = time.time()
     if args.backend == "local":
         parallel = args.parallel_folds if args.parallel_folds == "auto" else int(args.parallel_folds)
-        report, n_done = report_from_cards(spec, store, cards_dir(args), report_dir, show, parallel)
+        with_reference = args.reference == "on" and ensure_reference(store, expand(spec)[0], args.seeds)
+        report, n_done = report_from_cards(spec, store, cards_dir(args), report_dir, show, parallel,
+                                           with_reference)
     else:
         result = run_sweep(
             spec, store, backend=args.backend, workers=args.workers, address=args.address, progress=show
@@ -239,7 +282,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         "report_dir": str(report_dir),
         **{
             k: report[k]
-            for k in ("table", "comparisons", "curves", "discriminability", "unfinished")
+            for k in ("table", "comparisons", "curves", "discriminability", "unfinished", "reference")
         },
     }
     summary = json_safe(summary)

@@ -367,7 +367,8 @@ def test_sensitivity_bench_reports_from_run_cards_as_from_the_store(tmp_path, mo
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     argv = ["--corpus", "synthetic", "--size", "tiny", "--quick", "--folds", "2", "--store",
-            str(tmp_path / "runs"), "--out", str(tmp_path / "s.json"), "--report", str(tmp_path / "rep")]
+            str(tmp_path / "runs"), "--out", str(tmp_path / "s.json"), "--report", str(tmp_path / "rep"),
+            "--reference", "off"]
     first = bench.main(argv)
     assert first["runs"] == first["runs_done"] == 2
     assert sorted(p.name for p in (tmp_path / "runs-cards").iterdir()) == [
@@ -380,8 +381,22 @@ def test_sensitivity_bench_reports_from_run_cards_as_from_the_store(tmp_path, mo
     assert (tmp_path / "rep" / "report.md").is_file()
     assert [c["vary"] for c in first["curves"]] == ["lam"]
 
+    assert first["reference"] is None
+
     shutil.rmtree(tmp_path / "runs")
     again = bench.main(argv)
     for key in ("table", "comparisons", "discriminability", "curves"):
         assert again[key] == first[key], key
     assert not RunStore(tmp_path / "runs").list()
+
+    # the eGeMAPS + SVM row on the same folds, next to a grid known from its cards alone: only
+    # the SVM is trained
+    pytest.importorskip("opensmile")
+    with_ref = bench.main(argv[:-1] + ["on"])
+    assert with_ref["table"] == first["table"]
+    [svm] = RunStore(tmp_path / "runs").list()
+    assert svm.name == "classical-synthetic-tiny-egemaps-svm-speaker2-s0"
+    ref = with_ref["reference"]
+    assert ref["run_ids"] == [svm.run_id] and ref["table"]["n_units"] == 1  # fold 0, seed 0
+    assert [c["setting"]["lam"] for c in ref["comparisons"]] == [0.0, 0.3]
+    assert "eGeMAPS + linear SVM" in (tmp_path / "rep" / "report.md").read_text()

@@ -319,7 +319,8 @@ def _same_root(a: Any, b: Any) -> bool:
     return Path(a).resolve() == Path(b).resolve()
 
 
-def classical_reference(store, settings: list[Setting], *, with_discriminability: bool = True) -> dict | None:
+def classical_reference(store, settings: list[Setting], *, with_discriminability: bool = True,
+                        sweep_config: dict | None = None) -> dict | None:
     """The eGeMAPS + linear SVM baseline on the sweep's own test folds, if the store has it.
 
     Finished `egemaps-svm` runs (earliest per seed) on the same corpus, classes, protocol and
@@ -327,13 +328,17 @@ def classical_reference(store, settings: list[Setting], *, with_discriminability
     sweep has: its UA / WA over those units, the discriminability of its standardised
     functionals (unless with_discriminability is False: it reads every unit's embeddings), and
     every setting's paired difference to it. None when there is no such run.
+
+    `sweep_config` is the train config of one of the sweep's runs; without it, that of its first
+    run in `store` (a sweep known from run cards need not have its runs in the store).
     """
     from ser_lab.learn.classical import MODEL
     from ser_lab.runs import Run
 
     if not settings or not settings[0].run_ids:
         return None
-    first = Run(Path(store.root) / settings[0].run_ids[0]).config.get("train") or {}
+    first = sweep_config if sweep_config is not None else (
+        Run(Path(store.root) / settings[0].run_ids[0]).config.get("train") or {})
     units = {u for s in settings for u in s.units}
     seeds = {seed for seed, _ in units}
     ref = Setting({"features": "egemaps"})

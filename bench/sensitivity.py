@@ -32,7 +32,7 @@ if missing (about half a minute a seed on EmoDB; needs the optional opensmile pa
 --reference off skips them), with every setting's paired difference to it.
 
 Options given explicitly (--lambdas, --alphas, --seeds, --epochs, --patience, --folds, --fold)
-override --quick. The first table (bench/results/emodb_sensitivity.json of the earlier recipe) was
+override --quick. The first table (bench/results/emodb_sensitivity_fold0_e20.json, of the earlier recipe) was
 fold 0 only at a fixed 20 epochs: `--epochs 20 --patience 0 --normalise corpus --fold 0`. The JSON holds the settings, wall time, the results table (UA / WA mean ± std over
 (seed, fold) units, percent), each λ > 0 setting's paired difference to the baseline with its
 95 % t and bootstrap intervals, the sensitivity curves and discriminability; the report folder

@@ -220,10 +220,16 @@ def ensure_run(store: RunStore, name: str, cfg: TrainConfig,
             return run
 
     def progress(event: dict) -> None:
-        if event.get("fold_done") and on_fold_done is not None:
-            on_fold_done(run, int(event["fold"]))
+        if event.get("fold_done"):  # a line a fold: a bench run is minutes to hours long
+            print(f"{name}: fold {event['fold']} done after {time.time() - t0:.0f} s: {event['stop_reason']}",
+                  file=sys.stderr, flush=True)
+            if on_fold_done is not None:
+                on_fold_done(run, int(event["fold"]))
 
     t0 = time.time()
+    folds = cfg.folds if cfg.folds is not None else range(cfg.n_folds)
+    left = [k for k in folds if k not in set(run.folds_done())]
+    print(f"{name}: training folds {', '.join(map(str, left))} ({run.run_id})", file=sys.stderr, flush=True)
     with run.lock():
         train_run(run, progress=progress)
     print(f"{name}: {time.time() - t0:.0f} s", file=sys.stderr, flush=True)

@@ -44,16 +44,16 @@ forward pass whose z or probabilities are not finite raises `NonFiniteError` ins
 
 Speed (bench/inference.py; `timings` in every result says where the time went): one tensor
 under `torch.inference_mode`; conv weights stored channels-last on the CPU (~1.5x faster
-convolutions and pools); torch limited to `DEFAULT_THREADS` = 1 intra-op thread per forward and
-numba to 1 thread per UMAP transform (with 2 threads on 2 shared cores both were 4-20x slower);
+convolutions and pools); torch limited to `DEFAULT_THREADS` = 1 intra-op thread per forward
+(with 2 threads on 2 shared cores it was 4-20x slower);
 window and Mel filterbank cached by `ser_lab.data.features`; the training z kept as one contiguous
 float32 array (an exact brute-force search is well under a millisecond for a corpus of this
 size). Warm, a 5 s clip costs about 25 ms of CPU end to end.
 
 Cold start: the PCA and UMAP maps are read from the run's disk cache; a UMAP map places a new
 clip from the training z and their cached map positions (`ser_lab.analysis.projection.umap_place`), so
-no umap model, numba compilation or refit is needed. Only a map never computed before is
-fitted on first use (then cached). `warm_up(background=True)` right after `from_run` loads all
+no umap model, numba (not even its import, ~2 s) or refit is needed. Only a map never computed
+before is fitted on first use (then cached; the demo pair ships with its maps). `warm_up(background=True)` right after `from_run` loads all
 of it while the user picks a file.
 """
 
@@ -486,8 +486,7 @@ class Predictor:
             if fold_map is None:
                 out.append(None)
                 continue
-            with _single_numba_thread(method == "umap"):
-                xy = fold_map.transform(z[None, :])
+            xy = fold_map.transform(z[None, :])
             out.append(np.asarray(xy, dtype=np.float64)[0])
             timer.lap(f"projection_{method}")
         return out[0], out[1]
@@ -552,9 +551,8 @@ class Predictor:
         """
         from ser_lab.analysis.maps import project_fold
 
-        with _single_numba_thread(method == "umap"):
-            fold_map = project_fold(self.run, self.reference_fold, method)
-            fold_map.transform(self.centers[:1].astype(np.float64))
+        fold_map = project_fold(self.run, self.reference_fold, method)
+        fold_map.transform(self.centers[:1].astype(np.float64))
         return fold_map
 
     def _load_paths(self) -> dict[str, str]:
@@ -599,24 +597,6 @@ def _fold_indices(run: Any, fold: int | str) -> list[int]:
             )
         return [int(fold)]
     raise ConfigError(f"fold must be a fold index or {ENSEMBLE!r}, got {fold!r}")
-
-
-@contextlib.contextmanager
-def _single_numba_thread(active: bool = True) -> Iterator[None]:
-    """One numba thread (a per-thread setting) for UMAP's work on a few points: its parallel
-    regions cost far more to start than they save (measured: 98 ms of CPU per transform with
-    2 threads on 2 shared cores, 5 ms with 1)."""
-    if not active:
-        yield
-        return
-    import numba  # UMAP imports it anyway; importing it first lets the setting apply
-
-    before = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(before)
 
 
 def _fold_from_payload(run: Any, k: int, model: CnnBiGru, payload: dict) -> _Fold:

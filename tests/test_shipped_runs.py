@@ -3,12 +3,15 @@
 A run folder must not depend on where the code lives: model.pt holds tensors and plain types
 (loaded with weights_only=True), the maps' caches and embeddings are pickle-free .npz files,
 and config.json names no module. These tests open the shipped runs (copies, so that no cache
-is written into the repository) in the predictor and the comparison, as the app does.
+is written into the repository) in the predictor and the comparison, as the app does. The
+maps ship with the pair, so a fresh machine neither fits UMAP nor imports numba for them.
 """
 
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -54,3 +57,32 @@ def test_the_shipped_pair_compares(store):
     assert 0 < rows["UA"].a <= 1 and 0 < rows["UA"].b <= 1
     fold_map = project_fold(a, 0, "pca")
     assert fold_map.xy.shape[1] == 2 and np.all(np.isfinite(fold_map.xy))
+
+
+@pytest.mark.parametrize("run_id", DEMO_IDS)
+def test_the_shipped_runs_carry_their_maps(store, run_id):
+    """The maps Compare and Explore show first come from the shipped cache, valid for the
+    shipped embeddings (a stale cache would be refitted, and this would fail)."""
+    for method in ("pca", "umap"):
+        fold_map = project_fold(store.get(run_id), 0, method)
+        assert fold_map.from_cache, (run_id, method)
+        assert np.all(np.isfinite(fold_map.xy))
+
+
+def test_a_clip_on_a_shipped_run_needs_no_umap_or_numba(store, tmp_path):
+    """The first clip in Explore on a fresh machine: placed on both maps without importing
+    umap or numba (about 2 s and 15 s of a cold start), in a fresh process."""
+    clip = write_audio(tmp_path / "clip.wav", tone(2.0))
+    code = (
+        "import sys\n"
+        "from ser_lab.inference import Predictor\n"
+        "from ser_lab.runs import RunStore\n"
+        f"run = RunStore({str(store.root)!r}).get({DEMO_IDS[1]!r})\n"
+        f"out = Predictor.from_run(run, fold=0).predict({str(clip)!r}, with_neighbours=False)\n"
+        "assert out.pca_xy is not None and out.umap_xy is not None, out\n"
+        "print(sorted(m for m in ('umap', 'numba', 'pynndescent') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"

@@ -12,8 +12,10 @@ deterministic algorithms give the same numbers on the same machine; another CPU 
 the last digits.
 
 Only what the app needs is kept (config.json, status.json, metrics.jsonl, results.json and per
-fold model.pt, embeddings.npz, snapshots/); resume state, logs and caches are dropped, so the
-pair stays a few MB. Each run is trained under a hidden folder of the store and renamed into
+fold model.pt, embeddings.npz, snapshots/, and projections/: the PCA and UMAP maps the pages show
+first, pickle-free .npz files of about 15 kB, so that the first clip in Explore and the first
+Compare on a fresh machine read them instead of waiting for a UMAP fit and numba's compilation);
+resume state and logs are dropped, so the pair stays a few MB. Each run is trained under a hidden folder of the store and renamed into
 place when complete, so a build that dies leaves the previous demo runs untouched.
 """
 
@@ -48,6 +50,7 @@ QUICK_START_BENCH = PROJECT_ROOT / "bench" / "results" / "quick_start.json"
 # What a demo run folder keeps (relative paths; fold folders are matched by prefix).
 KEEP_FILES = ("config.json", "status.json", "metrics.jsonl", "results.json")
 KEEP_FOLD_FILES = ("model.pt", "embeddings.npz")
+KEEP_FOLD_DIRS = ("snapshots", "projections")
 
 
 def demo_configs() -> list[tuple[str, TrainConfig]]:
@@ -63,7 +66,7 @@ def prune(run_dir: Path) -> None:
     for path in sorted(run_dir.iterdir()):
         if path.is_dir() and path.name.startswith("fold_"):
             for inner in path.iterdir():
-                if inner.name in KEEP_FOLD_FILES or (inner.name == "snapshots" and inner.is_dir()):
+                if inner.name in KEEP_FOLD_FILES or (inner.name in KEEP_FOLD_DIRS and inner.is_dir()):
                     continue
                 shutil.rmtree(inner) if inner.is_dir() else inner.unlink()
         elif path.name not in KEEP_FILES:
@@ -89,6 +92,10 @@ def build_one(run_id: str, cfg: TrainConfig, store: RunStore, *, progress: bool 
 
         with run.lock():
             train_run(run, progress=report)
+        from ser_lab.analysis.maps import precompute_maps
+
+        for k in run.folds_done():  # the trainer caches them too, unless precompute_maps is off
+            precompute_maps(run, k)
         config = dict(run.config)
         config.update(run_id=run_id, name=run_id, typicality=typicality(cfg.seed))
         fileio.atomic_write_json(run.dir / "config.json", config)

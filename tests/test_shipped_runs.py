@@ -86,3 +86,17 @@ def test_a_clip_on_a_shipped_run_needs_no_umap_or_numba(store, tmp_path):
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_demo_builder_keeps_what_the_app_reads(tmp_path):
+    from ser_lab.experiments.demo import prune
+
+    run = tmp_path / "demo-x"
+    keep = ["config.json", "status.json", "metrics.jsonl", "results.json", "fold_0/model.pt",
+            "fold_0/embeddings.npz", "fold_0/snapshots/epoch_001.npz", "fold_0/projections/umap-k.npz"]
+    drop = ["train.log", "fold_0/last.pt", "fold_0/refit.jsonl", "fold_0/cross/emodb.json"]
+    for rel in keep + drop:
+        (run / rel).parent.mkdir(parents=True, exist_ok=True)
+        (run / rel).write_bytes(b"x")
+    prune(run)
+    assert sorted(p.relative_to(run).as_posix() for p in run.rglob("*") if p.is_file()) == sorted(keep)

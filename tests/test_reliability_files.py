@@ -170,11 +170,12 @@ def test_run_names_never_escape_the_store(tmp_path: Path, name: str) -> None:
 
 
 def _silent_corpus(root: Path) -> Path:
-    """Label folders whose files have good headers but are all silent."""
-    for label, speaker in (("angry", "s1"), ("sad", "s2")):
-        (root / label / speaker).mkdir(parents=True)
-        for i in range(3):
-            write_audio(root / label / speaker / f"{i}.wav", np.zeros(16000, np.float32))
+    """Label folders whose files have good headers but are all silent (6 speakers, so that the
+    default 5-fold split passes the listing's checks and the failure is the decoding's)."""
+    for label in ("angry", "sad"):
+        for speaker in ("s1", "s2", "s3", "s4", "s5", "s6"):
+            (root / label / speaker).mkdir(parents=True)
+            write_audio(root / label / speaker / "0.wav", np.zeros(16000, np.float32))
     return root
 
 
@@ -260,10 +261,31 @@ def test_csv_corpus_without_its_csv_via_train_leaves_no_run(
     assert not store.root.exists() or store.ids() == []
 
 
+def test_more_folds_than_speakers_via_train_leaves_no_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,
+) -> None:
+    """A split the corpus cannot give is refused from its listing, before a run folder."""
+    monkeypatch.setenv("SER_LAB_CACHE", str(tmp_path / "cache"))
+    store = RunStore(tmp_path / "runs")
+    rng = np.random.default_rng(0)
+    for label in ("angry", "sad"):
+        for speaker in ("s1", "s2", "s3"):
+            (tmp_path / "c" / label / speaker).mkdir(parents=True)
+            for i in range(2):
+                write_audio(tmp_path / "c" / label / speaker / f"{i}.wav",
+                            (0.1 * rng.standard_normal(16000)).astype(np.float32))
+    code = cli_main(["--store", str(store.root), "train", "--corpus", "folder", "--root",
+                     str(tmp_path / "c"), "--folds", "5", "--epochs", "1", "--workers", "1"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert re.fullmatch(r"error: the 'speaker' protocol needs at least 5 speakers; the corpus has 3 \(s1, s2, s3\)\n", err), err
+    assert not store.root.exists() or store.ids() == []
+
+
 @pytest.mark.parametrize(
     ("kind", "message"),
     [
-        ("silent files only", r"no usable audio for corpus 'folder' in .*silent: 6 file\(s\) refused, e\.g\. '.*\.wav': the signal is silent or constant .*"),
+        ("silent files only", r"no usable audio for corpus 'folder' in .*silent: 12 file\(s\) refused, e\.g\. '.*\.wav': the signal is silent or constant .*"),
     ],
 )
 def test_bad_corpus_path_via_train(

@@ -980,11 +980,14 @@ def pool_results(fold_results: list[dict], labels: tuple[str, ...]) -> dict:
 def new_run(cfg: TrainConfig, store=None, name: str | None = None):
     """Create a queued run folder for a config (recording versions); train it with train_run."""
     from ser_lab.data.corpora import check_corpus_listing
+    from ser_lab.data.splits import make_folds
     from ser_lab.runs import RunStore
 
     cfg.validate()
     select_device(cfg.device)  # a device this machine lacks fails here, before any folder
-    check_corpus_listing(cfg.corpus, cfg.root, classes=cfg.classes, **cfg.corpus_options)  # and a wrong path or an empty folder
+    manifest = check_corpus_listing(cfg.corpus, cfg.root, classes=cfg.classes, **cfg.corpus_options)
+    if manifest is not None:  # and a split this corpus cannot give (e.g. more folds than speakers)
+        make_folds(manifest, cfg.protocol, cfg.n_folds, cfg.seed, cfg.val_fraction)
     store = store or RunStore()
     # The settings are recorded once; listings read their columns from "train"
     # (ser_lab.runs.config_columns).

@@ -148,14 +148,15 @@ def check_corpus_listing(
     *,
     classes: str = "paper",
     **options: Any,
-) -> None:
+) -> Manifest | None:
     """`check_corpus_source`, then, for a corpus on disk, its listing as `load_corpus` makes it
     (file names, labels, audio headers; nothing decoded): a folder without one usable labelled
     file, or a CSV that cannot be found or read, is refused here, before a run folder is made,
-    so it leaves no failed run behind. The built-in corpus is generated, not listed: only its
-    options are checked."""
-    if check_corpus_source(name, root, classes=classes, **options) is not None:
-        load_corpus(name, root, classes=classes, **options)
+    so it leaves no failed run behind. Returns that manifest; None for the built-in corpus,
+    which is generated, not listed (only its options are checked)."""
+    if check_corpus_source(name, root, classes=classes, **options) is None:
+        return None
+    return load_corpus(name, root, classes=classes, **options)
 
 
 def _check_options(name: str, loader: Any, options: dict[str, Any]) -> None:

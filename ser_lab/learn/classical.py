@@ -311,15 +311,12 @@ def is_classical(run) -> bool:
 
 def new_classical_run(cfg: ClassicalConfig, store=None, name: str | None = None):
     """A queued run folder for the baseline; train it with `train_classical_run`."""
-    from ser_lab.data.corpora import check_corpus_listing
-    from ser_lab.data.splits import make_folds
+    from ser_lab.learn.trainer import check_data
     from ser_lab.runs import RunStore
 
     cfg.validate()
     require_opensmile()  # fail before creating a folder that could never be trained
-    manifest = check_corpus_listing(cfg.corpus, cfg.root, classes=cfg.classes, **cfg.corpus_options)
-    if manifest is not None:  # the CNN's folds: a split this corpus cannot give fails here
-        make_folds(manifest, cfg.protocol, cfg.n_folds, cfg.seed, cfg.val_fraction)
+    check_data(cfg.train_config())  # the CNN's checks on the same corpus and folds
     store = store or RunStore()
     config = {
         "model": MODEL,

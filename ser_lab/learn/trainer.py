@@ -669,6 +669,19 @@ def save_snapshot(run, fold_k, epoch, model, data: FoldData, idx, centers, devic
 # ----------------------------------------------------------------------------- the whole run
 
 
+def check_data(cfg: TrainConfig) -> None:
+    """Every check of `load_data` that decodes no audio: the corpus source, its listing (names,
+    labels, audio headers) and its split. Run before a run folder is made (`new_run`, the
+    classical baseline's `new_classical_run`), so bad input leaves no failed run behind; the
+    built-in corpus is generated, not listed, so only its options are checked."""
+    from ser_lab.data.corpora import check_corpus_listing
+    from ser_lab.data.splits import make_folds
+
+    manifest = check_corpus_listing(cfg.corpus, cfg.root, classes=cfg.classes, **cfg.corpus_options)
+    if manifest is not None:  # e.g. more folds than speakers
+        make_folds(manifest, cfg.protocol, cfg.n_folds, cfg.seed, cfg.val_fraction)
+
+
 def load_data(cfg: TrainConfig, progress: Callable[[int, int], None] | None = None):
     """Manifest, features (cached), class ids and folds for a config."""
     from ser_lab.data.corpora import load_corpus
@@ -979,15 +992,11 @@ def pool_results(fold_results: list[dict], labels: tuple[str, ...]) -> dict:
 
 def new_run(cfg: TrainConfig, store=None, name: str | None = None):
     """Create a queued run folder for a config (recording versions); train it with train_run."""
-    from ser_lab.data.corpora import check_corpus_listing
-    from ser_lab.data.splits import make_folds
     from ser_lab.runs import RunStore
 
     cfg.validate()
     select_device(cfg.device)  # a device this machine lacks fails here, before any folder
-    manifest = check_corpus_listing(cfg.corpus, cfg.root, classes=cfg.classes, **cfg.corpus_options)
-    if manifest is not None:  # and a split this corpus cannot give (e.g. more folds than speakers)
-        make_folds(manifest, cfg.protocol, cfg.n_folds, cfg.seed, cfg.val_fraction)
+    check_data(cfg)  # and a wrong path, an empty folder or an impossible split
     store = store or RunStore()
     # The settings are recorded once; listings read their columns from "train"
     # (ser_lab.runs.config_columns).

@@ -228,7 +228,8 @@ def ensure_run(store: RunStore, name: str, cfg: TrainConfig,
 
     t0 = time.time()
     folds = cfg.folds if cfg.folds is not None else range(cfg.n_folds)
-    left = [k for k in folds if k not in set(run.folds_done())]
+    done = set(run.folds_done())
+    left = [k for k in folds if k not in done]
     print(f"{name}: training folds {', '.join(map(str, left))} ({run.run_id})", file=sys.stderr, flush=True)
     with run.lock():
         train_run(run, progress=progress)

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from common import EMODB_ROOT, code_state, find_run, machine  # noqa: E402
+from common import EMODB_ROOT, code_state, ensure_classical_run, machine  # noqa: E402
 
 from ser_lab.fileio import atomic_write_json  # noqa: E402
 from ser_lab.learn import classical  # noqa: E402
@@ -41,15 +41,8 @@ EMODB = str(EMODB_ROOT.resolve())
 
 def svm_run(store: RunStore, corpus: str, root: str | None, seed: int = 0) -> str:
     """The bench/classical.py run of this corpus and split seed (trained when missing)."""
-    name = f"classical-{corpus}-egemaps-svm-speaker5-s{seed}"
-    run_id, state = find_run(store, name)
-    if state != "done":
-        cfg = classical.ClassicalConfig(corpus=corpus, root=root, n_folds=5, protocol="speaker", seed=seed, workers=1)
-        run = classical.new_classical_run(cfg, store, name=name)
-        with run.lock():
-            classical.train_classical_run(run)
-        run_id = run.run_id
-    return run_id
+    return ensure_classical_run(store, classical.ClassicalConfig(
+        corpus=corpus, root=root, n_folds=5, protocol="speaker", seed=seed, workers=1))
 
 
 def demo_run(store: RunStore, name: str) -> str:

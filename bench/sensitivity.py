@@ -248,7 +248,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     started = time.time()
     if args.backend == "local":
         parallel = args.parallel_folds if args.parallel_folds == "auto" else int(args.parallel_folds)
-        with_reference = args.reference == "on" and ensure_reference(store, expand(spec)[0], args.seeds)
+        with_reference = args.reference == "on" and ensure_reference(store, configs[0], args.seeds)
         report, n_done = report_from_cards(spec, store, cards_dir(args), report_dir, show, parallel,
                                            with_reference)
     else:

@@ -53,8 +53,8 @@ size). Warm, a 5 s clip costs about 25 ms of CPU end to end.
 Cold start: the PCA and UMAP maps are read from the run's disk cache; a UMAP map places a new
 clip from the training z and their cached map positions (`ser_lab.analysis.projection.umap_place`), so
 no umap model, numba (not even its import, ~2 s) or refit is needed. Only a map never computed
-before is fitted on first use (then cached; the demo pair ships with its maps). `warm_up(background=True)` right after `from_run` loads all
-of it while the user picks a file.
+before is fitted on first use (then cached; the demo pair ships with its maps).
+`warm_up(background=True)` right after `from_run` loads all of it while the user picks a file.
 """
 
 from __future__ import annotations

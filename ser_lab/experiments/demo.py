@@ -15,8 +15,9 @@ Only what the app needs is kept (config.json, status.json, metrics.jsonl, result
 fold model.pt, embeddings.npz, snapshots/, and projections/: the PCA and UMAP maps the pages show
 first, pickle-free .npz files of about 15 kB, so that the first clip in Explore and the first
 Compare on a fresh machine read them instead of waiting for a UMAP fit and numba's compilation);
-resume state and logs are dropped, so the pair stays a few MB. Each run is trained under a hidden folder of the store and renamed into
-place when complete, so a build that dies leaves the previous demo runs untouched.
+resume state and logs are dropped, so the pair stays a few MB. Each run is trained under a
+hidden folder of the store and renamed into place when complete, so a build that dies leaves
+the previous demo runs untouched.
 """
 
 from __future__ import annotations

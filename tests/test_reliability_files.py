@@ -25,6 +25,7 @@ import pytest
 import torch
 
 from ser_lab.cli import main as cli_main
+from ser_lab.data.corpora import check_corpus_listing, load_corpus
 from ser_lab.paths import PROJECT_ROOT
 from ser_lab.runs import Run, RunStore, validate_run_id
 from tests.audio_fixtures import write_audio
@@ -280,6 +281,33 @@ def test_more_folds_than_speakers_via_train_leaves_no_run(
     err = capsys.readouterr().err
     assert re.fullmatch(r"error: the 'speaker' protocol needs at least 5 speakers; the corpus has 3 \(s1, s2, s3\)\n", err), err
     assert not store.root.exists() or store.ids() == []
+
+
+def test_more_folds_than_synthetic_speakers_leaves_no_run_and_generates_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,
+) -> None:
+    """The built-in corpus is listed as it will be generated (4 speakers at size tiny), so an
+    impossible split is refused before a run folder exists and before any audio is rendered."""
+    monkeypatch.setenv("SER_LAB_CACHE", str(tmp_path / "cache"))
+    store = RunStore(tmp_path / "runs")
+    code = cli_main(["--store", str(store.root), "train", "--corpus", "synthetic", "--size",
+                     "tiny", "--folds", "5", "--epochs", "1", "--workers", "1"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert re.fullmatch(r"error: the 'speaker' protocol needs at least 5 speakers; the corpus has 4 \(spk01, spk02, spk03, spk04\)\n", err), err
+    assert not store.root.exists() or store.ids() == []
+    assert not (tmp_path / "cache" / "synthetic").exists()
+
+
+def test_planned_synthetic_listing_is_the_generated_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SER_LAB_CACHE", str(tmp_path / "cache"))
+    planned = check_corpus_listing("synthetic", size="tiny", seed=3)
+    generated = load_corpus("synthetic", size="tiny", seed=3)
+    assert planned.root == generated.root
+    assert [(u.utt_id, u.path, u.label, u.speaker, u.group) for u in planned.utterances] == [
+        (u.utt_id, u.path, u.label, u.speaker, u.group) for u in generated.utterances]
 
 
 @pytest.mark.parametrize(

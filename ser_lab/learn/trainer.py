@@ -673,7 +673,7 @@ def check_data(cfg: TrainConfig) -> None:
     """Every check of `load_data` that decodes no audio: the corpus source, its listing (names,
     labels, audio headers) and its split. Run before a run folder is made (`new_run`, the
     classical baseline's `new_classical_run`), so bad input leaves no failed run behind; the
-    built-in corpus is generated, not listed, so only its options are checked."""
+    built-in corpus is listed as it will be generated, without generating it."""
     from ser_lab.data.corpora import check_corpus_listing
     from ser_lab.data.splits import make_folds
 

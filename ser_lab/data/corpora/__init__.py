@@ -152,10 +152,14 @@ def check_corpus_listing(
     """`check_corpus_source`, then, for a corpus on disk, its listing as `load_corpus` makes it
     (file names, labels, audio headers; nothing decoded): a folder without one usable labelled
     file, or a CSV that cannot be found or read, is refused here, before a run folder is made,
-    so it leaves no failed run behind. Returns that manifest; None for the built-in corpus,
-    which is generated, not listed (only its options are checked)."""
+    so it leaves no failed run behind. Returns that manifest; for the built-in corpus, the
+    listing it will have, planned from its size without generating audio."""
     if check_corpus_source(name, root, classes=classes, **options) is None:
-        return None
+        if name != "synthetic":
+            return None
+        from ser_lab.data.corpora.synthetic import list_synthetic
+
+        return list_synthetic(root, classes=classes, **options)
     return load_corpus(name, root, classes=classes, **options)
 
 

@@ -340,6 +340,32 @@ def load_synthetic(root: str | Path | None = None, *, classes: str = "paper",
                     utterances=_read_metadata(root))
 
 
+def list_synthetic(root: str | Path | None = None, *, classes: str = "paper",
+                   size: str = "default", seed: int = 0, **_ignored: object) -> Manifest:
+    """The listing `load_synthetic` would return (ids, labels, speakers), without generating
+    audio: read from `root` when one is given, else planned from the size. Lets a split that
+    the corpus cannot give (more folds than speakers) be refused before a run folder exists.
+    Durations of a planned listing are 0: the clips do not exist yet."""
+    if root is not None:
+        return load_synthetic(root, classes=classes)
+    if classes not in ("paper", "all"):
+        raise ConfigError(f"classes must be 'paper' or 'all', got {classes!r}")
+    spec = _check_size(size)
+    seed = _check_seed(seed)
+    planned = default_root(size, seed)
+    utterances = []
+    for s in range(spec.speakers):
+        speaker = f"spk{s + 1:02d}"
+        for e, emotion in enumerate(PAPER_EMOTIONS):
+            for k in range(spec.per_emotion):
+                utt_id = _Job(seed, s, e, k).utt_id
+                utterances.append(Utterance(
+                    utt_id=utt_id, path=str(planned / "wav" / f"{utt_id}.wav"), label=emotion,
+                    speaker=speaker, group=speaker, duration=0.0, corpus="synthetic"))
+    return Manifest(corpus="synthetic", root=str(planned), labels=PAPER_EMOTIONS,
+                    utterances=utterances)
+
+
 def _read_metadata(root: Path) -> list[Utterance]:
     utterances = []
     with open(root / "metadata.csv", newline="", encoding="utf-8") as f:

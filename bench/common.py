@@ -176,6 +176,11 @@ def run_name(bench: str, corpus: str, arm: str, cfg: TrainConfig) -> str:
     return f"{bench}-{corpus}-{arm}-{cfg.features}-{recipe_tag(cfg)}-s{cfg.seed}"
 
 
+def sensitivity_sweep_id(corpus: str, recipe: str, quick: bool = False) -> str:
+    """The sweep id bench/sensitivity.py gives its runs (their names start with it)."""
+    return f"sens-{corpus}-{recipe}" + ("-quick" if quick else "")
+
+
 def find_run(store: RunStore, name: str) -> tuple[str | None, str | None]:
     """The newest run with this name and its state (done runs first), or (None, None)."""
     matches = [s for s in store.list() if s.name == name]

@@ -9,6 +9,11 @@ recipes, so only the recipe differs. The test folds are not read.
 
     python bench/recipe_choice.py --store S --recipes e100p20 e100p20-speaker
     python bench/recipe_choice.py --corpus synthetic --recipes e100p20 e100p20-noaug
+    python bench/recipe_choice.py --source sensitivity --seeds 0 1 --recipes e100p20-speaker e100p20-noaug-speaker
+
+`--source sensitivity` reads the λ = 0 and λ = 0.3 / α = 0.5 runs of bench/sensitivity.py's
+grid instead (the same two arms, named by their sweep), so a recipe whose grid exists needs
+only its counterpart trained: `bench/sensitivity.py --augment off --lambdas 0 0.3 --alphas 0.5`.
 
 Recipes are the tags of the run names (`recipe_tag` in bench/common.py: epochs and patience,
 then -noaug, -speaker, -refit). A refit recipe's first pass is its selection pass, identical
@@ -31,11 +36,33 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from common import card_validation_units, cards_dir, code_state, find_run, kept_validation_ua  # noqa: E402
+from common import (  # noqa: E402
+    card_validation_units,
+    cards_dir,
+    code_state,
+    find_run,
+    kept_validation_ua,
+    sensitivity_sweep_id,
+)
 
 from ser_lab.analysis.stats import paired_difference  # noqa: E402
+from ser_lab.config import TrainConfig  # noqa: E402
+from ser_lab.experiments.sweep import point_key, run_name  # noqa: E402
 from ser_lab.fileio import atomic_write_json  # noqa: E402
 from ser_lab.runs import RunStore  # noqa: E402
+
+# The paper's two arms as (λ, α): bench/reproduce.py's SETTINGS, and two points of the λ line.
+ARMS = {"baseline": (0.0, 0.5), "center": (0.3, 0.5)}
+SOURCES = ("reproduce", "sensitivity")
+
+
+def bench_run_name(source: str, corpus: str, arm: str, features: str, recipe: str, seed: int) -> str:
+    """The name the `source` bench gave the run of this arm, recipe and seed."""
+    if source == "reproduce":
+        return f"bench-{corpus}-{arm}-{features}-{recipe}-s{seed}"
+    lam, alpha = ARMS[arm]
+    key = point_key(TrainConfig(lam=lam, alpha=alpha, features=features, seed=seed), [])
+    return run_name(sensitivity_sweep_id(corpus, recipe), key)
 
 
 def validation_units(run) -> dict[tuple[int, int], float]:
@@ -47,16 +74,16 @@ def validation_units(run) -> dict[tuple[int, int], float]:
 
 
 def compare(store: RunStore, corpus: str, features: str, arms: list[str], recipes: list[str],
-            seeds: list[int], cards: Path | None = None) -> dict:
+            seeds: list[int], cards: Path | None = None, source: str = "reproduce") -> dict:
     out: dict = {"corpus": corpus, "features": features, "seeds": seeds, "recipes": recipes,
-                 "measure": "validation UA of the kept epoch, percent", "arms": {}}
+                 "source": source, "measure": "validation UA of the kept epoch, percent", "arms": {}}
     for arm in arms:
         per_recipe: dict[str, dict] = {}
         for recipe in recipes:
             units: dict = {}
             missing, partial = [], []  # no run; a run not finished (its finished folds count)
             for seed in seeds:
-                name = f"bench-{corpus}-{arm}-{features}-{recipe}-s{seed}"
+                name = bench_run_name(source, corpus, arm, features, recipe, seed)
                 from_cards = card_validation_units(cards, name) if cards else None
                 if from_cards is not None:  # a run card (or fold cards) of bench/common.ensure_card
                     units.update(from_cards[0])
@@ -107,7 +134,9 @@ def main() -> None:
                         "store, else STORE-cards)")
     p.add_argument("--corpus", default="emodb", help="the corpus tag of the run names (e.g. emodb, synthetic)")
     p.add_argument("--features", default="mel")
-    p.add_argument("--arms", nargs="+", default=["baseline", "center"])
+    p.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    p.add_argument("--source", choices=SOURCES, default="reproduce",
+                   help="whose runs: bench/reproduce.py's (default) or bench/sensitivity.py's grid")
     p.add_argument("--recipes", nargs="+", required=True, help="recipe tags; the first is the reference")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--out", default=None)
@@ -116,7 +145,7 @@ def main() -> None:
         print("note: a refit recipe's validation UA is its selection pass's, the same as without "
               "refit; refit itself is not measurable on validation", file=sys.stderr)
     result = compare(RunStore(Path(args.store) if args.store else None), args.corpus, args.features,
-                     args.arms, args.recipes, args.seeds, cards_dir(args))
+                     args.arms, args.recipes, args.seeds, cards_dir(args), args.source)
     result["code"] = code_state()
     result["caveat"] = ("the best validation UA is a maximum over epochs: recipes that train longer or "
                         "have noisier validation curves are favoured a little")

@@ -24,6 +24,9 @@ With --backend ray the sweep runs on a cluster and the report is made from the s
                                                    # writes *_sensitivity_quick.json / _report/
     python bench/sensitivity.py --corpus synthetic --size tiny --quick --folds 2 --store /tmp/runs  # tiny: 4 speakers
     python bench/sensitivity.py --dry-run          # list the runs, train nothing
+    python bench/sensitivity.py --augment off --lambdas 0 0.3 --alphas 0.5
+                                                   # part of the grid on another recipe:
+                                                   # -> emodb_sensitivity_e100p20-noaug-speaker_part.json
     python bench/sensitivity.py --backend ray --address auto --store /shared/runs
 
 With the local backend the report also has the hand-crafted reference: the eGeMAPS + linear SVM
@@ -62,6 +65,7 @@ from common import (  # noqa: E402
     ensure_card,
     ensure_classical_run,
     recipe_tag,
+    sensitivity_sweep_id,
 )
 
 from ser_lab.config import TrainConfig  # noqa: E402
@@ -156,10 +160,28 @@ def make_spec(args: argparse.Namespace) -> SweepSpec:
     }
     points = [{"lam": lam, "alpha": FIXED_ALPHA} for lam in args.lambdas]
     points += [{"lam": FIXED_LAMBDA, "alpha": alpha} for alpha in args.alphas]
-    recipe = recipe_tag(TrainConfig(epochs=args.epochs, patience=args.patience,
-                                    augment=args.augment == "on", normalise=args.normalise))
-    sweep_id = args.sweep_id or f"sens-{args.corpus}-{recipe}" + ("-quick" if args.quick else "")
+    sweep_id = args.sweep_id or sensitivity_sweep_id(args.corpus, recipe_of(args), args.quick)
     return SweepSpec(base=base, points=points, seeds=args.seeds, sweep_id=sweep_id).validate()
+
+
+def recipe_of(args: argparse.Namespace) -> str:
+    return recipe_tag(TrainConfig(epochs=args.epochs, patience=args.patience,
+                                  augment=args.augment == "on", normalise=args.normalise))
+
+
+def results_stem(args: argparse.Namespace) -> str:
+    """The JSON's and report's name without --out / --report. `<corpus>_sensitivity` is the
+    whole grid on the trainer's recipe; another recipe adds its tag and a part of the grid (other
+    λ, α, seeds, folds, input or protocol) adds `_part`, so neither overwrites the whole table."""
+    if args.quick:
+        return f"{args.corpus}_sensitivity_quick"
+    stem = f"{args.corpus}_sensitivity"
+    if recipe_of(args) != recipe_tag(DEFAULTS):
+        stem += f"_{recipe_of(args)}"
+    whole = (args.lambdas == LAMBDAS and args.alphas == ALPHAS and args.seeds == [0, 1]
+             and args.fold is None and args.folds == 5 and args.features == "mel"
+             and args.protocol == "speaker")
+    return stem if whole else f"{stem}_part"
 
 
 def ensure_reference(store: RunStore, cfg: TrainConfig, seeds: list[int]) -> bool:
@@ -231,10 +253,9 @@ def main(argv: list[str] | None = None) -> dict | None:
         import torch
 
         torch.set_num_threads(args.threads)
-    suffix = "_quick" if args.quick else ""
     results_dir = ROOT / "bench" / "results"
-    out = Path(args.out or results_dir / f"{args.corpus}_sensitivity{suffix}.json")
-    report_dir = Path(args.report or results_dir / f"{args.corpus}_sensitivity{suffix}_report")
+    out = Path(args.out or results_dir / f"{results_stem(args)}.json")
+    report_dir = Path(args.report or results_dir / f"{results_stem(args)}_report")
     store = RunStore(Path(args.store) if args.store else None)
 
     def show(event: dict) -> None:

@@ -180,6 +180,41 @@ def test_recipe_choice_pairs_validation_scores_and_never_reads_test_folds(tmp_pa
     assert missing["arms"]["baseline"]["e9p9"]["missing"] == ["bench-synthetic-tiny-baseline-mel-e9p9-s0"]
 
 
+@pytest.mark.parametrize("augment", ["on", "off"])
+def test_recipe_choice_names_the_sensitivity_grids_runs_as_the_grid_does(augment):
+    """`--source sensitivity` reads the λ = 0 and λ = 0.3 / α = 0.5 runs of bench/sensitivity.py
+    by name: the names must be the ones its sweep gives them, for either recipe."""
+    rc, sens = import_bench("recipe_choice"), import_bench("sensitivity")
+    from ser_lab.experiments.sweep import expand, point_key, run_name
+
+    spec = sens.make_spec(sens.parse_args(["--seeds", "0", "1", "--augment", augment]))
+    grid = {(c.lam, c.alpha, c.seed): run_name(spec.sweep_id, point_key(c, spec.axes())) for c in expand(spec)}
+    recipe = spec.sweep_id.removeprefix("sens-emodb-")
+    for arm, (lam, alpha) in rc.ARMS.items():
+        for seed in (0, 1):
+            assert rc.bench_run_name("sensitivity", "emodb", arm, "mel", recipe, seed) == grid[(lam, alpha, seed)]
+    assert rc.bench_run_name("reproduce", "emodb", "center", "mel", recipe, 2) == f"bench-emodb-center-mel-{recipe}-s2"
+
+
+@pytest.mark.parametrize(
+    ("argv", "stem"),
+    [
+        ([], "emodb_sensitivity"),
+        (["--seeds", "0"], "emodb_sensitivity_part"),
+        (["--alphas", "0.5"], "emodb_sensitivity_part"),
+        (["--fold", "0"], "emodb_sensitivity_part"),
+        (["--augment", "off", "--lambdas", "0", "0.3", "--alphas", "0.5"],
+         "emodb_sensitivity_e100p20-noaug-speaker_part"),
+        (["--normalise", "corpus"], "emodb_sensitivity_e100p20"),
+        (["--quick"], "emodb_sensitivity_quick"),
+    ],
+)
+def test_only_the_whole_default_grid_writes_the_sensitivity_table(argv, stem):
+    """A part of the grid, or another recipe, never overwrites bench/results/emodb_sensitivity.json."""
+    sens = import_bench("sensitivity")
+    assert sens.results_stem(sens.parse_args(argv)) == stem
+
+
 def test_layout_bench_trains_both_layouts_on_the_same_fold(bench_modules, tmp_path):
     from ser_lab.runs import RunStore
 

@@ -505,7 +505,7 @@ def test_explore_defaults_to_the_best_center_loss_run_on_the_corpus_in_use(tmp_p
     def run(
         name: str, lam: float, ua: float, size: str, demo: bool = False, objective: str = "center"
     ) -> RunSummary:
-        cfg = TrainConfig(corpus_options={"size": size}, lam=lam, objective=objective)
+        cfg = TrainConfig(corpus_options={"size": size}, lam=lam, objective=objective, n_folds=2)
         ids[name] = new_run(cfg, store, name=name).run_id
         return RunSummary(
             ids[name], name, "done", lam=lam, UA=ua, is_demo=demo, objective=objective

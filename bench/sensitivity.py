@@ -175,9 +175,9 @@ def results_stem(args: argparse.Namespace) -> str:
     λ, α, seeds, folds, input or protocol) adds `_part`, so neither overwrites the whole table."""
     if args.quick:
         return f"{args.corpus}_sensitivity_quick"
-    stem = f"{args.corpus}_sensitivity"
-    if recipe_of(args) != recipe_tag(DEFAULTS):
-        stem += f"_{recipe_of(args)}"
+    stem, recipe = f"{args.corpus}_sensitivity", recipe_of(args)
+    if recipe != recipe_tag(DEFAULTS):
+        stem += f"_{recipe}"
     whole = (args.lambdas == LAMBDAS and args.alphas == ALPHAS and args.seeds == [0, 1]
              and args.fold is None and args.folds == 5 and args.features == "mel"
              and args.protocol == "speaker")

@@ -146,8 +146,18 @@ class _Job:
     k: int
 
     @property
+    def speaker_name(self) -> str:
+        return f"spk{self.speaker + 1:02d}"
+
+    @property
     def utt_id(self) -> str:
-        return f"spk{self.speaker + 1:02d}_{PAPER_EMOTIONS[self.emotion]}_{self.k + 1:03d}"
+        return f"{self.speaker_name}_{PAPER_EMOTIONS[self.emotion]}_{self.k + 1:03d}"
+
+
+def _plan(spec: CorpusSize, seed: int) -> list[_Job]:
+    """Every utterance of the corpus, in its metadata order."""
+    return [_Job(seed, s, e, k) for s in range(spec.speakers)
+            for e in range(len(PAPER_EMOTIONS)) for k in range(spec.per_emotion)]
 
 
 def render_utterance(seed: int, speaker: int, emotion: str, k: int) -> np.ndarray:
@@ -163,7 +173,7 @@ def _render_chunk(jobs: list[_Job], wav_dir: str) -> list[dict]:
         x = render_utterance(job.seed, job.speaker, PAPER_EMOTIONS[job.emotion], job.k)
         with open(Path(wav_dir) / f"{job.utt_id}.wav", "wb") as f:
             f.write(wav_bytes(x))
-        speaker = f"spk{job.speaker + 1:02d}"
+        speaker = job.speaker_name
         rows.append({"utt_id": job.utt_id, "file": f"wav/{job.utt_id}.wav",
                      "label": PAPER_EMOTIONS[job.emotion], "speaker": speaker,
                      "group": speaker, "duration": f"{len(x) / SAMPLE_RATE:.4f}"})
@@ -174,6 +184,11 @@ def _check_size(size: str) -> CorpusSize:
     if size not in SIZES:
         raise ConfigError(f"unknown synthetic corpus size {size!r}; expected one of {list(SIZES)}")
     return SIZES[size]
+
+
+def _check_classes(classes: str) -> None:
+    if classes not in ("paper", "all"):
+        raise ConfigError(f"classes must be 'paper' or 'all', got {classes!r}")
 
 
 def _check_seed(seed: int) -> int:
@@ -263,8 +278,7 @@ def _describes(root: Path, size: str, seed: int) -> bool:
 
 def _render_all(spec: CorpusSize, seed: int, wav_dir: Path, workers: int | None,
                 progress: Callable[[int, int], None] | None) -> list[dict]:
-    jobs = [_Job(seed, s, e, k) for s in range(spec.speakers)
-            for e in range(len(PAPER_EMOTIONS)) for k in range(spec.per_emotion)]
+    jobs = _plan(spec, seed)
     total = len(jobs)
     workers = min(workers or os.cpu_count() or 1, total)
     chunk = max(1, min(8, total // (workers * 4) or 1))
@@ -324,8 +338,7 @@ def load_synthetic(root: str | Path | None = None, *, classes: str = "paper",
 
     `classes` may be "paper" or "all": the corpus has exactly the paper's four emotions.
     """
-    if classes not in ("paper", "all"):
-        raise ConfigError(f"classes must be 'paper' or 'all', got {classes!r}")
+    _check_classes(classes)
     if root is None:
         root = default_root(size, seed)
         if root.exists() and not _is_complete(root):
@@ -348,20 +361,14 @@ def list_synthetic(root: str | Path | None = None, *, classes: str = "paper",
     Durations of a planned listing are 0: the clips do not exist yet."""
     if root is not None:
         return load_synthetic(root, classes=classes)
-    if classes not in ("paper", "all"):
-        raise ConfigError(f"classes must be 'paper' or 'all', got {classes!r}")
-    spec = _check_size(size)
-    seed = _check_seed(seed)
+    _check_classes(classes)
     planned = default_root(size, seed)
-    utterances = []
-    for s in range(spec.speakers):
-        speaker = f"spk{s + 1:02d}"
-        for e, emotion in enumerate(PAPER_EMOTIONS):
-            for k in range(spec.per_emotion):
-                utt_id = _Job(seed, s, e, k).utt_id
-                utterances.append(Utterance(
-                    utt_id=utt_id, path=str(planned / "wav" / f"{utt_id}.wav"), label=emotion,
-                    speaker=speaker, group=speaker, duration=0.0, corpus="synthetic"))
+    utterances = [
+        Utterance(utt_id=job.utt_id, path=str(planned / "wav" / f"{job.utt_id}.wav"),
+                  label=PAPER_EMOTIONS[job.emotion], speaker=job.speaker_name,
+                  group=job.speaker_name, duration=0.0, corpus="synthetic")
+        for job in _plan(_check_size(size), _check_seed(seed))
+    ]
     return Manifest(corpus="synthetic", root=str(planned), labels=PAPER_EMOTIONS,
                     utterances=utterances)
 

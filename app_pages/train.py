@@ -7,7 +7,7 @@ import torch
 
 from ser_lab.app import access, figures, run_tables
 from ser_lab.app import corpus as app_corpus
-from ser_lab.choices import NORMALISATIONS, PROTOCOLS
+from ser_lab.choices import LR_SCHEDULES, NORMALISATIONS, PROTOCOLS
 from ser_lab.config import OBJECTIVES, TrainConfig
 from ser_lab.errors import SerLabError
 from ser_lab.experiments import launcher
@@ -59,6 +59,7 @@ PRESETS = {
         augment=QUICK.augment,
         refit=QUICK.refit,
         normalise=QUICK.normalise,
+        lr_schedule=QUICK.lr_schedule,
         n_folds=QUICK.n_folds,
         which="first fold only" if QUICK.folds else "all folds",
         batch_size=QUICK.batch_size,
@@ -71,6 +72,7 @@ PRESETS = {
         augment=PAPER.augment,
         refit=PAPER.refit,
         normalise=PAPER.normalise,
+        lr_schedule=PAPER.lr_schedule,
         n_folds=PAPER.n_folds,
         which="all folds",
         batch_size=PAPER.batch_size,
@@ -183,7 +185,7 @@ with st.expander("New run", expanded=not (st.session_state.get("watch") or activ
         value=p["snapshot_every"],
         key=f"snap-{preset}",
     )
-    d1, d2 = st.columns(2)
+    d1, d2, d3 = st.columns(3)
     normalise = d1.selectbox(
         "normalisation",
         NORMALISATIONS,
@@ -200,6 +202,14 @@ with st.expander("New run", expanded=not (st.session_state.get("watch") or activ
         help="after early stopping, train each fold again from the same start on its training and "
         "validation parts for the epoch count validation chose, and keep that model (about twice "
         "the training time)",
+    )
+    lr_schedule = d3.selectbox(
+        "learning-rate schedule",
+        LR_SCHEDULES,
+        index=LR_SCHEDULES.index(p["lr_schedule"]),
+        key=f"lr-schedule-{preset}",
+        help="the paper's constant rate, or halve it after "
+        f"{TrainConfig.lr_patience} epochs without a better validation UA (plateau)",
     )
     folds_trained = 1 if which == "first fold only" else int(n_folds)
     rate, n_rate = run_tables.seconds_per_utterance(store, rows, features)
@@ -254,6 +264,7 @@ if launch:
             augment=bool(augment),
             refit=bool(refit),
             normalise=normalise,
+            lr_schedule=lr_schedule,
             n_folds=int(n_folds),
             folds=[0] if which == "first fold only" else None,
             protocol=protocol,

@@ -29,7 +29,7 @@ if str(ROOT) not in sys.path:
 from ser_lab.analysis.compare import run_discriminability  # noqa: E402
 from ser_lab.analysis.discriminability import discriminability, knn_accuracy  # noqa: E402
 from ser_lab.analysis.stats import mean_std  # noqa: E402
-from ser_lab.choices import NORMALISATIONS  # noqa: E402
+from ser_lab.choices import LR_SCHEDULES, NORMALISATIONS  # noqa: E402
 from ser_lab.config import TrainConfig  # noqa: E402
 from ser_lab.experiments.report import DISC_KEYS  # noqa: E402
 from ser_lab.fileio import atomic_write_json  # noqa: E402
@@ -120,11 +120,14 @@ def layout_name(channels_last: bool) -> str:
 
 
 def add_augment_normalise_args(p: argparse.ArgumentParser) -> None:
-    """--augment on|off and --normalise, defaulting to the trainer's (every training bench)."""
+    """--augment on|off, --normalise and --lr-schedule, defaulting to the trainer's (every
+    training bench)."""
     p.add_argument("--augment", choices=["on", "off"], default="on" if DEFAULTS.augment else "off",
                    help="SpecAugment masks on training batches (default: the trainer's)")
     p.add_argument("--normalise", choices=NORMALISATIONS, default=DEFAULTS.normalise,
                    help="per-bin standardisation statistics (default: the trainer's)")
+    p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=DEFAULTS.lr_schedule,
+                   help="learning-rate schedule (default: the trainer's)")
 
 
 def recipe_config(args: argparse.Namespace, **fields: object) -> TrainConfig:
@@ -136,6 +139,7 @@ def recipe_config(args: argparse.Namespace, **fields: object) -> TrainConfig:
         corpus_options={"size": args.size} if args.size else {}, features=args.features,
         epochs=args.epochs, patience=args.patience, augment=args.augment == "on",
         refit=getattr(args, "refit", "off") == "on", normalise=getattr(args, "normalise", DEFAULTS.normalise),
+        lr_schedule=getattr(args, "lr_schedule", DEFAULTS.lr_schedule),
         n_folds=args.folds, protocol=args.protocol, parallel_folds=parallel,
         channels_last=getattr(args, "layout", layout_name(DEFAULTS.channels_last)) == "channels-last", **fields,
     )
@@ -149,6 +153,7 @@ def recipe_summary(args: argparse.Namespace) -> dict:
         "epochs": args.epochs, "patience": args.patience, "augment": args.augment == "on",
         "refit": getattr(args, "refit", "off") == "on",
         "normalise": getattr(args, "normalise", DEFAULTS.normalise),
+        "lr_schedule": getattr(args, "lr_schedule", DEFAULTS.lr_schedule),
         "layout": getattr(args, "layout", layout_name(DEFAULTS.channels_last)),
         "recipe": recipe_tag(recipe_config(args)), "seeds": args.seeds,
         "model_selection": "best validation UA (speaker-disjoint validation part of each training fold)"
@@ -164,10 +169,13 @@ def corpus_tag(args: argparse.Namespace) -> str:
 
 
 def recipe_tag(cfg: TrainConfig) -> str:
-    """The training recipe in a run name: epochs (a maximum when patience > 0), patience,
-    SpecAugment, normalisation, refit, and the default weight layout where channels-last is not
-    used; parallel folds are not part of it (they do not change the result)."""
-    return (f"e{cfg.epochs}p{cfg.patience}" + ("" if cfg.augment else "-noaug")
+    """The training recipe in a run name: epochs (a maximum when patience > 0), patience, a
+    learning-rate schedule other than constant, SpecAugment, normalisation, refit, and the
+    default weight layout where channels-last is not used; parallel folds are not part of it
+    (they do not change the result)."""
+    return (f"e{cfg.epochs}p{cfg.patience}"
+            + ("" if cfg.lr_schedule == "constant" else f"-{cfg.lr_schedule}{cfg.lr_patience}")
+            + ("" if cfg.augment else "-noaug")
             + ("" if cfg.normalise == "corpus" else f"-{cfg.normalise}") + ("-refit" if cfg.refit else "")
             + ("" if cfg.channels_last else "-nchw"))
 

@@ -154,6 +154,7 @@ def make_spec(args: argparse.Namespace) -> SweepSpec:
         "patience": args.patience,
         "augment": args.augment == "on",
         "normalise": args.normalise,
+        "lr_schedule": args.lr_schedule,
         "n_folds": args.folds,
         "folds": args.fold,
         "protocol": args.protocol,
@@ -166,7 +167,8 @@ def make_spec(args: argparse.Namespace) -> SweepSpec:
 
 def recipe_of(args: argparse.Namespace) -> str:
     return recipe_tag(TrainConfig(epochs=args.epochs, patience=args.patience,
-                                  augment=args.augment == "on", normalise=args.normalise))
+                                  augment=args.augment == "on", normalise=args.normalise,
+                                  lr_schedule=args.lr_schedule))
 
 
 def results_stem(args: argparse.Namespace) -> str:
@@ -289,6 +291,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         "patience": args.patience,
         "augment": args.augment == "on",
         "normalise": args.normalise,
+        "lr_schedule": args.lr_schedule,
         "seeds": args.seeds,
         "lambdas_at_alpha": {"alpha": FIXED_ALPHA, "lambdas": args.lambdas},
         "alphas_at_lambda": {"lambda": FIXED_LAMBDA, "alphas": args.alphas},

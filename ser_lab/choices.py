@@ -17,3 +17,7 @@ KINDS: tuple[str, ...] = ("mel", "stft")
 # speaker over all of that speaker's utterances ("speaker"; a single clip of an unknown
 # speaker at inference time: its own statistics).
 NORMALISATIONS: tuple[str, ...] = ("corpus", "speaker")
+
+# Learning-rate schedules (ser_lab.learn.trainer.epoch_lr): the paper's constant rate, or
+# "plateau": halved after `lr_patience` epochs without a better validation UA.
+LR_SCHEDULES: tuple[str, ...] = ("constant", "plateau")

@@ -118,6 +118,8 @@ def train_config_from_args(args: argparse.Namespace):
         refit=args.refit,
         augment=args.augment,
         normalise=args.normalise,
+        lr_schedule=args.lr_schedule,
+        lr_patience=args.lr_patience,
         n_folds=args.folds,
         folds=args.fold,
         protocol=args.protocol,
@@ -626,7 +628,7 @@ def add_objective_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ser_lab.choices import DEVICES, KINDS, NORMALISATIONS, PROTOCOLS
+    from ser_lab.choices import DEVICES, KINDS, LR_SCHEDULES, NORMALISATIONS, PROTOCOLS
 
     parser = argparse.ArgumentParser(prog="ser-lab", description="SER Lab command line (also: python -m ser_lab)")
     parser.add_argument("--store", default=None, help="run store folder (default: ./checkpoints or $SER_LAB_CHECKPOINTS)")
@@ -661,6 +663,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=TrainConfig.augment,
                    help="SpecAugment-style time and frequency masks on training batches "
                         f"(default {'on' if TrainConfig.augment else 'off'})")
+    p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=TrainConfig.lr_schedule,
+                   help="the paper's constant learning rate, or halve it after --lr-patience epochs "
+                        f"without a better validation UA (plateau) (default {TrainConfig.lr_schedule})")
+    p.add_argument("--lr-patience", type=int, default=TrainConfig.lr_patience,
+                   help=f"plateau schedule: epochs without a better validation UA before halving (default {TrainConfig.lr_patience})")
     p.add_argument("--refit", action=argparse.BooleanOptionalAction, default=TrainConfig.refit,
                    help="after early stopping, train each fold again on train + validation for the "
                         f"chosen epoch count and keep that model (default {'on' if TrainConfig.refit else 'off'})")

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
-from ser_lab.choices import DEVICES, KINDS, NORMALISATIONS, PROTOCOLS
+from ser_lab.choices import DEVICES, KINDS, LR_SCHEDULES, NORMALISATIONS, PROTOCOLS
 from ser_lab.errors import ConfigError
 
 OBJECTIVES = ("center", "center_learned", "amsoftmax", "triplet", "supcon")
@@ -88,6 +88,11 @@ class TrainConfig:
     device: str = "auto"
     batch_size: int = 32
     lr: float = 3e-4
+    # "constant" (the paper's) or "plateau": the rate halved after `lr_patience` epochs without
+    # a better validation UA (trainer.epoch_lr). "constant" by measurement on the validation
+    # parts (README, Choices the paper leaves open).
+    lr_schedule: str = "constant"
+    lr_patience: int = 5
     augment: bool = True  # SpecAugment-style time and frequency masks on training batches
     # Per-bin standardisation of the spectrograms: "speaker" (statistics of each speaker's own
     # utterances; ser_lab.data.features.normalise) or "corpus" (of the fold's training part).
@@ -148,6 +153,10 @@ class TrainConfig:
             raise ConfigError(f"batch size must be >= 1, got {self.batch_size}")
         if not _number(self.lr, "learning rate") > 0:
             raise ConfigError(f"learning rate must be a finite number > 0, got {self.lr}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if _integer(self.lr_patience, "lr_patience") < 1:
+            raise ConfigError(f"lr_patience must be >= 1, got {self.lr_patience}")
         for name in ("augment", "refit", "channels_last", "demo", "precompute_maps"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")

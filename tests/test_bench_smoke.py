@@ -206,6 +206,8 @@ def test_recipe_choice_names_the_sensitivity_grids_runs_as_the_grid_does(augment
         (["--augment", "off", "--lambdas", "0", "0.3", "--alphas", "0.5"],
          "emodb_sensitivity_e100p20-noaug-speaker_part"),
         (["--normalise", "corpus"], "emodb_sensitivity_e100p20"),
+        (["--lr-schedule", "plateau", "--lambdas", "0", "0.3", "--alphas", "0.5"],
+         "emodb_sensitivity_e100p20-plateau5-speaker_part"),
         (["--quick"], "emodb_sensitivity_quick"),
     ],
 )

@@ -9,7 +9,8 @@ Read top to bottom, this is the recipe:
      Adam (lr 3e-4, batch 32) on L = L_s + lambda * L_c, updating the centers after every batch
      (or on another objective of objectives.py; `train_step` is the one step of every caller);
      after every epoch score the validation part and keep the weights of the best validation UA
-     (the test fold is never used to choose anything);
+     (the test fold is never used to choose anything); with `lr_schedule = "plateau"` the
+     learning rate is halved after `lr_patience` epochs without a better one (`epoch_lr`);
   4. optionally (`refit`) train the fold again from the same start on train + validation for
      the epoch count validation chose, and keep that last epoch instead (`refit_fold`);
   5. score the kept weights on the test fold, save model, centers and embeddings;
@@ -34,7 +35,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -319,6 +320,31 @@ class FoldState:
     best_epoch: int = 0
     best_model: dict | None = None
     best_centers: torch.Tensor | None = None
+    lr_drops: list[int] = field(default_factory=list)  # epochs after which the rate was halved
+
+
+LR_FACTOR = 0.5  # the plateau schedule's factor at each drop
+
+
+def epoch_lr(cfg: TrainConfig, lr_drops: list[int], epoch: int) -> float:
+    """The learning rate of `epoch`: cfg.lr, times LR_FACTOR for each plateau drop made after
+    an earlier epoch. A function of the drops alone, so a resumed fold and the refit pass (which
+    replays the selection pass's drops) train each epoch at the same rate."""
+    return cfg.lr * LR_FACTOR ** sum(1 for d in lr_drops if d < epoch)
+
+
+def plateau_drop(state: FoldState, cfg: TrainConfig) -> bool:
+    """The plateau schedule (ReduceLROnPlateau on validation UA, mode max): `lr_patience`
+    epochs without a better validation UA since the best epoch or the last drop."""
+    if cfg.lr_schedule != "plateau":
+        return False
+    since = max(state.best_epoch, state.lr_drops[-1] if state.lr_drops else 0)
+    return state.epoch - since >= cfg.lr_patience
+
+
+def set_lr(optimiser: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimiser.param_groups:
+        group["lr"] = lr
 
 
 def save_fold_state(path, model, objective: Objective, optimiser, state: FoldState) -> None:
@@ -332,6 +358,7 @@ def save_fold_state(path, model, objective: Objective, optimiser, state: FoldSta
             "best_epoch": state.best_epoch,
             "best_model": state.best_model,
             "best_centers": state.best_centers,
+            "lr_drops": list(state.lr_drops),
             "model": model.state_dict(),
             "objective": objective.state_dict(),
             "optimiser": optimiser.state_dict(),
@@ -372,7 +399,7 @@ def load_fold_state(path, model, objective: Objective, optimiser) -> FoldState:
         optimiser.load_state_dict(blob["optimiser"])
         return FoldState(
             blob["epoch"], blob["best_val_ua"], blob["best_epoch"], blob["best_model"],
-            blob["best_centers"],
+            blob["best_centers"], [int(d) for d in blob.get("lr_drops", [])],  # none before schedules
         )
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
         raise RunError(
@@ -413,6 +440,8 @@ def train_fold(
     for epoch in range(state.epoch + 1, cfg.epochs + 1):
         if should_stop(state, cfg):  # a resumed fold that had already stopped early
             break
+        lr = epoch_lr(cfg, state.lr_drops, epoch)
+        set_lr(optimiser, lr)
         train_z, train_pred, sums, train_time = train_epoch(
             cfg, model, objective, optimiser, data, data.train, weights, fold_k, epoch, device,
             lambda b, n, epoch=epoch: report({"fold": fold_k, "epoch": epoch, "batch": b, "n_batches": n}),
@@ -435,6 +464,7 @@ def train_fold(
             "intra_dist": intra,
             "inter_dist": inter,
             "val_intra_dist": val_intra,
+            "lr": lr,
             "train_time_s": train_time,
             "utt_per_s": len(data.train) / train_time,
             "time": time.time(),
@@ -444,6 +474,8 @@ def train_fold(
             state.best_model = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
             state.best_centers = objective.centers.detach().cpu().clone()
         state.epoch = epoch
+        if plateau_drop(state, cfg):
+            state.lr_drops.append(epoch)
         if snapshot_idx is not None and (epoch % cfg.snapshot_every == 0 or epoch == 1):
             save_snapshot(run, fold_k, epoch, model, data, snapshot_idx, centers, device)
         # Metrics line first, then the resume state: a kill in between repeats this epoch on
@@ -538,6 +570,8 @@ def refit_fold(
         model.to(device)
     fileio.keep_jsonl(log_path, lambda r: r.get("epoch", 0) <= done.epoch)  # epochs to train again
     for epoch in range(done.epoch + 1, target + 1):
+        lr = epoch_lr(cfg, state.lr_drops, epoch)  # the selection pass's rate at this epoch
+        set_lr(optimiser, lr)
         z, pred, sums, seconds = train_epoch(
             cfg, model, objective, optimiser, data, part, weights, fold_k, epoch, device,
             lambda b, n, epoch=epoch: report({"fold": fold_k, "epoch": state.epoch, "refit_epoch": epoch,
@@ -547,7 +581,7 @@ def refit_fold(
         fit = scores(data.labels[part], pred, tuple(range(n_classes)))
         fileio.append_jsonl(log_path, {
             "fold": fold_k, "epoch": epoch, **{k: v / len(part) for k, v in sums.items()},
-            "train_UA": fit["UA"], "train_WA": fit["WA"], "train_time_s": seconds, "time": time.time(),
+            "train_UA": fit["UA"], "train_WA": fit["WA"], "lr": lr, "train_time_s": seconds, "time": time.time(),
         })
         done.epoch = epoch
         save_fold_state(state_path, model, objective, optimiser, done)
@@ -568,6 +602,9 @@ def stop_reason(state: FoldState, cfg: TrainConfig) -> str:
         )
     else:
         reason = f"reached the maximum of {epoch_count(cfg.epochs)} (best validation UA at epoch {state.best_epoch})"
+    used = [d for d in state.lr_drops if d < state.epoch]  # a drop after the last epoch changed nothing
+    if used:
+        reason += f"; learning rate halved after epoch{'s' if len(used) > 1 else ''} " + ", ".join(map(str, used))
     if cfg.refit:
         reason += f"; then trained again on train + validation for {epoch_count(refit_epochs(state))}"
     return reason

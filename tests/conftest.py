@@ -29,6 +29,14 @@ def import_bench(name: str) -> ModuleType:
         sys.path.remove(str(BENCH))
 
 
+def trained_run(store: RunStore, cfg, **kw):
+    """A new run of `cfg` in `store`, trained to the end under its lock (kw: train_run's)."""
+    run = new_run(cfg, store)
+    with run.lock():
+        train_run(run, **kw)
+    return run
+
+
 @pytest.fixture(scope="session")
 def app_store(tmp_path_factory) -> AppStore:
     base = tmp_path_factory.mktemp("app")

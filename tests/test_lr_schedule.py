@@ -11,6 +11,7 @@ from ser_lab.errors import ConfigError, Interrupted
 from ser_lab.fileio import read_jsonl
 from ser_lab.learn.trainer import FoldState, epoch_lr, new_run, plateau_drop, stop_reason, train_run
 from ser_lab.runs import RunStore
+from tests.conftest import trained_run as trained
 
 
 @pytest.fixture
@@ -24,12 +25,6 @@ def tiny(**kw) -> TrainConfig:
                 n_folds=2, folds=[0], workers=1, seed=3, lam=0.3, lr_schedule="plateau", lr_patience=1)
     return TrainConfig(**{**base, **kw})
 
-
-def trained(store: RunStore, cfg: TrainConfig, **kw):
-    run = new_run(cfg, store)
-    with run.lock():
-        train_run(run, **kw)
-    return run
 
 
 def expected_rates(cfg: TrainConfig, val_ua: list[float]) -> list[float]:

@@ -13,6 +13,7 @@ from ser_lab.fileio import read_jsonl
 from ser_lab.learn.evaluate import rescore_run
 from ser_lab.learn.trainer import FoldState, epoch_count, new_run, refit_epochs, stop_reason, train_run
 from ser_lab.runs import RunStore
+from tests.conftest import trained_run as trained
 
 
 @pytest.fixture
@@ -27,12 +28,6 @@ def tiny(**kw) -> TrainConfig:
                 n_folds=2, folds=[0], workers=1, seed=3, lam=0.3)
     return TrainConfig(**{**base, **kw})
 
-
-def trained(store: RunStore, cfg: TrainConfig, **kw):
-    run = new_run(cfg, store)
-    with run.lock():
-        train_run(run, **kw)
-    return run
 
 
 def test_refit_epochs_and_stop_reason_say_what_was_trained():

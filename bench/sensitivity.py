@@ -64,6 +64,7 @@ from common import (  # noqa: E402
     cards_dir,
     ensure_card,
     ensure_classical_run,
+    recipe_config,
     recipe_tag,
     sensitivity_sweep_id,
 )
@@ -166,9 +167,7 @@ def make_spec(args: argparse.Namespace) -> SweepSpec:
 
 
 def recipe_of(args: argparse.Namespace) -> str:
-    return recipe_tag(TrainConfig(epochs=args.epochs, patience=args.patience,
-                                  augment=args.augment == "on", normalise=args.normalise,
-                                  lr_schedule=args.lr_schedule))
+    return recipe_tag(recipe_config(args))
 
 
 def results_stem(args: argparse.Namespace) -> str:

@@ -26,7 +26,6 @@ def tiny(**kw) -> TrainConfig:
     return TrainConfig(**{**base, **kw})
 
 
-
 def expected_rates(cfg: TrainConfig, val_ua: list[float]) -> list[float]:
     """The rate of each epoch from the validation UA history, written out independently of
     the trainer: halve after lr_patience epochs without a better UA since the best or the

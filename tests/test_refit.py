@@ -29,7 +29,6 @@ def tiny(**kw) -> TrainConfig:
     return TrainConfig(**{**base, **kw})
 
 
-
 def test_refit_epochs_and_stop_reason_say_what_was_trained():
     assert refit_epochs(FoldState(epoch=30, best_epoch=10)) == 10
     assert refit_epochs(FoldState(epoch=3, best_epoch=0)) == 1  # never fewer than one epoch

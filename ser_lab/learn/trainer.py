@@ -19,9 +19,8 @@ Read top to bottom, this is the recipe:
 Choices the paper leaves open: at most `epochs` with early stopping after `patience` epochs
 without a better validation UA, the paper's constant learning rate (a plateau schedule is an
 option), model selection on the validation UA of a speaker-disjoint validation part of the
-training part, inverse-frequency
-class weights, log spectrograms normalised per frequency bin and speaker, center initialisation from the
-first batch mean (see losses.py). Batches group utterances of similar length (bucketing) so
+training part, inverse-frequency class weights, log spectrograms normalised per frequency bin
+and speaker, center initialisation from the first batch mean (see losses.py). Batches group utterances of similar length (bucketing) so
 little compute is spent on padding; the model masks padding, so results do not depend on it.
 
 A run can be stopped (SIGTERM / Ctrl-C: marked interrupted) or killed (the lock is released by
